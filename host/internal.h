@@ -1,0 +1,212 @@
+/* internal.h - the context struct and the interfaces between host/ files. */
+#ifndef CLSOFTMAX_INTERNAL_H
+#define CLSOFTMAX_INTERNAL_H
+
+#include "clsoftmax.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+
+#include "cpu/cpu_softmax.h"
+
+/* ---- shapes (validate.c) ------------------------------------------------ */
+
+/*
+ * A validated descriptor seen as [outer, n, inner]: element (o, k, i) sits at
+ * (o * n + k) * inner + i, the softmax runs over k. rows = outer * inner.
+ */
+typedef struct clsoftmax__layout {
+    size_t outer;
+    size_t n;
+    size_t inner;
+    size_t rows;
+    size_t count;     /* elements */
+    size_t elem_size; /* bytes per element */
+    size_t bytes;     /* count * elem_size, checked against overflow */
+    float scale_f;    /* desc->scale rounded to float, for float32 */
+} clsoftmax__layout;
+
+/*
+ * Checks every field of desc without touching a device; fills *layout. On
+ * failure writes a sentence naming the bad field into msg.
+ */
+clsoftmax_status clsoftmax__validate_desc(const clsoftmax_desc* desc, clsoftmax__layout* layout,
+                                          char* msg, size_t msg_size);
+
+/* ---- device capabilities and strategy (plan.c) -------------------------- */
+
+typedef struct clsoftmax__device_caps {
+    cl_device_type type;
+    cl_uint compute_units;
+    size_t max_work_group_size;
+    size_t max_work_item_sizes[3]; /* per dimension of a work-group; 0: unknown */
+    cl_ulong local_mem_size;
+    cl_ulong max_mem_alloc_size;
+    cl_uint address_bits;
+    int has_fp64;
+    int host_unified_memory;
+} clsoftmax__device_caps;
+
+typedef enum clsoftmax__strategy {
+    /* inner == 1: a work-group per row, the row staged in local memory */
+    CLSOFTMAX__ROW_LOCAL = 0,
+    /* inner == 1: a work-group per row, three passes over global memory */
+    CLSOFTMAX__ROW_MULTIPASS = 1,
+    /* inner > 1: work-items on neighbouring inner elements, the axis split
+       across the group's second dimension, reductions in local memory */
+    CLSOFTMAX__STRIDED = 2
+} clsoftmax__strategy;
+
+typedef struct clsoftmax__plan {
+    clsoftmax__strategy strategy;
+    size_t local[2];    /* work-group size (dimension 1 is 1 for row kernels) */
+    size_t groups[2];   /* work-groups launched; kernels loop over the rest */
+    size_t local_bytes; /* dynamic __local bytes (row staging + reduction scratch) */
+} clsoftmax__plan;
+
+/*
+ * Chooses the kernel and its launch shape: a pure function of the layout, the
+ * element size and the device, unit-tested without a device.
+ * kernel_max_wg is the kernel's CL_KERNEL_WORK_GROUP_SIZE (0: unknown, use the
+ * device's). Returns SUCCESS or SIZE_OVERFLOW (an index the kernels cannot
+ * address).
+ */
+clsoftmax_status clsoftmax__plan_make(const clsoftmax__layout* layout,
+                                      const clsoftmax__device_caps* caps, size_t kernel_max_wg,
+                                      clsoftmax__plan* plan);
+
+/* ---- embedded kernel sources and the program cache (program.c) ---------- */
+
+typedef enum clsoftmax__kernel_id {
+    CLSOFTMAX__K_ROW_LOCAL = 0,
+    CLSOFTMAX__K_ROW_MULTIPASS = 1,
+    CLSOFTMAX__K_STRIDED = 2,
+    CLSOFTMAX__K_COUNT
+} clsoftmax__kernel_id;
+
+#define CLSOFTMAX__DTYPE_COUNT 2
+
+/* One built program per dtype, built lazily, holding every kernel. */
+typedef struct clsoftmax__program_cache {
+    cl_program program[CLSOFTMAX__DTYPE_COUNT];
+    cl_kernel kernel[CLSOFTMAX__DTYPE_COUNT][CLSOFTMAX__K_COUNT];
+    size_t kernel_wg[CLSOFTMAX__DTYPE_COUNT][CLSOFTMAX__K_COUNT];
+} clsoftmax__program_cache;
+
+/*
+ * The kernel for (id, dtype), building the dtype's program on first use.
+ * Caller holds ctx->lock. *max_wg receives CL_KERNEL_WORK_GROUP_SIZE.
+ * Returns SUCCESS, UNSUPPORTED (float64 without fp64), BUILD_FAILURE (build log
+ * in the last error), OPENCL_ERROR.
+ */
+clsoftmax_status clsoftmax__kernel_get(clsoftmax_context* ctx, clsoftmax__kernel_id id,
+                                       clsoftmax_dtype dtype, cl_kernel* kernel, size_t* max_wg);
+/* Releases every program and kernel in the cache. */
+void clsoftmax__program_cache_clear(clsoftmax__program_cache* cache);
+
+/* ---- launches (launch.c) ------------------------------------------------ */
+
+/*
+ * Enqueues the softmax on queue. Arguments are already validated (layout from
+ * clsoftmax__validate_desc, buffers large enough). Caller holds ctx->lock.
+ * Returns SUCCESS, UNSUPPORTED, SIZE_OVERFLOW, BUILD_FAILURE, OPENCL_ERROR.
+ */
+clsoftmax_status clsoftmax__launch(clsoftmax_context* ctx, const clsoftmax_desc* desc,
+                                   const clsoftmax__layout* layout, cl_mem in, size_t in_offset,
+                                   cl_mem out, size_t out_offset, cl_command_queue queue,
+                                   cl_uint num_wait, const cl_event* wait_list, cl_event* event);
+
+/* ---- the context (context.c) -------------------------------------------- */
+
+#define CLSOFTMAX__NAME_MAX 256
+#define CLSOFTMAX__ERROR_MAX 8192
+
+struct clsoftmax_context {
+    clsoftmax_backend backend;
+    char device_name[CLSOFTMAX__NAME_MAX];
+    char fallback_reason[1024];
+
+    char last_error[CLSOFTMAX__ERROR_MAX];
+    cl_int last_cl_error;
+
+    unsigned cpu_threads;
+
+    cl_context cl_ctx;
+    cl_device_id device;
+    cl_command_queue queue;
+    int device_retained; /* borrowed contexts retain the caller's device */
+    clsoftmax__device_caps caps;
+    clsoftmax__program_cache cache;
+
+    /* serialises kernel-argument setting, enqueues and the last error */
+    pthread_mutex_t lock;
+};
+
+/* ---- device enumeration and selection (devices.c) ----------------------- */
+
+/* Reads the capabilities clsoftmax__plan_make needs. */
+cl_int clsoftmax__device_caps_query(cl_device_id device, clsoftmax__device_caps* caps);
+
+/*
+ * Picks a device. selector NULL or "": the first GPU, else the first device of
+ * any type. Otherwise a decimal index into the enumeration order, or a
+ * case-insensitive substring of "platform / device". Writes "platform / device"
+ * into name. Returns SUCCESS, NO_DEVICE (msg says why), OPENCL_ERROR (*cl_err
+ * set), OUT_OF_MEMORY.
+ */
+clsoftmax_status clsoftmax__device_select(const char* selector, cl_platform_id* platform,
+                                          cl_device_id* device, char* name, size_t name_size,
+                                          cl_int* cl_err, char* msg, size_t msg_size);
+
+/* ---- errors (status.c) -------------------------------------------------- */
+
+/* The OpenCL error code's name, e.g. "CL_OUT_OF_RESOURCES"; never NULL. */
+const char* clsoftmax__cl_error_name(cl_int err);
+
+void clsoftmax__error_clear(clsoftmax_context* ctx);
+/* Records "message" as the context's last error and returns status. */
+clsoftmax_status clsoftmax__error(clsoftmax_context* ctx, clsoftmax_status status, const char* fmt,
+                                  ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+/*
+ * Records "call failed with NAME (code): message" and err as the last
+ * cl_int; returns status.
+ */
+clsoftmax_status clsoftmax__error_cl(clsoftmax_context* ctx, clsoftmax_status status,
+                                     const char* call, cl_int err, const char* fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 5, 6)))
+#endif
+    ;
+/* Appends text to the last error (used for the build log). */
+void clsoftmax__error_append(clsoftmax_context* ctx, const char* text);
+
+/* Maps an OpenCL error to our status: allocation failures to OUT_OF_MEMORY etc. */
+clsoftmax_status clsoftmax__status_from_cl(cl_int err);
+
+/*
+ * CHECK_CL(ctx, call, label): runs an OpenCL call returning cl_int; on failure
+ * records the call's text and the error name, sets `status`, jumps to label.
+ * The enclosing function declares `clsoftmax_status status`.
+ */
+#define CHECK_CL(ctx, call, label)                                                                 \
+    do {                                                                                           \
+        cl_int check_cl_err_ = (call);                                                             \
+        if (check_cl_err_ != CL_SUCCESS) {                                                         \
+            status = clsoftmax__error_cl((ctx), clsoftmax__status_from_cl(check_cl_err_), #call,   \
+                                         check_cl_err_, "in %s", __func__);                        \
+            goto label;                                                                            \
+        }                                                                                          \
+    } while (0)
+
+/* RETURN_ERROR_IF(ctx, cond, status, fmt, ...): zstd's idiom for validation. */
+#define RETURN_ERROR_IF(ctx, cond, st, ...)                                                        \
+    do {                                                                                           \
+        if (cond)                                                                                  \
+            return clsoftmax__error((ctx), (st), __VA_ARGS__);                                     \
+    } while (0)
+
+#endif /* CLSOFTMAX_INTERNAL_H */

@@ -1,0 +1,218 @@
+/* softmax.c - the public entry points: validate everything, then run on the context's backend. */
+#include "internal.h"
+
+#include <stdint.h>
+#include <stdio.h>
+
+/* [a, a + a_len) and [b, b + b_len) share at least one byte. */
+static int ranges_overlap(uintptr_t a, size_t a_len, uintptr_t b, size_t b_len)
+{
+    return a < b + b_len && b < a + a_len;
+}
+
+/* Records a validation failure under the lock (other threads may share ctx). */
+static clsoftmax_status fail(clsoftmax_context* ctx, clsoftmax_status status, const char* msg)
+{
+    pthread_mutex_lock(&ctx->lock);
+    clsoftmax__error(ctx, status, "%s", msg);
+    pthread_mutex_unlock(&ctx->lock);
+    return status;
+}
+
+static void succeed(clsoftmax_context* ctx)
+{
+    pthread_mutex_lock(&ctx->lock);
+    clsoftmax__error_clear(ctx);
+    pthread_mutex_unlock(&ctx->lock);
+}
+
+/* Checks that apply to both entry points; msg receives the reason. */
+static clsoftmax_status validate_common(const clsoftmax_context* ctx, const clsoftmax_desc* desc,
+                                        clsoftmax__layout* layout, char* msg, size_t msg_size)
+{
+    clsoftmax_status status = clsoftmax__validate_desc(desc, layout, msg, msg_size);
+    if (status != CLSOFTMAX_SUCCESS)
+        return status;
+    if (ctx->backend == CLSOFTMAX_BACKEND_OPENCL && desc->dtype == CLSOFTMAX_FLOAT64 &&
+        !ctx->caps.has_fp64) {
+        snprintf(msg, msg_size, "float64 needs cl_khr_fp64, which %.180s does not support",
+                 ctx->device_name);
+        return CLSOFTMAX_UNSUPPORTED;
+    }
+    return CLSOFTMAX_SUCCESS;
+}
+
+/* Host memory through the OpenCL device: one buffer, computed in place, read back last so
+   that `out` is written only once everything else has succeeded. Caller holds ctx->lock. */
+static clsoftmax_status run_host_on_device(clsoftmax_context* ctx, const clsoftmax_desc* desc,
+                                           const clsoftmax__layout* layout, const void* in,
+                                           void* out)
+{
+    clsoftmax_status status = CLSOFTMAX_SUCCESS;
+    cl_mem buf = NULL;
+    cl_int err = CL_SUCCESS;
+
+    if (layout->bytes > ctx->caps.max_mem_alloc_size)
+        return clsoftmax__error(ctx, CLSOFTMAX_UNSUPPORTED,
+                                "the tensor's %zu bytes exceed %s's CL_DEVICE_MAX_MEM_ALLOC_SIZE "
+                                "(%llu bytes)",
+                                layout->bytes, ctx->device_name,
+                                (unsigned long long)ctx->caps.max_mem_alloc_size);
+
+    buf = clCreateBuffer(ctx->cl_ctx, CL_MEM_READ_WRITE, layout->bytes, NULL, &err);
+    if (err != CL_SUCCESS) {
+        status = clsoftmax__error_cl(ctx, clsoftmax__status_from_cl(err), "clCreateBuffer", err,
+                                     "%zu bytes on %s", layout->bytes, ctx->device_name);
+        goto cleanup;
+    }
+    CHECK_CL(ctx,
+             clEnqueueWriteBuffer(ctx->queue, buf, CL_FALSE, 0, layout->bytes, in, 0, NULL, NULL),
+             cleanup);
+    status = clsoftmax__launch(ctx, desc, layout, buf, 0, buf, 0, ctx->queue, 0, NULL, NULL);
+    if (status != CLSOFTMAX_SUCCESS)
+        goto cleanup;
+    /* Finish before reading so that a failed kernel never reaches `out`. */
+    CHECK_CL(ctx, clFinish(ctx->queue), cleanup);
+    CHECK_CL(ctx,
+             clEnqueueReadBuffer(ctx->queue, buf, CL_TRUE, 0, layout->bytes, out, 0, NULL, NULL),
+             cleanup);
+cleanup:
+    if (buf != NULL)
+        clReleaseMemObject(buf);
+    if (status != CLSOFTMAX_SUCCESS)
+        clFinish(ctx->queue); /* nothing may still read `in` once we return */
+    return status;
+}
+
+clsoftmax_status clsoftmax_softmax_host(clsoftmax_context* ctx, const clsoftmax_desc* desc,
+                                        const void* in, void* out)
+{
+    if (ctx == NULL)
+        return CLSOFTMAX_INVALID_ARGUMENT;
+    char msg[256];
+    clsoftmax__layout layout;
+    clsoftmax_status status = validate_common(ctx, desc, &layout, msg, sizeof msg);
+    if (status != CLSOFTMAX_SUCCESS)
+        return fail(ctx, status, msg);
+    if (in == NULL || out == NULL)
+        return fail(ctx, CLSOFTMAX_INVALID_ARGUMENT, in == NULL ? "in is NULL" : "out is NULL");
+    if (in != out && ranges_overlap((uintptr_t)in, layout.bytes, (uintptr_t)out, layout.bytes))
+        return fail(ctx, CLSOFTMAX_OVERLAP, "in and out overlap without being the same pointer");
+
+    if (ctx->backend == CLSOFTMAX_BACKEND_CPU) {
+        clsoftmax__cpu_job job = {
+            .outer = layout.outer,
+            .n = layout.n,
+            .inner = layout.inner,
+            .is_double = desc->dtype == CLSOFTMAX_FLOAT64,
+            .log = desc->op == CLSOFTMAX_OP_LOG_SOFTMAX,
+            .scale = desc->scale,
+            .in = in,
+            .out = out,
+        };
+        clsoftmax__cpu_softmax(&job, ctx->cpu_threads);
+        succeed(ctx);
+        return CLSOFTMAX_SUCCESS;
+    }
+
+    pthread_mutex_lock(&ctx->lock);
+    clsoftmax__error_clear(ctx);
+    status = run_host_on_device(ctx, desc, &layout, in, out);
+    pthread_mutex_unlock(&ctx->lock);
+    return status;
+}
+
+/* A buffer's CL_MEM_SIZE and context; an invalid buffer is the caller's error. */
+static clsoftmax_status check_buffer(clsoftmax_context* ctx, cl_mem buf, const char* name,
+                                     size_t offset, const clsoftmax__layout* layout)
+{
+    size_t size = 0;
+    cl_context owner = NULL;
+    cl_int err = clGetMemObjectInfo(buf, CL_MEM_SIZE, sizeof size, &size, NULL);
+    if (err == CL_SUCCESS)
+        err = clGetMemObjectInfo(buf, CL_MEM_CONTEXT, sizeof owner, &owner, NULL);
+    if (err != CL_SUCCESS)
+        return clsoftmax__error_cl(ctx, CLSOFTMAX_INVALID_ARGUMENT, "clGetMemObjectInfo", err,
+                                   "%s is not a valid buffer", name);
+    if (owner != ctx->cl_ctx)
+        return clsoftmax__error(ctx, CLSOFTMAX_INVALID_CONTEXT, "%s belongs to another cl_context",
+                                name);
+    /* offset + count elements, each step checked: offsets come from the caller. */
+    if (offset > SIZE_MAX - layout->count || offset + layout->count > SIZE_MAX / layout->elem_size)
+        return clsoftmax__error(ctx, CLSOFTMAX_SIZE_OVERFLOW,
+                                "%s_offset %zu + %zu elements overflows size_t in bytes", name,
+                                offset, layout->count);
+    size_t need = (offset + layout->count) * layout->elem_size;
+    if (need > size)
+        return clsoftmax__error(ctx, CLSOFTMAX_BUFFER_TOO_SMALL,
+                                "%s holds %zu bytes; offset %zu + %zu elements need %zu", name,
+                                size, offset, layout->count, need);
+    return CLSOFTMAX_SUCCESS;
+}
+
+static clsoftmax_status check_queue(clsoftmax_context* ctx, cl_command_queue queue)
+{
+    cl_context queue_ctx = NULL;
+    cl_device_id queue_dev = NULL;
+    cl_int err = clGetCommandQueueInfo(queue, CL_QUEUE_CONTEXT, sizeof queue_ctx, &queue_ctx, NULL);
+    if (err == CL_SUCCESS)
+        err = clGetCommandQueueInfo(queue, CL_QUEUE_DEVICE, sizeof queue_dev, &queue_dev, NULL);
+    if (err != CL_SUCCESS)
+        return clsoftmax__error_cl(ctx, CLSOFTMAX_INVALID_QUEUE, "clGetCommandQueueInfo", err,
+                                   "queue is not a valid command queue");
+    if (queue_ctx != ctx->cl_ctx || queue_dev != ctx->device)
+        return clsoftmax__error(ctx, CLSOFTMAX_INVALID_QUEUE,
+                                "queue belongs to another cl_context or device than the "
+                                "context's (%s)",
+                                ctx->device_name);
+    return CLSOFTMAX_SUCCESS;
+}
+
+clsoftmax_status clsoftmax_softmax_buffer(clsoftmax_context* ctx, const clsoftmax_desc* desc,
+                                          cl_mem in, size_t in_offset, cl_mem out,
+                                          size_t out_offset, cl_command_queue queue,
+                                          cl_uint num_wait, const cl_event* wait_list,
+                                          cl_event* event)
+{
+    if (ctx == NULL)
+        return CLSOFTMAX_INVALID_ARGUMENT;
+    if (ctx->backend != CLSOFTMAX_BACKEND_OPENCL)
+        return fail(ctx, CLSOFTMAX_UNSUPPORTED,
+                    "the device-buffer entry point needs an OpenCL context; this one is the "
+                    "CPU fallback");
+    char msg[256];
+    clsoftmax__layout layout;
+    clsoftmax_status status = validate_common(ctx, desc, &layout, msg, sizeof msg);
+    if (status != CLSOFTMAX_SUCCESS)
+        return fail(ctx, status, msg);
+    if (in == NULL || out == NULL)
+        return fail(ctx, CLSOFTMAX_INVALID_ARGUMENT, in == NULL ? "in is NULL" : "out is NULL");
+    if ((num_wait == 0) != (wait_list == NULL))
+        return fail(ctx, CLSOFTMAX_INVALID_ARGUMENT,
+                    "wait_list must be NULL exactly when num_wait is 0");
+    for (cl_uint i = 0; i < num_wait; ++i)
+        if (wait_list[i] == NULL)
+            return fail(ctx, CLSOFTMAX_INVALID_ARGUMENT, "wait_list holds a NULL event");
+
+    pthread_mutex_lock(&ctx->lock);
+    clsoftmax__error_clear(ctx);
+    if (queue == NULL)
+        queue = ctx->queue;
+    else
+        status = check_queue(ctx, queue);
+    if (status == CLSOFTMAX_SUCCESS)
+        status = check_buffer(ctx, in, "in", in_offset, &layout);
+    if (status == CLSOFTMAX_SUCCESS)
+        status = check_buffer(ctx, out, "out", out_offset, &layout);
+    if (status == CLSOFTMAX_SUCCESS && in == out && in_offset != out_offset &&
+        ranges_overlap(in_offset, layout.count, out_offset, layout.count))
+        status = clsoftmax__error(ctx, CLSOFTMAX_OVERLAP,
+                                  "in and out are one buffer with overlapping ranges "
+                                  "(offsets %zu and %zu, %zu elements)",
+                                  in_offset, out_offset, layout.count);
+    if (status == CLSOFTMAX_SUCCESS)
+        status = clsoftmax__launch(ctx, desc, &layout, in, in_offset, out, out_offset, queue,
+                                   num_wait, wait_list, event);
+    pthread_mutex_unlock(&ctx->lock);
+    return status;
+}

@@ -1,0 +1,115 @@
+/* validate.c - descriptor checks, run before anything is enqueued or written; no device needed. */
+#include "internal.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+void clsoftmax_desc_init(clsoftmax_desc* desc, clsoftmax_dtype dtype, size_t ndim,
+                         const size_t* dims, int axis)
+{
+    if (desc == NULL)
+        return;
+    memset(desc, 0, sizeof *desc);
+    desc->struct_size = sizeof *desc;
+    desc->dtype = dtype;
+    desc->ndim = ndim;
+    if (dims != NULL) {
+        size_t copy = ndim < CLSOFTMAX_MAX_DIMS ? ndim : CLSOFTMAX_MAX_DIMS;
+        memcpy(desc->dims, dims, copy * sizeof *dims);
+    }
+    desc->axis = axis;
+    desc->scale = 1.0;
+    desc->op = CLSOFTMAX_OP_SOFTMAX;
+}
+
+#define FAIL(st, ...)                                                                              \
+    do {                                                                                           \
+        if (msg != NULL && msg_size > 0)                                                           \
+            snprintf(msg, msg_size, __VA_ARGS__);                                                  \
+        return (st);                                                                               \
+    } while (0)
+
+clsoftmax_status clsoftmax__validate_desc(const clsoftmax_desc* desc, clsoftmax__layout* layout,
+                                          char* msg, size_t msg_size)
+{
+    if (desc == NULL)
+        FAIL(CLSOFTMAX_INVALID_ARGUMENT, "desc is NULL");
+    /* Only one version of the struct exists so far; a size we do not know
+       means an uninitialised struct or a header/library mismatch. */
+    if (desc->struct_size != sizeof(clsoftmax_desc))
+        FAIL(CLSOFTMAX_INVALID_ARGUMENT,
+             "desc->struct_size is %zu, expected %zu: initialise it with clsoftmax_desc_init()",
+             desc->struct_size, sizeof(clsoftmax_desc));
+
+    size_t elem_size;
+    switch (desc->dtype) {
+    case CLSOFTMAX_FLOAT32:
+        elem_size = sizeof(float);
+        break;
+    case CLSOFTMAX_FLOAT64:
+        elem_size = sizeof(double);
+        break;
+    default:
+        FAIL(CLSOFTMAX_INVALID_DTYPE, "desc->dtype %d is not a clsoftmax_dtype", (int)desc->dtype);
+    }
+    if (desc->op != CLSOFTMAX_OP_SOFTMAX && desc->op != CLSOFTMAX_OP_LOG_SOFTMAX)
+        FAIL(CLSOFTMAX_INVALID_ARGUMENT, "desc->op %d is not a clsoftmax_op", (int)desc->op);
+
+    if (desc->ndim == 0 || desc->ndim > CLSOFTMAX_MAX_DIMS)
+        FAIL(CLSOFTMAX_INVALID_SHAPE, "desc->ndim is %zu; it must be 1 to %d", desc->ndim,
+             CLSOFTMAX_MAX_DIMS);
+    int ndim = (int)desc->ndim;
+    if (desc->axis < -ndim || desc->axis >= ndim)
+        FAIL(CLSOFTMAX_INVALID_AXIS, "desc->axis %d is out of range for %d dimensions (%d to %d)",
+             desc->axis, ndim, -ndim, ndim - 1);
+    int axis = desc->axis < 0 ? desc->axis + ndim : desc->axis;
+
+    size_t count = 1;
+    for (int d = 0; d < ndim; ++d) {
+        /* TensorFlow rejects empty softmax inputs too; an empty row has no max. */
+        if (desc->dims[d] == 0)
+            FAIL(CLSOFTMAX_INVALID_SHAPE, "desc->dims[%d] is 0: empty tensors are not accepted", d);
+        if (count > SIZE_MAX / desc->dims[d])
+            FAIL(CLSOFTMAX_SIZE_OVERFLOW, "the element count overflows size_t at desc->dims[%d]",
+                 d);
+        count *= desc->dims[d];
+    }
+    if (count > SIZE_MAX / elem_size)
+        FAIL(CLSOFTMAX_SIZE_OVERFLOW, "the byte count of %zu elements overflows size_t", count);
+
+    if (!isfinite(desc->scale))
+        FAIL(CLSOFTMAX_INVALID_SCALE, "desc->scale is %g; it must be finite", desc->scale);
+    float scale_f = (float)desc->scale;
+    if (desc->dtype == CLSOFTMAX_FLOAT32 && !isfinite(scale_f))
+        FAIL(CLSOFTMAX_INVALID_SCALE, "desc->scale %g overflows float32", desc->scale);
+
+    if (layout != NULL) {
+        size_t outer = 1, inner = 1;
+        for (int d = 0; d < axis; ++d)
+            outer *= desc->dims[d];
+        for (int d = axis + 1; d < ndim; ++d)
+            inner *= desc->dims[d];
+        layout->outer = outer;
+        layout->n = desc->dims[axis];
+        layout->inner = inner;
+        layout->rows = outer * inner;
+        layout->count = count;
+        layout->elem_size = elem_size;
+        layout->bytes = count * elem_size;
+        layout->scale_f = scale_f;
+    }
+    if (msg != NULL && msg_size > 0)
+        msg[0] = '\0';
+    return CLSOFTMAX_SUCCESS;
+}
+
+clsoftmax_status clsoftmax_desc_validate(const clsoftmax_desc* desc, size_t* element_count)
+{
+    clsoftmax__layout layout;
+    clsoftmax_status status = clsoftmax__validate_desc(desc, &layout, NULL, 0);
+    if (status == CLSOFTMAX_SUCCESS && element_count != NULL)
+        *element_count = layout.count;
+    return status;
+}

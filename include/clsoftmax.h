@@ -1,0 +1,295 @@
+/*
+ * clsoftmax.h - softmax and log-softmax on any OpenCL device, with a CPU fallback.
+ *
+ * One context holds a backend (OpenCL or CPU), its device, queue and compiled
+ * programs, and the text of the last error. Every fallible function returns a
+ * clsoftmax_status; out-parameters come last; the library prints nothing.
+ *
+ * Units: extents, offsets and counts are in elements, never bytes.
+ */
+#ifndef CLSOFTMAX_H
+#define CLSOFTMAX_H
+
+#include <stddef.h>
+
+#ifndef CL_TARGET_OPENCL_VERSION
+#define CL_TARGET_OPENCL_VERSION 120
+#endif
+#include <CL/cl.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- version ------------------------------------------------------------ */
+
+#define CLSOFTMAX_VERSION_MAJOR 0
+#define CLSOFTMAX_VERSION_MINOR 1
+#define CLSOFTMAX_VERSION_PATCH 0
+#define CLSOFTMAX_VERSION_NUMBER                                                                   \
+    (CLSOFTMAX_VERSION_MAJOR * 10000 + CLSOFTMAX_VERSION_MINOR * 100 + CLSOFTMAX_VERSION_PATCH)
+
+/* ---- export ------------------------------------------------------------- */
+
+#if defined(CLSOFTMAX_STATIC_DEFINE)
+#define CLSOFTMAX_API
+#elif defined(_WIN32)
+#if defined(CLSOFTMAX_BUILDING)
+#define CLSOFTMAX_API __declspec(dllexport)
+#else
+#define CLSOFTMAX_API __declspec(dllimport)
+#endif
+#else
+#define CLSOFTMAX_API __attribute__((visibility("default")))
+#endif
+
+/* The runtime library's version, e.g. "0.1.0"; may differ from the header's. */
+CLSOFTMAX_API unsigned clsoftmax_version_number(void);
+CLSOFTMAX_API const char* clsoftmax_version_string(void);
+
+/* ---- status ------------------------------------------------------------- */
+
+/*
+ * X(name, value, message). Values are fixed forever; new ones are appended.
+ * One table generates the enum, clsoftmax_status_name() and
+ * clsoftmax_status_string().
+ */
+#define CLSOFTMAX_STATUS_MAP(X)                                                                    \
+    X(SUCCESS, 0, "success")                                                                       \
+    X(INVALID_ARGUMENT, 1, "invalid argument (a NULL pointer or a malformed struct)")              \
+    X(INVALID_SHAPE, 2, "invalid shape (0 or more than 8 dimensions, or a zero extent)")           \
+    X(INVALID_AXIS, 3, "axis out of range for the tensor's rank")                                  \
+    X(INVALID_DTYPE, 4, "unknown data type")                                                       \
+    X(INVALID_SCALE, 5, "scale is not a finite number")                                            \
+    X(SIZE_OVERFLOW, 6, "element or byte count overflows size_t or the device's index range")      \
+    X(BUFFER_TOO_SMALL, 7, "a buffer is smaller than offset + element count")                      \
+    X(INVALID_CONTEXT, 8, "invalid context, OpenCL context or device")                             \
+    X(INVALID_QUEUE, 9, "invalid command queue, or a queue of another context or device")          \
+    X(UNSUPPORTED, 10, "not supported by this backend or device")                                  \
+    X(NO_DEVICE, 11, "no OpenCL device matches the selection")                                     \
+    X(OPENCL_ERROR, 12, "an OpenCL call failed")                                                   \
+    X(BUILD_FAILURE, 13, "an OpenCL program failed to build")                                      \
+    X(OUT_OF_MEMORY, 14, "out of host memory")                                                     \
+    X(OVERLAP, 15, "input and output overlap without being identical")
+
+typedef enum clsoftmax_status {
+#define CLSOFTMAX_X_ENUM(name, value, message) CLSOFTMAX_##name = (value),
+    CLSOFTMAX_STATUS_MAP(CLSOFTMAX_X_ENUM)
+#undef CLSOFTMAX_X_ENUM
+} clsoftmax_status;
+
+/* A fixed English sentence for the status; never NULL (unknown values too). */
+CLSOFTMAX_API const char* clsoftmax_status_string(clsoftmax_status status);
+/* The enumerator's name without prefix, e.g. "INVALID_AXIS"; never NULL. */
+CLSOFTMAX_API const char* clsoftmax_status_name(clsoftmax_status status);
+
+/* ---- context ------------------------------------------------------------ */
+
+typedef struct clsoftmax_context clsoftmax_context;
+
+typedef enum clsoftmax_backend {
+    CLSOFTMAX_BACKEND_AUTO = 0,   /* a GPU, else any OpenCL device, else the CPU fallback */
+    CLSOFTMAX_BACKEND_OPENCL = 1, /* an OpenCL device or an error */
+    CLSOFTMAX_BACKEND_CPU = 2     /* the CPU fallback (no OpenCL at all) */
+} clsoftmax_backend;
+
+/*
+ * Options for clsoftmax_context_create(). Initialise with clsoftmax_config_init(),
+ * which sets struct_size: later versions append fields and tell the versions
+ * apart by struct_size, so the ABI holds. A struct_size this library does not
+ * know is INVALID_ARGUMENT.
+ */
+typedef struct clsoftmax_config {
+    size_t struct_size;
+    clsoftmax_backend backend; /* default AUTO */
+    /*
+     * Device selection for the OpenCL backend (and for AUTO's OpenCL step).
+     * device_selector: NULL for automatic choice, a decimal index into the list
+     * that `clsoftmax devices` prints (all platforms' devices in order), or a
+     * case-insensitive substring of "platform name / device name".
+     */
+    const char* device_selector;
+    /* Worker threads of the CPU backend; 0 means the number of online cores. */
+    unsigned cpu_threads;
+    /*
+     * Non-zero: CLSOFTMAX_BACKEND and CLSOFTMAX_DEVICE override backend and
+     * device_selector when set. Default 1.
+     */
+    int use_environment;
+} clsoftmax_config;
+
+CLSOFTMAX_API void clsoftmax_config_init(clsoftmax_config* config);
+
+/*
+ * Creates a context. config NULL means clsoftmax_config_init() defaults: the
+ * environment chooses, else AUTO. On failure *context is set to NULL and
+ * clsoftmax_last_create_error() tells why. The context owns what it creates.
+ * Returns SUCCESS, INVALID_ARGUMENT, NO_DEVICE, OPENCL_ERROR, OUT_OF_MEMORY.
+ */
+CLSOFTMAX_API clsoftmax_status clsoftmax_context_create(const clsoftmax_config* config,
+                                                        clsoftmax_context** context);
+
+/*
+ * Creates an OpenCL context on the caller's objects, for embedding in a
+ * pipeline: cl_ctx and device are retained (released by clsoftmax_context_free),
+ * never owned. queue may be NULL (the library creates an in-order queue on
+ * cl_ctx and device) or a queue on that context and device, also retained.
+ * Returns SUCCESS, INVALID_ARGUMENT, INVALID_CONTEXT, INVALID_QUEUE,
+ * OPENCL_ERROR, OUT_OF_MEMORY.
+ */
+CLSOFTMAX_API clsoftmax_status clsoftmax_context_create_borrowed(cl_context cl_ctx,
+                                                                 cl_device_id device,
+                                                                 cl_command_queue queue,
+                                                                 clsoftmax_context** context);
+
+/* Releases everything the context holds; waits for its own queue. NULL is a no-op. */
+CLSOFTMAX_API void clsoftmax_context_free(clsoftmax_context* context);
+
+/*
+ * Why the last clsoftmax_context_create* on this thread failed; "" if it did
+ * not. Valid until the next create call on the same thread.
+ */
+CLSOFTMAX_API const char* clsoftmax_last_create_error(void);
+
+/* OPENCL or CPU (never AUTO once created). */
+CLSOFTMAX_API clsoftmax_backend clsoftmax_context_backend(const clsoftmax_context* context);
+/* "platform / device" for OpenCL, "CPU fallback (N threads)" for the CPU. */
+CLSOFTMAX_API const char* clsoftmax_context_device_name(const clsoftmax_context* context);
+/* Why AUTO settled on the CPU fallback (e.g. no OpenCL platform); "" if it did not. */
+CLSOFTMAX_API const char* clsoftmax_context_fallback_reason(const clsoftmax_context* context);
+/* Non-zero where the OpenCL device computes float64 (cl_khr_fp64); the CPU does. */
+CLSOFTMAX_API int clsoftmax_context_supports_float64(const clsoftmax_context* context);
+
+/*
+ * The OpenCL objects in use, for allocating buffers on the right context. NULL
+ * for the CPU backend. Owned by the context: do not release.
+ */
+CLSOFTMAX_API cl_context clsoftmax_context_cl_context(const clsoftmax_context* context);
+CLSOFTMAX_API cl_device_id clsoftmax_context_cl_device(const clsoftmax_context* context);
+CLSOFTMAX_API cl_command_queue clsoftmax_context_cl_queue(const clsoftmax_context* context);
+
+/*
+ * The last failed call on this context: a message naming the failing OpenCL
+ * call and its error name, with the build options and the head of the build
+ * log for build failures. "" after a success. Never NULL.
+ */
+CLSOFTMAX_API const char* clsoftmax_context_last_error(const clsoftmax_context* context);
+/* The raw cl_int of the last failing OpenCL call (CL_SUCCESS if none failed). */
+CLSOFTMAX_API cl_int clsoftmax_context_last_cl_error(const clsoftmax_context* context);
+
+/* ---- the operation ------------------------------------------------------ */
+
+#define CLSOFTMAX_MAX_DIMS 8
+
+typedef enum clsoftmax_dtype { CLSOFTMAX_FLOAT32 = 0, CLSOFTMAX_FLOAT64 = 1 } clsoftmax_dtype;
+
+typedef enum clsoftmax_op {
+    CLSOFTMAX_OP_SOFTMAX = 0,    /* y = exp(s*x - max) / sum(exp(s*x - max)) */
+    CLSOFTMAX_OP_LOG_SOFTMAX = 1 /* y = s*x - max - log(sum(exp(s*x - max))) */
+} clsoftmax_op;
+
+/*
+ * A dense C-order tensor of ndim extents and the softmax to take over one axis.
+ * Initialise with clsoftmax_desc_init() (it sets struct_size; see
+ * clsoftmax_config). axis: -ndim..ndim-1, negative counts from the end.
+ * scale: multiplies the input before the softmax (softmax(scale * x)); any
+ * finite value (for float32: finite once rounded to float), 1 by default.
+ * Special values follow from t = scale * x, as in PyTorch and TensorFlow: a
+ * row whose t holds NaN or +inf, or is all -inf, is NaN throughout; -inf
+ * beside finite values gives 0 (log-softmax: -inf).
+ */
+typedef struct clsoftmax_desc {
+    size_t struct_size;
+    clsoftmax_dtype dtype;
+    size_t ndim;
+    size_t dims[CLSOFTMAX_MAX_DIMS];
+    int axis;
+    double scale;
+    clsoftmax_op op;
+} clsoftmax_desc;
+
+/*
+ * Fills desc: dtype, ndim and dims (copied, up to CLSOFTMAX_MAX_DIMS), axis,
+ * scale 1, op SOFTMAX. Checks nothing (the operations validate); dims may be
+ * NULL when ndim is 0.
+ */
+CLSOFTMAX_API void clsoftmax_desc_init(clsoftmax_desc* desc, clsoftmax_dtype dtype, size_t ndim,
+                                       const size_t* dims, int axis);
+
+/*
+ * Checks desc without a context or device: the statuses the operations would
+ * return for it. element_count (may be NULL) receives the element count.
+ */
+CLSOFTMAX_API clsoftmax_status clsoftmax_desc_validate(const clsoftmax_desc* desc,
+                                                       size_t* element_count);
+
+/*
+ * Host memory, blocking, on either backend: out = softmax(in) as desc says.
+ * in == out (in place) is allowed; other overlap is OVERLAP. On any error out
+ * is left untouched. Thread safety: a context may be used from several
+ * threads; calls are serialised on its queue.
+ * Returns SUCCESS, INVALID_ARGUMENT, INVALID_SHAPE, INVALID_AXIS,
+ * INVALID_DTYPE, INVALID_SCALE, SIZE_OVERFLOW, OVERLAP, UNSUPPORTED (float64
+ * without cl_khr_fp64), OPENCL_ERROR, BUILD_FAILURE, OUT_OF_MEMORY.
+ */
+CLSOFTMAX_API clsoftmax_status clsoftmax_softmax_host(clsoftmax_context* context,
+                                                      const clsoftmax_desc* desc, const void* in,
+                                                      void* out);
+
+/*
+ * Device buffers, asynchronous, OpenCL backend only: enqueues the operation on
+ * queue (NULL: the context's queue), which must belong to the context's
+ * cl_context and device. in_offset and out_offset are in elements. The same
+ * buffer and offset for in and out computes in place; other overlap within one
+ * buffer is OVERLAP. The command waits for wait_list (num_wait events); if
+ * event is not NULL it receives an event that completes with the operation,
+ * which the caller releases. Buffer sizes are checked with clGetMemObjectInfo
+ * before anything is enqueued. On error nothing is enqueued and *event is
+ * untouched.
+ * Returns SUCCESS, INVALID_ARGUMENT, INVALID_SHAPE, INVALID_AXIS,
+ * INVALID_DTYPE, INVALID_SCALE, SIZE_OVERFLOW (offset + extent overflows),
+ * BUFFER_TOO_SMALL, OVERLAP, INVALID_QUEUE, INVALID_CONTEXT (a buffer of
+ * another cl_context), UNSUPPORTED (CPU backend; float64 without
+ * cl_khr_fp64), OPENCL_ERROR, BUILD_FAILURE, OUT_OF_MEMORY. NULL context is
+ * INVALID_ARGUMENT with no message (there is nowhere to keep one).
+ */
+CLSOFTMAX_API clsoftmax_status clsoftmax_softmax_buffer(clsoftmax_context* context,
+                                                        const clsoftmax_desc* desc, cl_mem in,
+                                                        size_t in_offset, cl_mem out,
+                                                        size_t out_offset, cl_command_queue queue,
+                                                        cl_uint num_wait, const cl_event* wait_list,
+                                                        cl_event* event);
+
+/* ---- devices ------------------------------------------------------------ */
+
+/*
+ * Enumerates OpenCL devices in the order device_selector indices use.
+ * Calls visit once per device; stops early when visit returns non-zero.
+ * Returns SUCCESS (also when there is no platform: visit is never called),
+ * INVALID_ARGUMENT, OPENCL_ERROR.
+ */
+typedef struct clsoftmax_device_info {
+    size_t index;
+    cl_platform_id platform;
+    cl_device_id device;
+    const char* platform_name;
+    const char* device_name;
+    cl_device_type type;
+    cl_uint compute_units;
+    cl_ulong global_mem_size;
+    cl_ulong local_mem_size;
+    size_t max_work_group_size;
+    int has_fp64;
+    int host_unified_memory;
+    const char* opencl_c_version;
+    const char* driver_version;
+} clsoftmax_device_info;
+
+CLSOFTMAX_API clsoftmax_status clsoftmax_devices_enumerate(
+    int (*visit)(const clsoftmax_device_info* info, void* user), void* user);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CLSOFTMAX_H */

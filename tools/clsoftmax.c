@@ -1,0 +1,804 @@
+/* clsoftmax.c - the `clsoftmax` command-line tool: devices, run (softmax of a .npy file), demo. */
+#include "clsoftmax.h"
+#include "npy.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Exit statuses: 1 when the work itself failed, 2 when the request was wrong. */
+#define EXIT_RUN_FAILED 1
+#define EXIT_USAGE 2
+
+static const char usage_text[] =
+    "usage: clsoftmax <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  devices     list OpenCL platforms and devices, and the one `auto` picks\n"
+    "  run [--axis A] [--log] [--scale S] [--backend B] [--device SEL] IN.npy OUT.npy\n"
+    "              softmax of IN along one axis, written to OUT with the same dtype and shape\n"
+    "      --axis A      the axis; negative counts from the end (default -1)\n"
+    "      --log         log-softmax instead of softmax\n"
+    "      --scale S     softmax(S * x); any finite number (default 1)\n"
+    "      --backend B   auto, cpu or opencl\n"
+    "      --device SEL  an index from `clsoftmax devices`, or a case-insensitive\n"
+    "                    substring of \"platform / device\"\n"
+    "  demo [--backend B] [--device SEL] [--rows R] [--cols C]\n"
+    "              softmax over an R x C float32 batch (default 16384 x 1000) on the\n"
+    "              default device: first-call time, median of 7 runs, effective GB/s,\n"
+    "              and a check against the CPU backend\n"
+    "  --help, --version\n"
+    "\n"
+    "Options may come before or after the file names; `--opt=value` works too.\n"
+    "Without --backend and --device, CLSOFTMAX_BACKEND and CLSOFTMAX_DEVICE choose\n"
+    "(else auto: a GPU, then any OpenCL device, then the CPU fallback); with either\n"
+    "option the environment is ignored.\n"
+    "\n"
+    "IN.npy: NumPy format 1.0, 2.0 or 3.0, '<f4' or '<f8', C order, 1 to 8 dimensions.\n"
+    "OUT.npy is written to a temporary file beside it and renamed when complete: on\n"
+    "any failure no OUT.npy appears and an existing one is left unchanged.\n"
+    "\n"
+    "exit status:\n"
+    "  0  success\n"
+    "  1  the work failed: a library or OpenCL error, out of memory, a write error,\n"
+    "     or (demo) results that differ from the CPU backend\n"
+    "  2  bad usage or bad input: an unknown option or command, a malformed or\n"
+    "     unsupported .npy file, an axis out of range for the tensor or an empty\n"
+    "     tensor (checked before any device work), an output path that cannot be\n"
+    "     created\n";
+
+static void usage_error(const char* command, const char* fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+static void usage_error(const char* command, const char* fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "clsoftmax%s%s: ", command != NULL ? " " : "", command != NULL ? command : "");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry 'clsoftmax --help'.\n");
+}
+
+/* ---- option parsing ------------------------------------------------------- */
+
+typedef struct options {
+    int axis;
+    int log;
+    double scale;
+    int backend_set;
+    clsoftmax_backend backend;
+    const char* device;
+    size_t rows;
+    size_t cols;
+    int help;
+    const char* files[2];
+    size_t file_count;
+} options;
+
+static int parse_int(const char* text, int* value)
+{
+    char* end;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (end == text || *end != '\0' || errno == ERANGE || v < INT_MIN || v > INT_MAX)
+        return -1;
+    *value = (int)v;
+    return 0;
+}
+
+static int parse_finite_double(const char* text, double* value)
+{
+    char* end;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (end == text || *end != '\0' || errno == ERANGE || !isfinite(v))
+        return -1;
+    *value = v;
+    return 0;
+}
+
+/* A positive decimal count; strtoull alone would accept "-1" as a huge number. */
+static int parse_count(const char* text, size_t* value)
+{
+    char* end;
+    if (text[0] < '0' || text[0] > '9')
+        return -1;
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (*end != '\0' || errno == ERANGE || v == 0 || v > SIZE_MAX)
+        return -1;
+    *value = (size_t)v;
+    return 0;
+}
+
+static int parse_backend(const char* text, clsoftmax_backend* backend)
+{
+    if (strcmp(text, "auto") == 0)
+        *backend = CLSOFTMAX_BACKEND_AUTO;
+    else if (strcmp(text, "cpu") == 0)
+        *backend = CLSOFTMAX_BACKEND_CPU;
+    else if (strcmp(text, "opencl") == 0)
+        *backend = CLSOFTMAX_BACKEND_OPENCL;
+    else
+        return -1;
+    return 0;
+}
+
+/*
+ * Parses argv[0..argc) of one command. demo selects the demo's options (rows,
+ * cols) over run's (axis, log, scale, files). Prints the problem and returns
+ * -1 on bad usage.
+ */
+static int parse_options(const char* command, int argc, char** argv, int demo, options* o)
+{
+    int only_files = 0;
+    for (int i = 0; i < argc; ++i) {
+        const char* arg = argv[i];
+        if (only_files || arg[0] != '-' || arg[1] == '\0') {
+            if (demo) {
+                usage_error(command, "unexpected argument '%s'", arg);
+                return -1;
+            }
+            if (o->file_count == 2) {
+                usage_error(command, "too many file names ('%s'): run takes IN.npy OUT.npy", arg);
+                return -1;
+            }
+            o->files[o->file_count++] = arg;
+            continue;
+        }
+        if (strcmp(arg, "--") == 0) {
+            only_files = 1;
+            continue;
+        }
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            o->help = 1;
+            continue;
+        }
+        /* --name=value or --name value */
+        char name[32];
+        const char* value = NULL;
+        const char* eq = strchr(arg, '=');
+        size_t name_len = eq != NULL ? (size_t)(eq - arg) : strlen(arg);
+        if (name_len >= sizeof(name)) {
+            usage_error(command, "unknown option '%s'", arg);
+            return -1;
+        }
+        memcpy(name, arg, name_len);
+        name[name_len] = '\0';
+        int takes_value =
+            strcmp(name, "--backend") == 0 || strcmp(name, "--device") == 0 ||
+            (!demo && (strcmp(name, "--axis") == 0 || strcmp(name, "--scale") == 0)) ||
+            (demo && (strcmp(name, "--rows") == 0 || strcmp(name, "--cols") == 0));
+        int is_flag = !demo && strcmp(name, "--log") == 0;
+        if (!takes_value && !is_flag) {
+            usage_error(command, "unknown option '%s'", arg);
+            return -1;
+        }
+        if (is_flag) {
+            if (eq != NULL) {
+                usage_error(command, "option --log takes no value");
+                return -1;
+            }
+            o->log = 1;
+            continue;
+        }
+        if (eq != NULL) {
+            value = eq + 1;
+        } else if (i + 1 < argc) {
+            value = argv[++i];
+        } else {
+            usage_error(command, "option %s needs a value", name);
+            return -1;
+        }
+
+        if (strcmp(name, "--axis") == 0) {
+            if (parse_int(value, &o->axis) != 0) {
+                usage_error(command, "--axis '%s' is not an integer", value);
+                return -1;
+            }
+        } else if (strcmp(name, "--scale") == 0) {
+            if (parse_finite_double(value, &o->scale) != 0) {
+                usage_error(command, "--scale '%s' is not a finite number", value);
+                return -1;
+            }
+        } else if (strcmp(name, "--backend") == 0) {
+            if (parse_backend(value, &o->backend) != 0) {
+                usage_error(command, "--backend '%s' is not one of auto, cpu, opencl", value);
+                return -1;
+            }
+            o->backend_set = 1;
+        } else if (strcmp(name, "--device") == 0) {
+            o->device = value;
+        } else if (strcmp(name, "--rows") == 0 || strcmp(name, "--cols") == 0) {
+            size_t* target = strcmp(name, "--rows") == 0 ? &o->rows : &o->cols;
+            if (parse_count(value, target) != 0) {
+                usage_error(command, "%s '%s' is not a positive integer", name, value);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* The context the options ask for; either option turns the environment off. */
+static clsoftmax_status create_context(const options* o, clsoftmax_context** ctx)
+{
+    clsoftmax_config config;
+    clsoftmax_config_init(&config);
+    if (o->backend_set || o->device != NULL) {
+        config.use_environment = 0;
+        config.backend = o->backend_set ? o->backend : CLSOFTMAX_BACKEND_AUTO;
+        config.device_selector = o->device;
+    }
+    return clsoftmax_context_create(&config, ctx);
+}
+
+static const char* backend_label(const clsoftmax_context* ctx)
+{
+    return clsoftmax_context_backend(ctx) == CLSOFTMAX_BACKEND_OPENCL ? "OpenCL" : "CPU";
+}
+
+/* ---- run: the temporary output file --------------------------------------- */
+
+/* The temporary file to remove if a signal ends the process before the rename. */
+static volatile sig_atomic_t temp_armed = 0;
+static char* temp_path_for_signal = NULL;
+
+static void remove_temp_on_signal(int sig)
+{
+    /* unlink, signal and raise are async-signal-safe. */
+    if (temp_armed)
+        unlink(temp_path_for_signal);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void install_signal_cleanup(char* path)
+{
+    temp_path_for_signal = path;
+    temp_armed = 1;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = remove_temp_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+}
+
+static void disarm_signal_cleanup(void) { temp_armed = 0; }
+
+/* "axis 5 is out of range..." for the statuses clsoftmax_desc_validate returns. */
+static void describe_invalid_desc(const clsoftmax_desc* desc, clsoftmax_status st, char* buf,
+                                  size_t size)
+{
+    switch (st) {
+    case CLSOFTMAX_INVALID_AXIS:
+        snprintf(buf, size, "axis %d is out of range for a %zu-D tensor (valid: %d..%d)",
+                 desc->axis, desc->ndim, -(int)desc->ndim, (int)desc->ndim - 1);
+        break;
+    case CLSOFTMAX_INVALID_SHAPE:
+        snprintf(buf, size, "the tensor is empty (a zero extent) or has an unsupported rank");
+        break;
+    default:
+        snprintf(buf, size, "%s", clsoftmax_status_string(st));
+        break;
+    }
+}
+
+static int cmd_run(int argc, char** argv)
+{
+    options o;
+    memset(&o, 0, sizeof(o));
+    o.axis = -1;
+    o.scale = 1.0;
+    if (parse_options("run", argc, argv, 0, &o) != 0)
+        return EXIT_USAGE;
+    if (o.help) {
+        fputs(usage_text, stdout);
+        return 0;
+    }
+    if (o.file_count != 2) {
+        usage_error("run", "expected IN.npy and OUT.npy, got %zu file name%s", o.file_count,
+                    o.file_count == 1 ? "" : "s");
+        return EXIT_USAGE;
+    }
+    const char* in_path = o.files[0];
+    const char* out_path = o.files[1];
+
+    int rc = EXIT_RUN_FAILED;
+    npy_array array;
+    memset(&array, 0, sizeof(array));
+    clsoftmax_context* ctx = NULL;
+    char* temp_path = NULL;
+    int temp_fd = -1;
+    FILE* temp_stream = NULL;
+    char msg[1024];
+
+    npy_result nr = npy_read(in_path, &array, msg, sizeof(msg));
+    if (nr != NPY_OK) {
+        fprintf(stderr, "clsoftmax run: %s\n", msg);
+        rc = nr == NPY_ERR_MEMORY ? EXIT_RUN_FAILED : EXIT_USAGE;
+        goto done;
+    }
+
+    clsoftmax_desc desc;
+    clsoftmax_desc_init(&desc, array.dtype == NPY_FLOAT64 ? CLSOFTMAX_FLOAT64 : CLSOFTMAX_FLOAT32,
+                        array.ndim, array.dims, o.axis);
+    desc.scale = o.scale;
+    desc.op = o.log ? CLSOFTMAX_OP_LOG_SOFTMAX : CLSOFTMAX_OP_SOFTMAX;
+    /* A request the library would refuse for any backend is a usage error: say so up front. */
+    clsoftmax_status st = clsoftmax_desc_validate(&desc, NULL);
+    if (st != CLSOFTMAX_SUCCESS) {
+        describe_invalid_desc(&desc, st, msg, sizeof(msg));
+        fprintf(stderr, "clsoftmax run: %s: %s (%s)\n", in_path, msg, clsoftmax_status_name(st));
+        rc = EXIT_USAGE;
+        goto done;
+    }
+
+    /* Fail on an unusable output path before spending time on the computation. */
+    struct stat out_st;
+    if (stat(out_path, &out_st) == 0 && S_ISDIR(out_st.st_mode)) {
+        fprintf(stderr, "clsoftmax run: %s: is a directory\n", out_path);
+        rc = EXIT_USAGE;
+        goto done;
+    }
+    size_t out_len = strlen(out_path);
+    temp_path = malloc(out_len + sizeof(".tmpXXXXXX"));
+    if (temp_path == NULL) {
+        fprintf(stderr, "clsoftmax run: out of memory\n");
+        goto done;
+    }
+    memcpy(temp_path, out_path, out_len);
+    memcpy(temp_path + out_len, ".tmpXXXXXX", sizeof(".tmpXXXXXX"));
+    temp_fd = mkstemp(temp_path);
+    if (temp_fd < 0) {
+        fprintf(stderr, "clsoftmax run: %s: cannot create a temporary file beside it: %s\n",
+                out_path, strerror(errno));
+        free(temp_path);
+        temp_path = NULL; /* nothing of ours to remove */
+        rc = EXIT_USAGE;
+        goto done;
+    }
+    install_signal_cleanup(temp_path);
+    /* mkstemp creates mode 0600; give the result the mode a plain fopen would. */
+    mode_t mask = umask(0);
+    umask(mask);
+    if (fchmod(temp_fd, 0666 & ~mask) != 0) {
+        fprintf(stderr, "clsoftmax run: %s: chmod failed: %s\n", temp_path, strerror(errno));
+        goto done;
+    }
+
+    st = create_context(&o, &ctx);
+    if (st != CLSOFTMAX_SUCCESS) {
+        fprintf(stderr, "clsoftmax run: cannot create a context: %s: %s\n",
+                clsoftmax_status_name(st), clsoftmax_last_create_error());
+        goto done;
+    }
+    /* In place: a large file needs one buffer, not two. */
+    st = clsoftmax_softmax_host(ctx, &desc, array.data, array.data);
+    if (st != CLSOFTMAX_SUCCESS) {
+        fprintf(stderr, "clsoftmax run: softmax on %s (%s) failed: %s: %s\n",
+                clsoftmax_context_device_name(ctx), backend_label(ctx), clsoftmax_status_name(st),
+                clsoftmax_context_last_error(ctx));
+        goto done;
+    }
+
+    temp_stream = fdopen(temp_fd, "wb");
+    if (temp_stream == NULL) {
+        fprintf(stderr, "clsoftmax run: %s: %s\n", temp_path, strerror(errno));
+        goto done;
+    }
+    temp_fd = -1;
+    nr = npy_write_stream(temp_stream, out_path, array.dtype, array.ndim, array.dims, array.data,
+                          msg, sizeof(msg));
+    int close_failed = fclose(temp_stream) != 0;
+    temp_stream = NULL;
+    if (nr != NPY_OK || close_failed) {
+        if (nr == NPY_OK)
+            snprintf(msg, sizeof(msg), "%s: write failed: %s", out_path, strerror(errno));
+        fprintf(stderr, "clsoftmax run: %s\n", msg);
+        goto done;
+    }
+    if (rename(temp_path, out_path) != 0) {
+        fprintf(stderr, "clsoftmax run: cannot rename %s to %s: %s\n", temp_path, out_path,
+                strerror(errno));
+        rc = EXIT_USAGE;
+        goto done;
+    }
+    disarm_signal_cleanup();
+    free(temp_path);
+    temp_path = NULL;
+    rc = 0;
+
+done:
+    if (temp_stream != NULL)
+        fclose(temp_stream);
+    if (temp_fd >= 0)
+        close(temp_fd);
+    if (temp_path != NULL) {
+        disarm_signal_cleanup();
+        unlink(temp_path);
+        free(temp_path);
+    }
+    clsoftmax_context_free(ctx);
+    npy_array_free(&array);
+    return rc;
+}
+
+/* ---- devices -------------------------------------------------------------- */
+
+typedef struct device_list {
+    cl_device_id* ids;
+    size_t count;
+    size_t capacity;
+    int out_of_memory;
+} device_list;
+
+static void format_bytes(cl_ulong bytes, char* buf, size_t size)
+{
+    if (bytes >= (cl_ulong)1 << 30)
+        snprintf(buf, size, "%.2f GiB", (double)bytes / (double)((cl_ulong)1 << 30));
+    else if (bytes >= (cl_ulong)1 << 20)
+        snprintf(buf, size, "%.1f MiB", (double)bytes / (double)((cl_ulong)1 << 20));
+    else
+        snprintf(buf, size, "%.0f KiB", (double)bytes / 1024.0);
+}
+
+static void format_type(cl_device_type type, char* buf, size_t size)
+{
+    static const struct {
+        cl_device_type bit;
+        const char* name;
+    } names[] = {{CL_DEVICE_TYPE_CPU, "CPU"},
+                 {CL_DEVICE_TYPE_GPU, "GPU"},
+                 {CL_DEVICE_TYPE_ACCELERATOR, "accelerator"},
+                 {CL_DEVICE_TYPE_CUSTOM, "custom"},
+                 {CL_DEVICE_TYPE_DEFAULT, "default"}};
+    buf[0] = '\0';
+    size_t used = 0;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); ++i) {
+        if ((type & names[i].bit) == 0)
+            continue;
+        int n = snprintf(buf + used, size - used, "%s%s", used > 0 ? ", " : "", names[i].name);
+        if (n < 0 || (size_t)n >= size - used)
+            return;
+        used += (size_t)n;
+    }
+    if (used == 0)
+        snprintf(buf, size, "unknown (0x%llx)", (unsigned long long)type);
+}
+
+static int print_device(const clsoftmax_device_info* info, void* user)
+{
+    device_list* list = user;
+    if (list->count == list->capacity) {
+        size_t cap = list->capacity == 0 ? 8 : list->capacity * 2;
+        cl_device_id* ids = realloc(list->ids, cap * sizeof(*ids));
+        if (ids == NULL) {
+            list->out_of_memory = 1;
+            return 1;
+        }
+        list->ids = ids;
+        list->capacity = cap;
+    }
+    list->ids[list->count++] = info->device;
+
+    char type[64];
+    char global[32];
+    char local[32];
+    format_type(info->type, type, sizeof(type));
+    format_bytes(info->global_mem_size, global, sizeof(global));
+    format_bytes(info->local_mem_size, local, sizeof(local));
+    printf("[%zu] %s / %s\n", info->index, info->platform_name, info->device_name);
+    printf("    type:                %s\n", type);
+    printf("    compute units:       %u\n", (unsigned)info->compute_units);
+    printf("    global memory:       %s\n", global);
+    printf("    local memory:        %s\n", local);
+    printf("    max work-group size: %zu\n", info->max_work_group_size);
+    printf("    float64 (fp64):      %s\n", info->has_fp64 ? "yes" : "no");
+    printf("    unified memory:      %s\n", info->host_unified_memory ? "yes" : "no");
+    printf("    OpenCL C:            %s\n", info->opencl_c_version);
+    printf("    driver:              %s\n", info->driver_version);
+    return 0;
+}
+
+static int cmd_devices(int argc, char** argv)
+{
+    for (int i = 0; i < argc; ++i) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(usage_text, stdout);
+            return 0;
+        }
+        usage_error("devices", "unexpected argument '%s'", argv[i]);
+        return EXIT_USAGE;
+    }
+
+    device_list list = {NULL, 0, 0, 0};
+    clsoftmax_status st = clsoftmax_devices_enumerate(print_device, &list);
+    if (list.out_of_memory) {
+        fprintf(stderr, "clsoftmax devices: out of memory\n");
+        free(list.ids);
+        return EXIT_RUN_FAILED;
+    }
+    if (st != CLSOFTMAX_SUCCESS) {
+        fprintf(stderr, "clsoftmax devices: enumeration failed: %s: %s\n",
+                clsoftmax_status_name(st), clsoftmax_status_string(st));
+        free(list.ids);
+        return EXIT_RUN_FAILED;
+    }
+    if (list.count == 0)
+        printf("no OpenCL platform or device found\n");
+
+    const char* env_backend = getenv("CLSOFTMAX_BACKEND");
+    const char* env_device = getenv("CLSOFTMAX_DEVICE");
+    if ((env_backend != NULL && env_backend[0] != '\0') ||
+        (env_device != NULL && env_device[0] != '\0'))
+        printf("environment: CLSOFTMAX_BACKEND=%s CLSOFTMAX_DEVICE=%s\n",
+               env_backend != NULL ? env_backend : "", env_device != NULL ? env_device : "");
+
+    /* Ask the library itself rather than re-implementing its choice. */
+    clsoftmax_config config;
+    clsoftmax_config_init(&config);
+    config.backend = CLSOFTMAX_BACKEND_AUTO;
+    config.use_environment = 1;
+    clsoftmax_context* ctx = NULL;
+    st = clsoftmax_context_create(&config, &ctx);
+    if (st != CLSOFTMAX_SUCCESS) {
+        fprintf(stderr, "clsoftmax devices: auto cannot create a context: %s: %s\n",
+                clsoftmax_status_name(st), clsoftmax_last_create_error());
+        free(list.ids);
+        return EXIT_RUN_FAILED;
+    }
+    if (clsoftmax_context_backend(ctx) == CLSOFTMAX_BACKEND_CPU) {
+        const char* reason = clsoftmax_context_fallback_reason(ctx);
+        printf("auto picks: CPU fallback (%s)\n",
+               reason[0] != '\0' ? reason : "the CPU backend was requested");
+    } else {
+        cl_device_id chosen = clsoftmax_context_cl_device(ctx);
+        size_t index = list.count;
+        for (size_t i = 0; i < list.count; ++i)
+            if (list.ids[i] == chosen)
+                index = i;
+        if (index < list.count)
+            printf("auto picks: [%zu] %s\n", index, clsoftmax_context_device_name(ctx));
+        else
+            printf("auto picks: %s\n", clsoftmax_context_device_name(ctx));
+    }
+    clsoftmax_context_free(ctx);
+    free(list.ids);
+    return 0;
+}
+
+/* ---- demo ----------------------------------------------------------------- */
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* splitmix64: a fixed seed gives the same batch on every machine. */
+static uint64_t next_random(uint64_t* state)
+{
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* Irwin-Hall: the sum of 4 uniforms is bell-shaped; scaled to exactly [-8, 8]. */
+static float normalish(uint64_t* state)
+{
+    double sum = 0.0;
+    for (int i = 0; i < 4; ++i)
+        sum += (double)(next_random(state) >> 11) * (1.0 / 9007199254740992.0);
+    return (float)((sum - 2.0) * 4.0);
+}
+
+static int compare_doubles(const void* a, const void* b)
+{
+    double x = *(const double*)a;
+    double y = *(const double*)b;
+    return (x > y) - (x < y);
+}
+
+#define DEMO_RUNS 7
+
+/*
+ * Runs the softmax once (the first call, with any kernel build), then
+ * DEMO_RUNS times; returns the status of the first failure.
+ */
+static clsoftmax_status time_softmax(clsoftmax_context* ctx, const clsoftmax_desc* desc,
+                                     const float* in, float* out, double* first, double* median)
+{
+    double t0 = now_seconds();
+    clsoftmax_status st = clsoftmax_softmax_host(ctx, desc, in, out);
+    *first = now_seconds() - t0;
+    if (st != CLSOFTMAX_SUCCESS)
+        return st;
+    double times[DEMO_RUNS];
+    for (int r = 0; r < DEMO_RUNS; ++r) {
+        t0 = now_seconds();
+        st = clsoftmax_softmax_host(ctx, desc, in, out);
+        times[r] = now_seconds() - t0;
+        if (st != CLSOFTMAX_SUCCESS)
+            return st;
+    }
+    qsort(times, DEMO_RUNS, sizeof(times[0]), compare_doubles);
+    *median = times[DEMO_RUNS / 2];
+    return CLSOFTMAX_SUCCESS;
+}
+
+static int cmd_demo(int argc, char** argv)
+{
+    options o;
+    memset(&o, 0, sizeof(o));
+    o.rows = 16384;
+    o.cols = 1000;
+    if (parse_options("demo", argc, argv, 1, &o) != 0)
+        return EXIT_USAGE;
+    if (o.help) {
+        fputs(usage_text, stdout);
+        return 0;
+    }
+    const double rtol = 1e-5;
+    const double atol = 1e-6;
+
+    int rc = EXIT_RUN_FAILED;
+    float* in = NULL;
+    float* out = NULL;
+    float* ref = NULL;
+    clsoftmax_context* ctx = NULL;
+    clsoftmax_context* cpu = NULL;
+
+    size_t dims[2] = {o.rows, o.cols};
+    clsoftmax_desc desc;
+    clsoftmax_desc_init(&desc, CLSOFTMAX_FLOAT32, 2, dims, -1);
+    size_t count = 0;
+    clsoftmax_status st = clsoftmax_desc_validate(&desc, &count);
+    if (st != CLSOFTMAX_SUCCESS || count > SIZE_MAX / sizeof(float)) {
+        usage_error("demo", "a %zu x %zu batch is too large", o.rows, o.cols);
+        return EXIT_USAGE;
+    }
+    in = malloc(count * sizeof(float));
+    out = malloc(count * sizeof(float));
+    ref = malloc(count * sizeof(float));
+    if (in == NULL || out == NULL || ref == NULL) {
+        fprintf(stderr, "clsoftmax demo: out of memory for a %zu x %zu batch\n", o.rows, o.cols);
+        goto done;
+    }
+    uint64_t seed = 20240229;
+    for (size_t i = 0; i < count; ++i)
+        in[i] = normalish(&seed);
+
+    st = create_context(&o, &ctx);
+    if (st != CLSOFTMAX_SUCCESS) {
+        fprintf(stderr, "clsoftmax demo: cannot create a context: %s: %s\n",
+                clsoftmax_status_name(st), clsoftmax_last_create_error());
+        goto done;
+    }
+    printf("clsoftmax %s demo: softmax over a %zu x %zu float32 batch (axis -1)\n",
+           clsoftmax_version_string(), o.rows, o.cols);
+    printf("device:        %s\n", clsoftmax_context_device_name(ctx));
+    printf("backend:       %s", backend_label(ctx));
+    if (clsoftmax_context_fallback_reason(ctx)[0] != '\0')
+        printf(" (fallback: %s)", clsoftmax_context_fallback_reason(ctx));
+    printf("\n");
+    fflush(stdout);
+
+    double first = 0.0;
+    double median = 0.0;
+    st = time_softmax(ctx, &desc, in, out, &first, &median);
+    if (st != CLSOFTMAX_SUCCESS) {
+        fprintf(stderr, "clsoftmax demo: softmax failed: %s: %s\n", clsoftmax_status_name(st),
+                clsoftmax_context_last_error(ctx));
+        goto done;
+    }
+    double bytes = 2.0 * (double)count * (double)sizeof(float);
+    printf("first call:    %.4g ms%s\n", first * 1e3,
+           clsoftmax_context_backend(ctx) == CLSOFTMAX_BACKEND_OPENCL
+               ? " (includes building the OpenCL program)"
+               : "");
+    printf("median of %d:   %.4g ms (host memory in and out, transfers included)\n", DEMO_RUNS,
+           median * 1e3);
+    printf("effective:     %.2f GB/s (2 x %zu elements x 4 bytes / median)\n",
+           bytes / median * 1e-9, count);
+    fflush(stdout);
+
+    clsoftmax_config config;
+    clsoftmax_config_init(&config);
+    config.backend = CLSOFTMAX_BACKEND_CPU;
+    config.use_environment = 0;
+    st = clsoftmax_context_create(&config, &cpu);
+    if (st != CLSOFTMAX_SUCCESS) {
+        fprintf(stderr, "clsoftmax demo: cannot create a CPU context: %s: %s\n",
+                clsoftmax_status_name(st), clsoftmax_last_create_error());
+        goto done;
+    }
+    double cpu_first = 0.0;
+    double cpu_median = 0.0;
+    st = time_softmax(cpu, &desc, in, ref, &cpu_first, &cpu_median);
+    if (st != CLSOFTMAX_SUCCESS) {
+        fprintf(stderr, "clsoftmax demo: CPU softmax failed: %s: %s\n", clsoftmax_status_name(st),
+                clsoftmax_context_last_error(cpu));
+        goto done;
+    }
+    printf("CPU backend:   median of %d %.4g ms, %.2f GB/s (%s)\n", DEMO_RUNS, cpu_median * 1e3,
+           bytes / cpu_median * 1e-9, clsoftmax_context_device_name(cpu));
+
+    double max_abs = 0.0;
+    double max_rel = 0.0;
+    size_t bad = 0;
+    for (size_t i = 0; i < count; ++i) {
+        double a = out[i];
+        double b = ref[i];
+        double diff = fabs(a - b);
+        /* NaN compares false everywhere: count it as a failure explicitly. */
+        if (!(diff <= atol + rtol * fabs(b)))
+            ++bad;
+        if (diff > max_abs)
+            max_abs = diff;
+        if (fabs(b) > atol && diff / fabs(b) > max_rel)
+            max_rel = diff / fabs(b);
+    }
+    printf("check vs CPU:  max abs err %.3g, max rel err %.3g (rtol %g, atol %g): %s\n", max_abs,
+           max_rel, rtol, atol, bad == 0 ? "PASS" : "FAIL");
+    if (bad != 0) {
+        fprintf(stderr, "clsoftmax demo: %zu of %zu elements differ from the CPU backend\n", bad,
+                count);
+        goto done;
+    }
+    rc = 0;
+
+done:
+    clsoftmax_context_free(cpu);
+    clsoftmax_context_free(ctx);
+    free(ref);
+    free(out);
+    free(in);
+    return rc;
+}
+
+/* ---- main ----------------------------------------------------------------- */
+
+int main(int argc, char** argv)
+{
+    if (argc < 2) {
+        fputs(usage_text, stderr);
+        return EXIT_USAGE;
+    }
+    const char* command = argv[1];
+    if (strcmp(command, "--help") == 0 || strcmp(command, "-h") == 0 ||
+        strcmp(command, "help") == 0) {
+        fputs(usage_text, stdout);
+        return 0;
+    }
+    if (strcmp(command, "--version") == 0) {
+        printf("clsoftmax %s\n", clsoftmax_version_string());
+        return 0;
+    }
+    if (strcmp(command, "devices") == 0)
+        return cmd_devices(argc - 2, argv + 2);
+    if (strcmp(command, "run") == 0)
+        return cmd_run(argc - 2, argv + 2);
+    if (strcmp(command, "demo") == 0)
+        return cmd_demo(argc - 2, argv + 2);
+    fprintf(stderr, "clsoftmax: unknown command '%s'\n\n", command);
+    fputs(usage_text, stderr);
+    return EXIT_USAGE;
+}
