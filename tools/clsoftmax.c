@@ -1,4 +1,5 @@
 /* clsoftmax.c - the `clsoftmax` command-line tool: devices, run (softmax of a .npy file), demo. */
+#include "cli_util.h"
 #include "clsoftmax.h"
 #include "npy.h"
 
@@ -14,10 +15,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-/* Exit statuses: 1 when the work itself failed, 2 when the request was wrong. */
-#define EXIT_RUN_FAILED 1
-#define EXIT_USAGE 2
 
 static const char usage_text[] =
     "usage: clsoftmax <command> [options]\n"
@@ -56,22 +53,6 @@ static const char usage_text[] =
     "     tensor (checked before any device work), an output path that cannot be\n"
     "     created\n";
 
-static void usage_error(const char* command, const char* fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
-
-static void usage_error(const char* command, const char* fmt, ...)
-{
-    va_list ap;
-    fprintf(stderr, "clsoftmax%s%s: ", command != NULL ? " " : "", command != NULL ? command : "");
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\nTry 'clsoftmax --help'.\n");
-}
-
 /* ---- option parsing ------------------------------------------------------- */
 
 typedef struct options {
@@ -88,55 +69,6 @@ typedef struct options {
     size_t file_count;
 } options;
 
-static int parse_int(const char* text, int* value)
-{
-    char* end;
-    errno = 0;
-    long v = strtol(text, &end, 10);
-    if (end == text || *end != '\0' || errno == ERANGE || v < INT_MIN || v > INT_MAX)
-        return -1;
-    *value = (int)v;
-    return 0;
-}
-
-static int parse_finite_double(const char* text, double* value)
-{
-    char* end;
-    errno = 0;
-    double v = strtod(text, &end);
-    if (end == text || *end != '\0' || errno == ERANGE || !isfinite(v))
-        return -1;
-    *value = v;
-    return 0;
-}
-
-/* A positive decimal count; strtoull alone would accept "-1" as a huge number. */
-static int parse_count(const char* text, size_t* value)
-{
-    char* end;
-    if (text[0] < '0' || text[0] > '9')
-        return -1;
-    errno = 0;
-    unsigned long long v = strtoull(text, &end, 10);
-    if (*end != '\0' || errno == ERANGE || v == 0 || v > SIZE_MAX)
-        return -1;
-    *value = (size_t)v;
-    return 0;
-}
-
-static int parse_backend(const char* text, clsoftmax_backend* backend)
-{
-    if (strcmp(text, "auto") == 0)
-        *backend = CLSOFTMAX_BACKEND_AUTO;
-    else if (strcmp(text, "cpu") == 0)
-        *backend = CLSOFTMAX_BACKEND_CPU;
-    else if (strcmp(text, "opencl") == 0)
-        *backend = CLSOFTMAX_BACKEND_OPENCL;
-    else
-        return -1;
-    return 0;
-}
-
 /*
  * Parses argv[0..argc) of one command. demo selects the demo's options (rows,
  * cols) over run's (axis, log, scale, files). Prints the problem and returns
@@ -149,11 +81,12 @@ static int parse_options(const char* command, int argc, char** argv, int demo, o
         const char* arg = argv[i];
         if (only_files || arg[0] != '-' || arg[1] == '\0') {
             if (demo) {
-                usage_error(command, "unexpected argument '%s'", arg);
+                cli_usage_error(command, "unexpected argument '%s'", arg);
                 return -1;
             }
             if (o->file_count == 2) {
-                usage_error(command, "too many file names ('%s'): run takes IN.npy OUT.npy", arg);
+                cli_usage_error(command, "too many file names ('%s'): run takes IN.npy OUT.npy",
+                                arg);
                 return -1;
             }
             o->files[o->file_count++] = arg;
@@ -173,7 +106,7 @@ static int parse_options(const char* command, int argc, char** argv, int demo, o
         const char* eq = strchr(arg, '=');
         size_t name_len = eq != NULL ? (size_t)(eq - arg) : strlen(arg);
         if (name_len >= sizeof(name)) {
-            usage_error(command, "unknown option '%s'", arg);
+            cli_usage_error(command, "unknown option '%s'", arg);
             return -1;
         }
         memcpy(name, arg, name_len);
@@ -184,12 +117,12 @@ static int parse_options(const char* command, int argc, char** argv, int demo, o
             (demo && (strcmp(name, "--rows") == 0 || strcmp(name, "--cols") == 0));
         int is_flag = !demo && strcmp(name, "--log") == 0;
         if (!takes_value && !is_flag) {
-            usage_error(command, "unknown option '%s'", arg);
+            cli_usage_error(command, "unknown option '%s'", arg);
             return -1;
         }
         if (is_flag) {
             if (eq != NULL) {
-                usage_error(command, "option --log takes no value");
+                cli_usage_error(command, "option --log takes no value");
                 return -1;
             }
             o->log = 1;
@@ -200,23 +133,23 @@ static int parse_options(const char* command, int argc, char** argv, int demo, o
         } else if (i + 1 < argc) {
             value = argv[++i];
         } else {
-            usage_error(command, "option %s needs a value", name);
+            cli_usage_error(command, "option %s needs a value", name);
             return -1;
         }
 
         if (strcmp(name, "--axis") == 0) {
-            if (parse_int(value, &o->axis) != 0) {
-                usage_error(command, "--axis '%s' is not an integer", value);
+            if (cli_parse_int(value, &o->axis) != 0) {
+                cli_usage_error(command, "--axis '%s' is not an integer", value);
                 return -1;
             }
         } else if (strcmp(name, "--scale") == 0) {
-            if (parse_finite_double(value, &o->scale) != 0) {
-                usage_error(command, "--scale '%s' is not a finite number", value);
+            if (cli_parse_finite_double(value, &o->scale) != 0) {
+                cli_usage_error(command, "--scale '%s' is not a finite number", value);
                 return -1;
             }
         } else if (strcmp(name, "--backend") == 0) {
-            if (parse_backend(value, &o->backend) != 0) {
-                usage_error(command, "--backend '%s' is not one of auto, cpu, opencl", value);
+            if (cli_parse_backend(value, &o->backend) != 0) {
+                cli_usage_error(command, "--backend '%s' is not one of auto, cpu, opencl", value);
                 return -1;
             }
             o->backend_set = 1;
@@ -224,8 +157,8 @@ static int parse_options(const char* command, int argc, char** argv, int demo, o
             o->device = value;
         } else if (strcmp(name, "--rows") == 0 || strcmp(name, "--cols") == 0) {
             size_t* target = strcmp(name, "--rows") == 0 ? &o->rows : &o->cols;
-            if (parse_count(value, target) != 0) {
-                usage_error(command, "%s '%s' is not a positive integer", name, value);
+            if (cli_parse_count(value, target) != 0) {
+                cli_usage_error(command, "%s '%s' is not a positive integer", name, value);
                 return -1;
             }
         }
@@ -236,50 +169,10 @@ static int parse_options(const char* command, int argc, char** argv, int demo, o
 /* The context the options ask for; either option turns the environment off. */
 static clsoftmax_status create_context(const options* o, clsoftmax_context** ctx)
 {
-    clsoftmax_config config;
-    clsoftmax_config_init(&config);
-    if (o->backend_set || o->device != NULL) {
-        config.use_environment = 0;
-        config.backend = o->backend_set ? o->backend : CLSOFTMAX_BACKEND_AUTO;
-        config.device_selector = o->device;
-    }
-    return clsoftmax_context_create(&config, ctx);
+    return cli_create_context(o->backend_set, o->backend, o->device, ctx);
 }
 
-static const char* backend_label(const clsoftmax_context* ctx)
-{
-    return clsoftmax_context_backend(ctx) == CLSOFTMAX_BACKEND_OPENCL ? "OpenCL" : "CPU";
-}
-
-/* ---- run: the temporary output file --------------------------------------- */
-
-/* The temporary file to remove if a signal ends the process before the rename. */
-static volatile sig_atomic_t temp_armed = 0;
-static char* temp_path_for_signal = NULL;
-
-static void remove_temp_on_signal(int sig)
-{
-    /* unlink, signal and raise are async-signal-safe. */
-    if (temp_armed)
-        unlink(temp_path_for_signal);
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
-
-static void install_signal_cleanup(char* path)
-{
-    temp_path_for_signal = path;
-    temp_armed = 1;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = remove_temp_on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
-}
-
-static void disarm_signal_cleanup(void) { temp_armed = 0; }
+/* ---- run ------------------------------------------------------------------- */
 
 /* "axis 5 is out of range..." for the statuses clsoftmax_desc_validate returns. */
 static void describe_invalid_desc(const clsoftmax_desc* desc, clsoftmax_status st, char* buf,
@@ -312,8 +205,8 @@ static int cmd_run(int argc, char** argv)
         return 0;
     }
     if (o.file_count != 2) {
-        usage_error("run", "expected IN.npy and OUT.npy, got %zu file name%s", o.file_count,
-                    o.file_count == 1 ? "" : "s");
+        cli_usage_error("run", "expected IN.npy and OUT.npy, got %zu file name%s", o.file_count,
+                        o.file_count == 1 ? "" : "s");
         return EXIT_USAGE;
     }
     const char* in_path = o.files[0];
@@ -323,9 +216,8 @@ static int cmd_run(int argc, char** argv)
     npy_array array;
     memset(&array, 0, sizeof(array));
     clsoftmax_context* ctx = NULL;
-    char* temp_path = NULL;
-    int temp_fd = -1;
-    FILE* temp_stream = NULL;
+    cli_output out;
+    int out_open = 0;
     char msg[1024];
 
     npy_result nr = npy_read(in_path, &array, msg, sizeof(msg));
@@ -350,37 +242,11 @@ static int cmd_run(int argc, char** argv)
     }
 
     /* Fail on an unusable output path before spending time on the computation. */
-    struct stat out_st;
-    if (stat(out_path, &out_st) == 0 && S_ISDIR(out_st.st_mode)) {
-        fprintf(stderr, "clsoftmax run: %s: is a directory\n", out_path);
-        rc = EXIT_USAGE;
+    rc = cli_output_begin(&out, "run", out_path);
+    if (rc != 0)
         goto done;
-    }
-    size_t out_len = strlen(out_path);
-    temp_path = malloc(out_len + sizeof(".tmpXXXXXX"));
-    if (temp_path == NULL) {
-        fprintf(stderr, "clsoftmax run: out of memory\n");
-        goto done;
-    }
-    memcpy(temp_path, out_path, out_len);
-    memcpy(temp_path + out_len, ".tmpXXXXXX", sizeof(".tmpXXXXXX"));
-    temp_fd = mkstemp(temp_path);
-    if (temp_fd < 0) {
-        fprintf(stderr, "clsoftmax run: %s: cannot create a temporary file beside it: %s\n",
-                out_path, strerror(errno));
-        free(temp_path);
-        temp_path = NULL; /* nothing of ours to remove */
-        rc = EXIT_USAGE;
-        goto done;
-    }
-    install_signal_cleanup(temp_path);
-    /* mkstemp creates mode 0600; give the result the mode a plain fopen would. */
-    mode_t mask = umask(0);
-    umask(mask);
-    if (fchmod(temp_fd, 0666 & ~mask) != 0) {
-        fprintf(stderr, "clsoftmax run: %s: chmod failed: %s\n", temp_path, strerror(errno));
-        goto done;
-    }
+    out_open = 1;
+    rc = EXIT_RUN_FAILED;
 
     st = create_context(&o, &ctx);
     if (st != CLSOFTMAX_SUCCESS) {
@@ -392,48 +258,16 @@ static int cmd_run(int argc, char** argv)
     st = clsoftmax_softmax_host(ctx, &desc, array.data, array.data);
     if (st != CLSOFTMAX_SUCCESS) {
         fprintf(stderr, "clsoftmax run: softmax on %s (%s) failed: %s: %s\n",
-                clsoftmax_context_device_name(ctx), backend_label(ctx), clsoftmax_status_name(st),
-                clsoftmax_context_last_error(ctx));
+                clsoftmax_context_device_name(ctx), cli_backend_label(ctx),
+                clsoftmax_status_name(st), clsoftmax_context_last_error(ctx));
         goto done;
     }
-
-    temp_stream = fdopen(temp_fd, "wb");
-    if (temp_stream == NULL) {
-        fprintf(stderr, "clsoftmax run: %s: %s\n", temp_path, strerror(errno));
-        goto done;
-    }
-    temp_fd = -1;
-    nr = npy_write_stream(temp_stream, out_path, array.dtype, array.ndim, array.dims, array.data,
-                          msg, sizeof(msg));
-    int close_failed = fclose(temp_stream) != 0;
-    temp_stream = NULL;
-    if (nr != NPY_OK || close_failed) {
-        if (nr == NPY_OK)
-            snprintf(msg, sizeof(msg), "%s: write failed: %s", out_path, strerror(errno));
-        fprintf(stderr, "clsoftmax run: %s\n", msg);
-        goto done;
-    }
-    if (rename(temp_path, out_path) != 0) {
-        fprintf(stderr, "clsoftmax run: cannot rename %s to %s: %s\n", temp_path, out_path,
-                strerror(errno));
-        rc = EXIT_USAGE;
-        goto done;
-    }
-    disarm_signal_cleanup();
-    free(temp_path);
-    temp_path = NULL;
-    rc = 0;
+    out_open = 0;
+    rc = cli_output_commit(&out, array.dtype, array.ndim, array.dims, array.data);
 
 done:
-    if (temp_stream != NULL)
-        fclose(temp_stream);
-    if (temp_fd >= 0)
-        close(temp_fd);
-    if (temp_path != NULL) {
-        disarm_signal_cleanup();
-        unlink(temp_path);
-        free(temp_path);
-    }
+    if (out_open)
+        cli_output_abort(&out);
     clsoftmax_context_free(ctx);
     npy_array_free(&array);
     return rc;
@@ -523,7 +357,7 @@ static int cmd_devices(int argc, char** argv)
             fputs(usage_text, stdout);
             return 0;
         }
-        usage_error("devices", "unexpected argument '%s'", argv[i]);
+        cli_usage_error("devices", "unexpected argument '%s'", argv[i]);
         return EXIT_USAGE;
     }
 
@@ -585,38 +419,6 @@ static int cmd_devices(int argc, char** argv)
 
 /* ---- demo ----------------------------------------------------------------- */
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-/* splitmix64: a fixed seed gives the same batch on every machine. */
-static uint64_t next_random(uint64_t* state)
-{
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-/* Irwin-Hall: the sum of 4 uniforms is bell-shaped; scaled to exactly [-8, 8]. */
-static float normalish(uint64_t* state)
-{
-    double sum = 0.0;
-    for (int i = 0; i < 4; ++i)
-        sum += (double)(next_random(state) >> 11) * (1.0 / 9007199254740992.0);
-    return (float)((sum - 2.0) * 4.0);
-}
-
-static int compare_doubles(const void* a, const void* b)
-{
-    double x = *(const double*)a;
-    double y = *(const double*)b;
-    return (x > y) - (x < y);
-}
-
 #define DEMO_RUNS 7
 
 /*
@@ -626,21 +428,20 @@ static int compare_doubles(const void* a, const void* b)
 static clsoftmax_status time_softmax(clsoftmax_context* ctx, const clsoftmax_desc* desc,
                                      const float* in, float* out, double* first, double* median)
 {
-    double t0 = now_seconds();
+    double t0 = cli_now_seconds();
     clsoftmax_status st = clsoftmax_softmax_host(ctx, desc, in, out);
-    *first = now_seconds() - t0;
+    *first = cli_now_seconds() - t0;
     if (st != CLSOFTMAX_SUCCESS)
         return st;
     double times[DEMO_RUNS];
     for (int r = 0; r < DEMO_RUNS; ++r) {
-        t0 = now_seconds();
+        t0 = cli_now_seconds();
         st = clsoftmax_softmax_host(ctx, desc, in, out);
-        times[r] = now_seconds() - t0;
+        times[r] = cli_now_seconds() - t0;
         if (st != CLSOFTMAX_SUCCESS)
             return st;
     }
-    qsort(times, DEMO_RUNS, sizeof(times[0]), compare_doubles);
-    *median = times[DEMO_RUNS / 2];
+    *median = cli_median(times, DEMO_RUNS);
     return CLSOFTMAX_SUCCESS;
 }
 
@@ -672,7 +473,7 @@ static int cmd_demo(int argc, char** argv)
     size_t count = 0;
     clsoftmax_status st = clsoftmax_desc_validate(&desc, &count);
     if (st != CLSOFTMAX_SUCCESS || count > SIZE_MAX / sizeof(float)) {
-        usage_error("demo", "a %zu x %zu batch is too large", o.rows, o.cols);
+        cli_usage_error("demo", "a %zu x %zu batch is too large", o.rows, o.cols);
         return EXIT_USAGE;
     }
     in = malloc(count * sizeof(float));
@@ -684,7 +485,7 @@ static int cmd_demo(int argc, char** argv)
     }
     uint64_t seed = 20240229;
     for (size_t i = 0; i < count; ++i)
-        in[i] = normalish(&seed);
+        in[i] = cli_normalish(&seed);
 
     st = create_context(&o, &ctx);
     if (st != CLSOFTMAX_SUCCESS) {
@@ -695,7 +496,7 @@ static int cmd_demo(int argc, char** argv)
     printf("clsoftmax %s demo: softmax over a %zu x %zu float32 batch (axis -1)\n",
            clsoftmax_version_string(), o.rows, o.cols);
     printf("device:        %s\n", clsoftmax_context_device_name(ctx));
-    printf("backend:       %s", backend_label(ctx));
+    printf("backend:       %s", cli_backend_label(ctx));
     if (clsoftmax_context_fallback_reason(ctx)[0] != '\0')
         printf(" (fallback: %s)", clsoftmax_context_fallback_reason(ctx));
     printf("\n");
