@@ -131,6 +131,9 @@ struct clsoftmax_context {
 
     unsigned cpu_threads;
 
+    /* clsoftmax_context_set_param values; 0: chosen for the device */
+    size_t params[CLSOFTMAX_PARAM_COUNT];
+
     cl_context cl_ctx;
     cl_device_id device;
     cl_command_queue queue;

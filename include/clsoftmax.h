@@ -177,6 +177,39 @@ CLSOFTMAX_API const char* clsoftmax_context_last_error(const clsoftmax_context* 
 /* The raw cl_int of the last failing OpenCL call (CL_SUCCESS if none failed). */
 CLSOFTMAX_API cl_int clsoftmax_context_last_cl_error(const clsoftmax_context* context);
 
+/* ---- tuning parameters ---------------------------------------------------- */
+
+/*
+ * Per-context knobs, set through an enum so the ABI never grows a struct
+ * (zstd's parameter model). 0 always means "chosen for the device", which is
+ * where every parameter starts; contexts then load a parameter file written by
+ * `clsoftmax tune` for their device, then apply CLSOFTMAX_PARAMS (see README).
+ * Values are appended, never renumbered.
+ */
+typedef enum clsoftmax_param {
+    CLSOFTMAX_PARAM_WORK_GROUP_SIZE = 0,    /* work-items per group (power of two) */
+    CLSOFTMAX_PARAM_VECTOR_WIDTH = 1,       /* elements per vector load: 1, 2, 4, 8 or 16 */
+    CLSOFTMAX_PARAM_ROWS_PER_GROUP = 2,     /* short rows handled by one work-group */
+    CLSOFTMAX_PARAM_SHORT_ROW_LIMIT = 3,    /* longest row (elements) of the short-row kernel */
+    CLSOFTMAX_PARAM_SPLIT_ROW_MIN = 4,      /* shortest row (elements) split across groups */
+    CLSOFTMAX_PARAM_STREAM_CHUNK_BYTES = 5, /* host path: bytes per streamed chunk */
+    CLSOFTMAX_PARAM_CPU_THREADS = 6         /* CPU backend worker threads */
+} clsoftmax_param;
+
+#define CLSOFTMAX_PARAM_COUNT 7
+
+/*
+ * Sets one parameter; 0 restores the device's choice. A value the parameter
+ * cannot take (a vector width of 3, a work-group size above the device's) is
+ * INVALID_ARGUMENT with the reason in the last error, and nothing changes.
+ * Not to be called while another thread runs an operation on the context.
+ */
+CLSOFTMAX_API clsoftmax_status clsoftmax_context_set_param(clsoftmax_context* context,
+                                                           clsoftmax_param param, size_t value);
+/* The value set (0: the device's choice). Returns SUCCESS or INVALID_ARGUMENT. */
+CLSOFTMAX_API clsoftmax_status clsoftmax_context_get_param(const clsoftmax_context* context,
+                                                           clsoftmax_param param, size_t* value);
+
 /* ---- the operation ------------------------------------------------------ */
 
 #define CLSOFTMAX_MAX_DIMS 8
@@ -259,6 +292,15 @@ CLSOFTMAX_API clsoftmax_status clsoftmax_softmax_buffer(clsoftmax_context* conte
                                                         size_t out_offset, cl_command_queue queue,
                                                         cl_uint num_wait, const cl_event* wait_list,
                                                         cl_event* event);
+
+/*
+ * Builds and first-launches every kernel that operations on desc's shape will
+ * use, so the first real call pays no compilation. The CPU backend has
+ * nothing to prepare and returns SUCCESS. Returns the statuses of
+ * clsoftmax_softmax_host.
+ */
+CLSOFTMAX_API clsoftmax_status clsoftmax_prepare(clsoftmax_context* context,
+                                                 const clsoftmax_desc* desc);
 
 /* ---- devices ------------------------------------------------------------ */
 
