@@ -18,6 +18,8 @@ packages=(
     libcunit1-dev
     clinfo
     python3 # the conformance checker in .ci/run
+    clang   # the sanitizer build and the libFuzzer targets (tools/fuzz.sh)
+    libclang-rt-14-dev
 )
 
 if [ "$(id -u)" -eq 0 ]; then

@@ -369,7 +369,36 @@ static size_t read_le(const unsigned char* b, size_t n)
 npy_result npy_read(const char* path, npy_array* array, char* msg, size_t msg_size)
 {
     npy_result result = NPY_ERR_FORMAT;
-    FILE* f = NULL;
+    if (msg != NULL && msg_size > 0)
+        msg[0] = '\0';
+    memset(array, 0, sizeof(*array));
+
+    FILE* f = fopen(path, "rb");
+    if (f == NULL) {
+        set_msg(msg, msg_size, path, "cannot open: %s", strerror(errno));
+        return NPY_ERR_IO;
+    }
+    /* The file size decides everything below before anything large is allocated. */
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0) {
+        set_msg(msg, msg_size, path, "cannot stat: %s", strerror(errno));
+        result = NPY_ERR_IO;
+    } else if (!S_ISREG(st.st_mode)) {
+        set_msg(msg, msg_size, path, "not a regular file");
+        result = NPY_ERR_IO;
+    } else if (st.st_size < 0 || (uintmax_t)st.st_size > SIZE_MAX) {
+        set_msg(msg, msg_size, path, "file is too large for this host");
+    } else {
+        result = npy_read_stream(f, (size_t)st.st_size, path, array, msg, msg_size);
+    }
+    fclose(f);
+    return result;
+}
+
+npy_result npy_read_stream(FILE* f, size_t file_size, const char* path, npy_array* array, char* msg,
+                           size_t msg_size)
+{
+    npy_result result = NPY_ERR_FORMAT;
     char* header = NULL;
     void* data = NULL;
     char err[256];
@@ -377,30 +406,6 @@ npy_result npy_read(const char* path, npy_array* array, char* msg, size_t msg_si
     if (msg != NULL && msg_size > 0)
         msg[0] = '\0';
     memset(array, 0, sizeof(*array));
-
-    f = fopen(path, "rb");
-    if (f == NULL) {
-        set_msg(msg, msg_size, path, "cannot open: %s", strerror(errno));
-        result = NPY_ERR_IO;
-        goto done;
-    }
-    /* The file size decides everything below before anything large is allocated. */
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0) {
-        set_msg(msg, msg_size, path, "cannot stat: %s", strerror(errno));
-        result = NPY_ERR_IO;
-        goto done;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        set_msg(msg, msg_size, path, "not a regular file");
-        result = NPY_ERR_IO;
-        goto done;
-    }
-    if (st.st_size < 0 || (uintmax_t)st.st_size > SIZE_MAX) {
-        set_msg(msg, msg_size, path, "file is too large for this host");
-        goto done;
-    }
-    size_t file_size = (size_t)st.st_size;
 
     unsigned char prefix[12];
     size_t got = fread(prefix, 1, file_size < 8 ? file_size : 8, f);
@@ -521,8 +526,6 @@ npy_result npy_read(const char* path, npy_array* array, char* msg, size_t msg_si
 done:
     free(data);
     free(header);
-    if (f != NULL)
-        fclose(f);
     return result;
 }
 

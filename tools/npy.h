@@ -60,6 +60,14 @@ const char* npy_dtype_descr(npy_dtype dtype);
 npy_result npy_read(const char* path, npy_array* array, char* msg, size_t msg_size);
 
 /*
+ * The same from an open stream of file_size bytes positioned at its start
+ * (npy_read after fopen and fstat; fuzzers use fmemopen). name is used in
+ * messages only. Does not close the stream.
+ */
+npy_result npy_read_stream(FILE* stream, size_t file_size, const char* name, npy_array* array,
+                           char* msg, size_t msg_size);
+
+/*
  * Writes a version 1.0 file: the header padded with spaces and ended by '\n'
  * so that the data start at a multiple of 64 bytes (NumPy's rule), then the
  * data little-endian. name is used in messages only. Checks each fwrite but
