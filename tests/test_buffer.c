@@ -74,6 +74,24 @@ static void read_buffer(cl_mem buf, size_t bytes, void* host)
     TEST_CHECK(err == CL_SUCCESS, "clEnqueueReadBuffer failed with %d", (int)err);
 }
 
+/*
+ * Runs the buffer entry point without a wait list, expecting success (reported at the
+ * caller's line as `what`), then waits for and releases its output event.
+ */
+static void run_buffer_ok(clsoftmax_context* ctx, const clsoftmax_desc* desc, cl_mem in,
+                          size_t in_off, cl_mem out, size_t out_off, cl_command_queue queue,
+                          const char* what, unsigned line)
+{
+    cl_event ev = NULL;
+    test_status_impl(
+        clsoftmax_softmax_buffer(ctx, desc, in, in_off, out, out_off, queue, 0, NULL, &ev),
+        CLSOFTMAX_SUCCESS, what, __FILE__, line);
+    if (ev != NULL) {
+        clWaitForEvents(1, &ev);
+        clReleaseEvent(ev);
+    }
+}
+
 static cl_int event_status(cl_event ev)
 {
     cl_int st = -12345;
@@ -342,13 +360,7 @@ static void test_errors(void)
     cl_mem out = make_buffer(g_cl, 40 * sizeof(float), host + 1);
 
     /* Exactly large enough succeeds: the limit is offset + count, not more. */
-    cl_event ev = NULL;
-    TEST_STATUS(clsoftmax_softmax_buffer(g_ctx, &desc, exact, 0, big, 16, g_queue, 0, NULL, &ev),
-                CLSOFTMAX_SUCCESS);
-    if (ev != NULL) {
-        clWaitForEvents(1, &ev);
-        clReleaseEvent(ev);
-    }
+    run_buffer_ok(g_ctx, &desc, exact, 0, big, 16, g_queue, "exactly large enough", __LINE__);
 
     expect_buffer_error(g_ctx, &desc, exact, 1, out, 0, g_queue, 0, NULL,
                         CLSOFTMAX_BUFFER_TOO_SMALL, "in", "in offset past the end");
@@ -416,14 +428,8 @@ static void test_errors(void)
     expect_buffer_error(g_ctx, &desc, big, 16, big, 0, g_queue, 0, NULL, CLSOFTMAX_OVERLAP,
                         "overlap", "out 16 elements before in");
     cl_mem whole = make_buffer(g_cl, 2 * count * sizeof(float), host);
-    ev = NULL;
-    TEST_STATUS(
-        clsoftmax_softmax_buffer(g_ctx, &desc, whole, 0, whole, count, g_queue, 0, NULL, &ev),
-        CLSOFTMAX_SUCCESS); /* adjacent, not overlapping */
-    if (ev != NULL) {
-        clWaitForEvents(1, &ev);
-        clReleaseEvent(ev);
-    }
+    run_buffer_ok(g_ctx, &desc, whole, 0, whole, count, g_queue, "adjacent, not overlapping",
+                  __LINE__);
 
     /* A queue and a buffer of another cl_context on the same device. */
     cl_int err = CL_SUCCESS;
@@ -454,14 +460,8 @@ static void test_errors(void)
     clsoftmax_context_free(cpu);
 
     /* An error followed by a success clears the last error. */
-    ev = NULL;
-    TEST_STATUS(clsoftmax_softmax_buffer(g_ctx, &desc, big, 0, out, 0, g_queue, 0, NULL, &ev),
-                CLSOFTMAX_SUCCESS);
+    run_buffer_ok(g_ctx, &desc, big, 0, out, 0, g_queue, "success after an error", __LINE__);
     CU_ASSERT_STRING_EQUAL(clsoftmax_context_last_error(g_ctx), "");
-    if (ev != NULL) {
-        clWaitForEvents(1, &ev);
-        clReleaseEvent(ev);
-    }
 
     clReleaseMemObject(whole);
     clReleaseMemObject(small);
@@ -520,13 +520,7 @@ static void check_borrowed_works(clsoftmax_context* ctx, cl_context cl, cl_comma
     cl_mem buf =
         clCreateBuffer(cl, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, sizeof host, host, &err);
     CU_ASSERT_FATAL(err == CL_SUCCESS);
-    cl_event ev = NULL;
-    TEST_STATUS(clsoftmax_softmax_buffer(ctx, &desc, buf, 0, buf, 0, q, 0, NULL, &ev),
-                CLSOFTMAX_SUCCESS);
-    if (ev != NULL) {
-        clWaitForEvents(1, &ev);
-        clReleaseEvent(ev);
-    }
+    run_buffer_ok(ctx, &desc, buf, 0, buf, 0, q, "borrowed buffer in place", __LINE__);
     memset(got, 0, sizeof got);
     clEnqueueReadBuffer(clsoftmax_context_cl_queue(ctx), buf, CL_TRUE, 0, sizeof got, got, 0, NULL,
                         NULL);

@@ -16,7 +16,9 @@
 
 #include "clsoftmax.h"
 #include "npy.h"
+#include "test_files.h"
 #include "test_suites.h"
+#include "test_util.h"
 
 #ifndef CLSOFTMAX_TOOL_PATH
 #error "CLSOFTMAX_TOOL_PATH (the built tool's absolute path) must be defined"
@@ -34,42 +36,7 @@ static int tool_fp64 = 1;
 static char tool_out[16384];
 static char tool_err[16384];
 
-static void tool_check(int ok, unsigned line, const char* fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
-
-/* A formatted assertion: CUnit copies the message, so a stack buffer is fine. */
-static void tool_check(int ok, unsigned line, const char* fmt, ...)
-{
-    char text[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(text, sizeof(text), fmt, ap);
-    va_end(ap);
-    CU_assertImplementation(ok ? CU_TRUE : CU_FALSE, line, text, __FILE__, "", CU_FALSE);
-}
-#define TOOL_CHECK(cond, ...) tool_check((cond) ? 1 : 0, __LINE__, __VA_ARGS__)
-
 /* ---- the scratch directory ------------------------------------------------ */
-
-static void remove_files_in(const char* dir)
-{
-    DIR* d = opendir(dir);
-    if (d == NULL)
-        return;
-    struct dirent* e;
-    char path[1024];
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-        if (remove(path) != 0)
-            rmdir(path);
-    }
-    closedir(d);
-}
 
 /* Entries in work_dir; *tmp_left is set when a temporary output file was left behind. */
 static size_t work_file_count(int* tmp_left)
@@ -93,7 +60,7 @@ static size_t work_file_count(int* tmp_left)
 
 static void work_path(char* buf, size_t size, const char* name)
 {
-    snprintf(buf, size, "%s/%s", work_dir, name);
+    test_path_join(buf, size, work_dir, name);
 }
 
 static int file_exists(const char* path)
@@ -104,10 +71,7 @@ static int file_exists(const char* path)
 
 static int suite_init_common(void)
 {
-    const char* tmp = getenv("TMPDIR");
-    snprintf(tool_dir, sizeof(tool_dir), "%s/clsoftmax-tool-XXXXXX",
-             tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
-    if (mkdtemp(tool_dir) == NULL)
+    if (test_dir_make_temp(tool_dir, sizeof(tool_dir), "tool") != 0)
         return -1;
     snprintf(work_dir, sizeof(work_dir), "%s/work", tool_dir);
     return mkdir(work_dir, 0700);
@@ -135,17 +99,12 @@ static int tool_opencl_suite_init(void)
     return suite_init_common();
 }
 
-static int tool_suite_clean(void)
-{
-    remove_files_in(work_dir);
-    rmdir(work_dir);
-    remove_files_in(tool_dir);
-    return rmdir(tool_dir) == 0 ? 0 : -1;
-}
+static int tool_suite_clean(void) { return test_dir_remove(tool_dir); }
 
 /* ---- running the tool ----------------------------------------------------- */
 
-static void read_capture(const char* path, char* buf, size_t size)
+/* buf = the text of path, truncated to size; "" when it cannot be opened. */
+static void read_text(const char* path, char* buf, size_t size)
 {
     buf[0] = '\0';
     FILE* f = fopen(path, "rb");
@@ -217,8 +176,8 @@ static int run_tool_argv(const char* env_extra, const char* const* args)
         if (errno != EINTR)
             return -2;
     }
-    read_capture(out_path, tool_out, sizeof(tool_out));
-    read_capture(err_path, tool_err, sizeof(tool_err));
+    read_text(out_path, tool_out, sizeof(tool_out));
+    read_text(err_path, tool_err, sizeof(tool_err));
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
@@ -255,8 +214,8 @@ static double get_value(const npy_array* a, size_t i)
                                    : ((const double*)a->data)[i];
 }
 
-/* Writes work_dir/name holding values (converted to dtype). */
-static int write_input(const char* name, npy_dtype dtype, size_t ndim, const size_t* dims,
+/* Writes path holding values (converted to dtype). */
+static int write_input(const char* path, npy_dtype dtype, size_t ndim, const size_t* dims,
                        const double* values)
 {
     npy_array a;
@@ -274,12 +233,31 @@ static int write_input(const char* name, npy_dtype dtype, size_t ndim, const siz
         else
             ((double*)a.data)[i] = values[i];
     }
-    char path[1024];
     char msg[512];
-    work_path(path, sizeof(path), name);
     npy_result r = npy_write(path, &a, msg, sizeof(msg));
     npy_array_free(&a);
     return r == NPY_OK ? 0 : -1;
+}
+
+/*
+ * Starts a test's files from nothing: empties work_dir, then writes work_dir/name holding
+ * values (converted to dtype) and puts its path in path (size bytes).
+ */
+static void fresh_input(const char* name, npy_dtype dtype, size_t ndim, const size_t* dims,
+                        const double* values, char* path, size_t size)
+{
+    test_dir_empty(work_dir);
+    work_path(path, size, name);
+    CU_ASSERT_FATAL(write_input(path, dtype, ndim, dims, values) == 0);
+}
+
+/* fresh_input of in.npy = [1, 2, 3] (float32); out gets the path of out.npy beside it. */
+static void small_input(char* in, char* out, size_t size)
+{
+    static const double x[3] = {1, 2, 3};
+    static const size_t dims[1] = {3};
+    fresh_input("in.npy", NPY_FLOAT32, 1, dims, x, in, size);
+    work_path(out, size, "out.npy");
 }
 
 /* Softmax over axis of x (as stored: float32 inputs already rounded) in double. */
@@ -333,7 +311,6 @@ typedef struct trip {
 
 static void check_trip(const trip* t, unsigned line)
 {
-    remove_files_in(work_dir);
     size_t count = product(t->ndim, t->dims);
     double* x = malloc(count * sizeof(double));
     double* ref = malloc(count * sizeof(double));
@@ -344,16 +321,15 @@ static void check_trip(const trip* t, unsigned line)
         return;
     }
     make_values(x, count, t->dtype, (unsigned)(count + t->ndim * 7 + (size_t)(t->axis + 9)));
-    CU_ASSERT_FATAL(write_input("in.npy", t->dtype, t->ndim, t->dims, x) == 0);
+    char in[1024];
+    char out[1024];
+    fresh_input("in.npy", t->dtype, t->ndim, t->dims, x, in, sizeof(in));
+    work_path(out, sizeof(out), "out.npy");
     double scale = t->scale != NULL ? strtod(t->scale, NULL) : 1.0;
     reference(x, t->ndim, t->dims, t->axis, t->log_op, scale, ref);
 
-    char in[1024];
-    char out[1024];
     char axis_text[32];
     char axis_eq[48];
-    work_path(in, sizeof(in), "in.npy");
-    work_path(out, sizeof(out), "out.npy");
     snprintf(axis_text, sizeof(axis_text), "%d", t->axis);
     snprintf(axis_eq, sizeof(axis_eq), "--axis=%d", t->axis);
 
@@ -392,22 +368,24 @@ static void check_trip(const trip* t, unsigned line)
 
     if (t->dtype == NPY_FLOAT64 && !tool_fp64) {
         /* A device without cl_khr_fp64 must refuse clearly, not return garbage. */
-        tool_check(rc == 1, line, "%s: exit %d, want 1 (no fp64): %s", what, rc, tool_err);
-        tool_check(strstr(tool_err, "UNSUPPORTED") != NULL, line, "%s: stderr: %s", what, tool_err);
-        tool_check(!file_exists(out), line, "%s: output written despite the failure", what);
+        TEST_CHECK_AT(line, rc == 1, "%s: exit %d, want 1 (no fp64): %s", what, rc, tool_err);
+        TEST_CHECK_AT(line, strstr(tool_err, "UNSUPPORTED") != NULL, "%s: stderr: %s", what,
+                      tool_err);
+        TEST_CHECK_AT(line, !file_exists(out), "%s: output written despite the failure", what);
         free(x);
         free(ref);
         return;
     }
-    tool_check(rc == 0, line, "%s: exit %d: %s", what, rc, tool_err);
+    TEST_CHECK_AT(line, rc == 0, "%s: exit %d: %s", what, rc, tool_err);
     npy_array y;
     char msg[512];
     npy_result r = npy_read(out, &y, msg, sizeof(msg));
-    tool_check(r == NPY_OK, line, "%s: output unreadable: %s", what, msg);
+    TEST_CHECK_AT(line, r == NPY_OK, "%s: output unreadable: %s", what, msg);
     if (r == NPY_OK) {
-        tool_check(y.dtype == t->dtype && y.ndim == t->ndim &&
-                       memcmp(y.dims, t->dims, t->ndim * sizeof(size_t)) == 0,
-                   line, "%s: output dtype or shape differs", what);
+        TEST_CHECK_AT(line,
+                      y.dtype == t->dtype && y.ndim == t->ndim &&
+                          memcmp(y.dims, t->dims, t->ndim * sizeof(size_t)) == 0,
+                      "%s: output dtype or shape differs", what);
         double rtol = t->dtype == NPY_FLOAT32 ? 1e-5 : 1e-12;
         double atol = t->dtype == NPY_FLOAT32 ? 1e-6 : 1e-14;
         size_t bad = 0;
@@ -417,13 +395,13 @@ static void check_trip(const trip* t, unsigned line)
             if (!(d <= atol + rtol * fabs(ref[i])) && bad++ == 0)
                 first_bad = i;
         }
-        tool_check(bad == 0, line, "%s: %zu elements off, first [%zu] %.9g vs %.9g", what, bad,
-                   first_bad, bad ? get_value(&y, first_bad) : 0.0, bad ? ref[first_bad] : 0.0);
+        TEST_CHECK_AT(line, bad == 0, "%s: %zu elements off, first [%zu] %.9g vs %.9g", what, bad,
+                      first_bad, bad ? get_value(&y, first_bad) : 0.0, bad ? ref[first_bad] : 0.0);
     }
     npy_array_free(&y);
     int tmp_left;
-    tool_check(work_file_count(&tmp_left) == 2 && !tmp_left, line,
-               "%s: stray files left in the work directory", what);
+    TEST_CHECK_AT(line, work_file_count(&tmp_left) == 2 && !tmp_left,
+                  "%s: stray files left in the work directory", what);
     free(x);
     free(ref);
 }
@@ -461,28 +439,26 @@ static void test_worked_example(void)
     static const size_t dims[2] = {2, 3};
     char in[1024];
     char out[1024];
-    work_path(in, sizeof(in), "example.npy");
     work_path(out, sizeof(out), "example-out.npy");
     for (int dt = 0; dt < 2; ++dt) {
         npy_dtype dtype = dt == 0 ? NPY_FLOAT64 : NPY_FLOAT32;
         if (dtype == NPY_FLOAT64 && !tool_fp64)
             continue;
         for (int a = 0; a < 2; ++a) {
-            remove_files_in(work_dir);
-            CU_ASSERT_FATAL(write_input("example.npy", dtype, 2, dims, x) == 0);
+            fresh_input("example.npy", dtype, 2, dims, x, in, sizeof(in));
             const double* want = a == 0 ? axis0 : axis1;
             int rc = run_tool(NULL, "run", "--backend", tool_backend, "--axis", a == 0 ? "0" : "-1",
                               in, out, NULL);
-            TOOL_CHECK(rc == 0, "example %s axis %s: exit %d: %s", npy_dtype_descr(dtype),
+            TEST_CHECK(rc == 0, "example %s axis %s: exit %d: %s", npy_dtype_descr(dtype),
                        a == 0 ? "0" : "-1", rc, tool_err);
             npy_array y;
             char msg[512];
             if (npy_read(out, &y, msg, sizeof(msg)) != NPY_OK) {
-                TOOL_CHECK(0, "example output: %s", msg);
+                TEST_CHECK(0, "example output: %s", msg);
                 continue;
             }
             for (size_t i = 0; i < 6; ++i)
-                TOOL_CHECK(fabs(get_value(&y, i) - want[i]) <= 1e-7,
+                TEST_CHECK(fabs(get_value(&y, i) - want[i]) <= 1e-7,
                            "example %s axis %s [%zu]: %.9f, want %.9f", npy_dtype_descr(dtype),
                            a == 0 ? "0" : "-1", i, get_value(&y, i), want[i]);
             npy_array_free(&y);
@@ -493,105 +469,32 @@ static void test_worked_example(void)
 /* The output replaces the input when both are the same file; the mode is a plain fopen's. */
 static void test_in_place_and_mode(void)
 {
-    remove_files_in(work_dir);
     static const double x[4] = {1.0, 2.0, 3.0, 4.0};
     static const size_t dims[1] = {4};
-    CU_ASSERT_FATAL(write_input("same.npy", NPY_FLOAT32, 1, dims, x) == 0);
     char path[1024];
-    work_path(path, sizeof(path), "same.npy");
+    fresh_input("same.npy", NPY_FLOAT32, 1, dims, x, path, sizeof(path));
     int rc = run_tool(NULL, "run", "--backend", tool_backend, path, path, NULL);
-    TOOL_CHECK(rc == 0, "in place: exit %d: %s", rc, tool_err);
+    TEST_CHECK(rc == 0, "in place: exit %d: %s", rc, tool_err);
     npy_array y;
     char msg[512];
     if (npy_read(path, &y, msg, sizeof(msg)) == NPY_OK) {
         double ref[4];
         reference(x, 1, dims, 0, 0, 1.0, ref);
         for (size_t i = 0; i < 4; ++i)
-            TOOL_CHECK(fabs(get_value(&y, i) - ref[i]) <= 1e-6, "in place [%zu]", i);
+            TEST_CHECK(fabs(get_value(&y, i) - ref[i]) <= 1e-6, "in place [%zu]", i);
         npy_array_free(&y);
     } else {
-        TOOL_CHECK(0, "in place: %s", msg);
+        TEST_CHECK(0, "in place: %s", msg);
     }
     mode_t mask = umask(0);
     umask(mask);
     struct stat st;
     CU_ASSERT_FATAL(stat(path, &st) == 0);
-    TOOL_CHECK((st.st_mode & 0777) == (0666 & ~mask), "output mode %o, want %o",
+    TEST_CHECK((st.st_mode & 0777) == (0666 & ~mask), "output mode %o, want %o",
                (unsigned)(st.st_mode & 0777), (unsigned)(0666 & ~mask));
 }
 
 /* ---- malformed files ------------------------------------------------------ */
-
-/* The same byte-level builder as the npy suite's: see test_npy.c. */
-static int write_raw(const char* path, const char* magic, unsigned major, unsigned minor,
-                     const char* header, int use_len, uint32_t len, size_t data_bytes)
-{
-    size_t hlen = strlen(header);
-    size_t len_size = (major == 2 || major == 3) ? 4 : 2;
-    size_t total = 8 + len_size + hlen + data_bytes;
-    unsigned char* buf = calloc(total, 1);
-    if (buf == NULL)
-        return -1;
-    memcpy(buf, magic != NULL ? magic : "\x93NUMPY", 6);
-    buf[6] = (unsigned char)major;
-    buf[7] = (unsigned char)minor;
-    uint32_t field = use_len ? len : (uint32_t)hlen;
-    for (size_t i = 0; i < len_size; ++i)
-        buf[8 + i] = (unsigned char)(field >> (8 * i));
-    memcpy(buf + 8 + len_size, header, hlen);
-    FILE* f = fopen(path, "wb");
-    int rc = -1;
-    if (f != NULL) {
-        rc = fwrite(buf, 1, total, f) == total ? 0 : -1;
-        if (fclose(f) != 0)
-            rc = -1;
-    }
-    free(buf);
-    return rc;
-}
-
-#define GOOD "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }\n"
-
-static const struct tool_bad {
-    const char* name;
-    const char* magic;
-    unsigned major;
-    unsigned minor;
-    const char* header;
-    int use_len;
-    uint32_t len;
-    size_t data_bytes;
-    const char* needle;
-} tool_bad_cases[] = {
-    {"wrong magic", "\x93NUMPX", 1, 0, GOOD, 0, 0, 24, "magic"},
-    {"version 4.0", NULL, 4, 0, GOOD, 0, 0, 24, "version"},
-    {"version 0.1", NULL, 0, 1, GOOD, 0, 0, 24, "version"},
-    {"header length past the end", NULL, 1, 0, GOOD, 1, 4000, 24, "header length"},
-    {"huge header length", NULL, 2, 0, GOOD, 1, 0xFFFFFFFFu, 24, "header length"},
-    {"header not a dict", NULL, 1, 0, "(1, 2)\n", 0, 0, 24, "dict"},
-    {"missing key", NULL, 1, 0, "{'descr': '<f4', 'shape': (2, 3)}\n", 0, 0, 24, "fortran_order"},
-    {"fortran_order True", NULL, 1, 0,
-     "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3), }\n", 0, 0, 24, "fortran_order"},
-    {"big-endian", NULL, 1, 0, "{'descr': '>f4', 'fortran_order': False, 'shape': (2, 3), }\n", 0,
-     0, 24, ">f4"},
-    {"float16", NULL, 1, 0, "{'descr': '<f2', 'fortran_order': False, 'shape': (2, 3), }\n", 0, 0,
-     12, "<f2"},
-    {"int64", NULL, 1, 0, "{'descr': '<i8', 'fortran_order': False, 'shape': (2, 3), }\n", 0, 0, 48,
-     "<i8"},
-    {"negative dimension", NULL, 1, 0,
-     "{'descr': '<f4', 'fortran_order': False, 'shape': (2, -3), }\n", 0, 0, 24, "negative"},
-    {"absurd dimension", NULL, 1, 0,
-     "{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999,), }\n", 0, 0, 24,
-     "too large"},
-    {"9 dimensions", NULL, 1, 0,
-     "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1, 1, 1, 1, 1, 1, 2, 3), }\n", 0, 0, 24,
-     "dimensions"},
-    {"0-d", NULL, 1, 0, "{'descr': '<f4', 'fortran_order': False, 'shape': (), }\n", 0, 0, 4,
-     "0-d"},
-    {"truncated data", NULL, 1, 0, GOOD, 0, 0, 20, "truncated"},
-    {"trailing data", NULL, 2, 0, GOOD, 0, 0, 32, "trailing"},
-    {"ten zero bytes", "\0\0\0\0\0\0", 1, 0, "", 0, 0, 0, "magic"},
-};
 
 /* Every malformed file: exit 2, a message naming the file, no output, an old output intact. */
 static void test_malformed_files(void)
@@ -601,39 +504,29 @@ static void test_malformed_files(void)
     work_path(in, sizeof(in), "bad.npy");
     work_path(out, sizeof(out), "out.npy");
     static const char precious[] = "an older result that must survive";
-    for (size_t c = 0; c < sizeof(tool_bad_cases) / sizeof(tool_bad_cases[0]); ++c) {
-        const struct tool_bad* b = &tool_bad_cases[c];
+    for (size_t c = 0; c < test_bad_npy_count; ++c) {
+        const test_bad_npy* b = &test_bad_npy_cases[c];
         for (int existing = 0; existing < 2; ++existing) {
-            remove_files_in(work_dir);
-            CU_ASSERT_FATAL(write_raw(in, b->magic, b->major, b->minor, b->header, b->use_len,
-                                      b->len, b->data_bytes) == 0);
-            if (existing) {
-                FILE* f = fopen(out, "wb");
-                CU_ASSERT_FATAL(f != NULL);
-                fputs(precious, f);
-                fclose(f);
-            }
+            test_dir_empty(work_dir);
+            CU_ASSERT_FATAL(test_write_bad_npy(in, b) == 0);
+            if (existing)
+                CU_ASSERT_FATAL(test_write_bytes(out, precious, strlen(precious)) == 0);
             int rc = run_tool(NULL, "run", "--backend", "cpu", in, out, NULL);
-            TOOL_CHECK(rc == 2, "%s: exit %d, want 2", b->name, rc);
-            TOOL_CHECK(strstr(tool_err, "bad.npy") != NULL && strstr(tool_err, b->needle) != NULL,
+            TEST_CHECK(rc == 2, "%s: exit %d, want 2", b->name, rc);
+            TEST_CHECK(strstr(tool_err, "bad.npy") != NULL && strstr(tool_err, b->needle) != NULL,
                        "%s: stderr '%s' should name bad.npy and mention '%s'", b->name, tool_err,
                        b->needle);
             int tmp_left;
             size_t files = work_file_count(&tmp_left);
-            TOOL_CHECK(files == (size_t)(1 + existing) && !tmp_left,
+            TEST_CHECK(files == (size_t)(1 + existing) && !tmp_left,
                        "%s: %zu files in the work directory", b->name, files);
             if (existing) {
-                char got[128] = "";
-                FILE* f = fopen(out, "rb");
-                if (f != NULL) {
-                    size_t n = fread(got, 1, sizeof(got) - 1, f);
-                    got[n] = '\0';
-                    fclose(f);
-                }
-                TOOL_CHECK(strcmp(got, precious) == 0, "%s: the existing output was changed",
+                char got[128];
+                read_text(out, got, sizeof(got));
+                TEST_CHECK(strcmp(got, precious) == 0, "%s: the existing output was changed",
                            b->name);
             } else {
-                TOOL_CHECK(!file_exists(out), "%s: an output file appeared", b->name);
+                TEST_CHECK(!file_exists(out), "%s: an output file appeared", b->name);
             }
         }
     }
@@ -645,12 +538,11 @@ static void test_malformed_files(void)
 static void expect_run_fails(int want_rc, const char* needle, const char* const* opts,
                              const char* in_name, const char* out_name, unsigned line)
 {
-    remove_files_in(work_dir);
     static const double x[6] = {1, 2, 3, 4, 5, 6};
     static const size_t dims[2] = {2, 3};
-    CU_ASSERT_FATAL(write_input("good.npy", NPY_FLOAT32, 2, dims, x) == 0);
     char in[1024];
     char out[1024];
+    fresh_input("good.npy", NPY_FLOAT32, 2, dims, x, in, sizeof(in));
     work_path(in, sizeof(in), in_name);
     work_path(out, sizeof(out), out_name);
     const char* args[MAX_ARGS + 1];
@@ -667,12 +559,13 @@ static void expect_run_fails(int want_rc, const char* needle, const char* const*
         strcat(what, " ");
     }
     int rc = run_tool_argv(NULL, args);
-    tool_check(rc == want_rc, line, "[%s]: exit %d, want %d: %s", what, rc, want_rc, tool_err);
-    tool_check(strstr(tool_err, needle) != NULL, line, "[%s]: stderr '%s' lacks '%s'", what,
-               tool_err, needle);
+    TEST_CHECK_AT(line, rc == want_rc, "[%s]: exit %d, want %d: %s", what, rc, want_rc, tool_err);
+    TEST_CHECK_AT(line, strstr(tool_err, needle) != NULL, "[%s]: stderr '%s' lacks '%s'", what,
+                  tool_err, needle);
     int tmp_left;
     size_t files = work_file_count(&tmp_left);
-    tool_check(files == 1 && !tmp_left, line, "[%s]: %zu files in the work directory", what, files);
+    TEST_CHECK_AT(line, files == 1 && !tmp_left, "[%s]: %zu files in the work directory", what,
+                  files);
 }
 
 static void test_bad_options(void)
@@ -714,91 +607,79 @@ static void test_bad_options(void)
     work_path(in, sizeof(in), "good.npy");
     work_path(out, sizeof(out), "out.npy");
     int rc = run_tool(NULL, "run", in, out, "--axis", NULL);
-    TOOL_CHECK(rc == 2 && strstr(tool_err, "needs a value") != NULL, "--axis at the end: %d %s", rc,
+    TEST_CHECK(rc == 2 && strstr(tool_err, "needs a value") != NULL, "--axis at the end: %d %s", rc,
                tool_err);
     rc = run_tool(NULL, "run", in, NULL);
-    TOOL_CHECK(rc == 2 && tool_err[0] != '\0', "one file name: %d", rc);
+    TEST_CHECK(rc == 2 && tool_err[0] != '\0', "one file name: %d", rc);
     rc = run_tool(NULL, "run", in, out, out, NULL);
-    TOOL_CHECK(rc == 2 && tool_err[0] != '\0', "three file names: %d", rc);
-    TOOL_CHECK(!file_exists(out), "an output file appeared");
+    TEST_CHECK(rc == 2 && tool_err[0] != '\0', "three file names: %d", rc);
+    TEST_CHECK(!file_exists(out), "an output file appeared");
 
     /* The output path is a directory. */
     rc = run_tool(NULL, "run", "--backend", "cpu", in, work_dir, NULL);
-    TOOL_CHECK(rc == 2 && strstr(tool_err, "directory") != NULL, "output a directory: %d %s", rc,
+    TEST_CHECK(rc == 2 && strstr(tool_err, "directory") != NULL, "output a directory: %d %s", rc,
                tool_err);
 
     /* An empty tensor: the library's INVALID_SHAPE, reported as bad input. */
-    remove_files_in(work_dir);
     static const size_t empty_dims[2] = {0, 3};
-    CU_ASSERT_FATAL(write_input("empty.npy", NPY_FLOAT32, 2, empty_dims, NULL) == 0);
-    work_path(in, sizeof(in), "empty.npy");
+    fresh_input("empty.npy", NPY_FLOAT32, 2, empty_dims, NULL, in, sizeof(in));
     rc = run_tool(NULL, "run", "--backend", "cpu", in, out, NULL);
-    TOOL_CHECK(rc == 2 && strstr(tool_err, "INVALID_SHAPE") != NULL, "empty tensor: %d %s", rc,
+    TEST_CHECK(rc == 2 && strstr(tool_err, "INVALID_SHAPE") != NULL, "empty tensor: %d %s", rc,
                tool_err);
-    TOOL_CHECK(!file_exists(out), "empty tensor: an output file appeared");
+    TEST_CHECK(!file_exists(out), "empty tensor: an output file appeared");
 }
 
 /* A failure inside the library (here: no such device) is exit 1 with the status name. */
 static void test_library_error(void)
 {
-    remove_files_in(work_dir);
-    static const double x[3] = {1, 2, 3};
-    static const size_t dims[1] = {3};
-    CU_ASSERT_FATAL(write_input("in.npy", NPY_FLOAT32, 1, dims, x) == 0);
     char in[1024];
     char out[1024];
-    work_path(in, sizeof(in), "in.npy");
-    work_path(out, sizeof(out), "out.npy");
+    small_input(in, out, sizeof(in));
     int rc = run_tool(NULL, "run", "--backend", "opencl", "--device", "no-such-device-xyzzy", in,
                       out, NULL);
-    TOOL_CHECK(rc == 1, "no such device: exit %d, want 1: %s", rc, tool_err);
-    TOOL_CHECK(strstr(tool_err, "cannot create a context") != NULL, "stderr: %s", tool_err);
+    TEST_CHECK(rc == 1, "no such device: exit %d, want 1: %s", rc, tool_err);
+    TEST_CHECK(strstr(tool_err, "cannot create a context") != NULL, "stderr: %s", tool_err);
     int tmp_left;
-    TOOL_CHECK(work_file_count(&tmp_left) == 1 && !tmp_left, "files left after a library error");
+    TEST_CHECK(work_file_count(&tmp_left) == 1 && !tmp_left, "files left after a library error");
 }
 
 /* --backend and --device turn the environment off; without them it chooses. */
 static void test_environment(void)
 {
-    remove_files_in(work_dir);
-    static const double x[3] = {1, 2, 3};
-    static const size_t dims[1] = {3};
-    CU_ASSERT_FATAL(write_input("in.npy", NPY_FLOAT32, 1, dims, x) == 0);
     char in[1024];
     char out[1024];
-    work_path(in, sizeof(in), "in.npy");
-    work_path(out, sizeof(out), "out.npy");
+    small_input(in, out, sizeof(in));
     int rc = run_tool("CLSOFTMAX_BACKEND=bogus", "run", "--backend", "cpu", in, out, NULL);
-    TOOL_CHECK(rc == 0, "--backend cpu must override CLSOFTMAX_BACKEND=bogus: %d %s", rc, tool_err);
+    TEST_CHECK(rc == 0, "--backend cpu must override CLSOFTMAX_BACKEND=bogus: %d %s", rc, tool_err);
     rc = run_tool("CLSOFTMAX_BACKEND=cpu", "run", in, out, NULL);
-    TOOL_CHECK(rc == 0, "CLSOFTMAX_BACKEND=cpu: %d %s", rc, tool_err);
+    TEST_CHECK(rc == 0, "CLSOFTMAX_BACKEND=cpu: %d %s", rc, tool_err);
     rc = run_tool("CLSOFTMAX_BACKEND=cpu", "devices", NULL);
-    TOOL_CHECK(rc == 0 && strstr(tool_out, "auto picks: CPU fallback") != NULL,
+    TEST_CHECK(rc == 0 && strstr(tool_out, "auto picks: CPU fallback") != NULL,
                "devices with CLSOFTMAX_BACKEND=cpu: %d %s%s", rc, tool_out, tool_err);
 }
 
 static void test_commands(void)
 {
     int rc = run_tool(NULL, "--version", NULL);
-    TOOL_CHECK(rc == 0 && strstr(tool_out, clsoftmax_version_string()) != NULL,
+    TEST_CHECK(rc == 0 && strstr(tool_out, clsoftmax_version_string()) != NULL,
                "--version: %d '%s'", rc, tool_out);
     rc = run_tool(NULL, "--help", NULL);
-    TOOL_CHECK(rc == 0 && strstr(tool_out, "usage") != NULL && strstr(tool_out, "exit status"),
+    TEST_CHECK(rc == 0 && strstr(tool_out, "usage") != NULL && strstr(tool_out, "exit status"),
                "--help: %d", rc);
     rc = run_tool(NULL, "run", "--help", NULL);
-    TOOL_CHECK(rc == 0 && strstr(tool_out, "usage") != NULL, "run --help: %d", rc);
+    TEST_CHECK(rc == 0 && strstr(tool_out, "usage") != NULL, "run --help: %d", rc);
     rc = run_tool(NULL, NULL);
-    TOOL_CHECK(rc == 2 && strstr(tool_err, "usage") != NULL, "no command: %d", rc);
+    TEST_CHECK(rc == 2 && strstr(tool_err, "usage") != NULL, "no command: %d", rc);
     rc = run_tool(NULL, "frobnicate", NULL);
-    TOOL_CHECK(rc == 2 && strstr(tool_err, "unknown command") != NULL &&
+    TEST_CHECK(rc == 2 && strstr(tool_err, "unknown command") != NULL &&
                    strstr(tool_err, "usage") != NULL,
                "unknown command: %d %s", rc, tool_err);
     rc = run_tool(NULL, "devices", "--bogus", NULL);
-    TOOL_CHECK(rc == 2, "devices --bogus: %d", rc);
+    TEST_CHECK(rc == 2, "devices --bogus: %d", rc);
     rc = run_tool(NULL, "demo", "--rows", "0", NULL);
-    TOOL_CHECK(rc == 2, "demo --rows 0: %d", rc);
+    TEST_CHECK(rc == 2, "demo --rows 0: %d", rc);
     rc = run_tool(NULL, "demo", "--cols", "-5", NULL);
-    TOOL_CHECK(rc == 2, "demo --cols -5: %d", rc);
+    TEST_CHECK(rc == 2, "demo --cols -5: %d", rc);
 }
 
 /* A small demo on the suite's backend, checked against the CPU backend by the tool itself. */
@@ -806,14 +687,14 @@ static void test_demo(void)
 {
     int rc =
         run_tool(NULL, "demo", "--backend", tool_backend, "--rows", "300", "--cols", "257", NULL);
-    TOOL_CHECK(rc == 0 && strstr(tool_out, "PASS") != NULL && strstr(tool_out, "GB/s") != NULL,
+    TEST_CHECK(rc == 0 && strstr(tool_out, "PASS") != NULL && strstr(tool_out, "GB/s") != NULL,
                "demo: %d %s %s", rc, tool_out, tool_err);
 }
 
 static void test_devices(void)
 {
     int rc = run_tool(NULL, "devices", NULL);
-    TOOL_CHECK(rc == 0 && strstr(tool_out, "[0] ") != NULL &&
+    TEST_CHECK(rc == 0 && strstr(tool_out, "[0] ") != NULL &&
                    strstr(tool_out, "auto picks: ") != NULL,
                "devices: %d %s %s", rc, tool_out, tool_err);
 }

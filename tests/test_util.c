@@ -39,7 +39,7 @@ int test_opencl_available(void)
 
 void test_check_impl(int ok, const char* file, unsigned line, const char* fmt, ...)
 {
-    char msg[1024] = "";
+    char msg[2048] = "";
     if (!ok) {
         va_list ap;
         va_start(ap, fmt);

@@ -28,6 +28,9 @@ void test_check_impl(int ok, const char* file, unsigned line, const char* fmt, .
 #endif
     ;
 #define TEST_CHECK(cond, ...) test_check_impl((cond) ? 1 : 0, __FILE__, __LINE__, __VA_ARGS__)
+/* The same, reported at line: for a helper that checks on behalf of its caller's line. */
+#define TEST_CHECK_AT(line, cond, ...)                                                             \
+    test_check_impl((cond) ? 1 : 0, __FILE__, (line), __VA_ARGS__)
 
 /* Asserts got == want for statuses, naming both on failure. */
 void test_status_impl(clsoftmax_status got, clsoftmax_status want, const char* expr,
