@@ -28,6 +28,7 @@ int main(int argc, char** argv)
     test_register_npy();
     test_register_tool();
     test_register_build();
+    test_register_threads();
 
     CU_basic_set_mode(CU_BRM_VERBOSE);
     int ran = 0;

@@ -12,5 +12,6 @@ void test_register_context(void);  /* "context_cpu", "context_opencl" */
 void test_register_npy(void);      /* "npy" */
 void test_register_tool(void);     /* "tool", "tool_opencl" */
 void test_register_build(void);    /* "build_opencl" */
+void test_register_threads(void);  /* "threads_cpu", "threads_opencl" */
 
 #endif
