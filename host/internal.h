@@ -116,6 +116,18 @@ clsoftmax_status clsoftmax__launch(clsoftmax_context* ctx, const clsoftmax_desc*
                                    cl_mem out, size_t out_offset, cl_command_queue queue,
                                    cl_uint num_wait, const cl_event* wait_list, cl_event* event);
 
+/* ---- host memory through a device (host_path.c) ------------------------- */
+
+/*
+ * clsoftmax_softmax_host on the OpenCL backend: zero-copy on devices sharing host memory,
+ * chunked double-buffered streaming otherwise (chunk size from
+ * ctx->params[CLSOFTMAX_PARAM_STREAM_CHUNK_BYTES], 0: a default). Arguments validated;
+ * caller holds ctx->lock. Returns SUCCESS, UNSUPPORTED (one slice above the device's
+ * largest allocation), SIZE_OVERFLOW, BUILD_FAILURE, OPENCL_ERROR, OUT_OF_MEMORY.
+ */
+clsoftmax_status clsoftmax__host_run(clsoftmax_context* ctx, const clsoftmax_desc* desc,
+                                     const clsoftmax__layout* layout, const void* in, void* out);
+
 /* ---- the context (context.c) -------------------------------------------- */
 
 #define CLSOFTMAX__NAME_MAX 256
