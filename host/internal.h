@@ -128,6 +128,21 @@ clsoftmax_status clsoftmax__launch(clsoftmax_context* ctx, const clsoftmax_desc*
 clsoftmax_status clsoftmax__host_run(clsoftmax_context* ctx, const clsoftmax_desc* desc,
                                      const clsoftmax__layout* layout, const void* in, void* out);
 
+/* ---- on-disk cache of program binaries (binary_cache.c) ------------------ */
+
+/* 0 when CLSOFTMAX_NO_DISK_CACHE turns the disk cache off. */
+int clsoftmax__binary_cache_enabled(void);
+/*
+ * The program for (sources, options) on ctx->device, created from a cached binary and
+ * built; NULL on a miss, when disabled, or when the file is stale or corrupt (then removed,
+ * ctx->disk_cache_rejects counted). Never records an error. Caller holds ctx->lock.
+ */
+cl_program clsoftmax__binary_cache_load(clsoftmax_context* ctx, const char* const* sources,
+                                        size_t count, const char* options);
+/* Writes program's binary for ctx->device to the cache (atomically); silent on failure. */
+void clsoftmax__binary_cache_store(clsoftmax_context* ctx, const char* const* sources, size_t count,
+                                   const char* options, cl_program program);
+
 /* ---- the context (context.c) -------------------------------------------- */
 
 #define CLSOFTMAX__NAME_MAX 256
@@ -152,6 +167,9 @@ struct clsoftmax_context {
     int device_retained; /* borrowed contexts retain the caller's device */
     clsoftmax__device_caps caps;
     clsoftmax__program_cache cache;
+
+    /* binary_cache.c's doings, for tests: programs loaded, files written, files rejected */
+    unsigned disk_cache_loads, disk_cache_stores, disk_cache_rejects;
 
     /* serialises kernel-argument setting, enqueues and the last error */
     pthread_mutex_t lock;

@@ -28,6 +28,7 @@ int main(int argc, char** argv)
     test_register_npy();
     test_register_tool();
     test_register_host_path();
+    test_register_disk_cache();
 
     CU_basic_set_mode(CU_BRM_VERBOSE);
     int ran = 0;
