@@ -212,14 +212,73 @@ cleanup:
     return status;
 }
 
+/* The streamed path is what clsoftmax__host_run picks for element-aligned pointers. */
+static int streams(const clsoftmax_context* ctx, const clsoftmax__layout* layout)
+{
+    return !ctx->caps.host_unified_memory || ctx->params[CLSOFTMAX_PARAM_STREAM_CHUNK_BYTES] != 0 ||
+           (cl_ulong)layout->bytes > ctx->caps.max_mem_alloc_size;
+}
+
+clsoftmax_status clsoftmax__host_prepare(clsoftmax_context* ctx, const clsoftmax_desc* desc,
+                                         const clsoftmax__layout* layout)
+{
+    clsoftmax_status status = CLSOFTMAX_SUCCESS;
+    clsoftmax__layout parts[3];
+    size_t nparts = 0;
+    size_t scratch = 0;
+    cl_mem buf = NULL;
+    const cl_uchar zero = 0;
+
+    /* The whole tensor: the device-buffer entry point and the zero-copy path. */
+    if ((cl_ulong)layout->bytes <= ctx->caps.max_mem_alloc_size)
+        parts[nparts++] = *layout;
+    /* The streamed path's full chunk and its shorter last chunk. */
+    if (streams(ctx, layout)) {
+        size_t per_chunk = 0;
+        status = chunk_slices(ctx, layout, &per_chunk);
+        if (status != CLSOFTMAX_SUCCESS)
+            return status;
+        const size_t slice_elems = layout->n * layout->inner;
+        const size_t counts[2] = {per_chunk, layout->outer % per_chunk};
+        for (size_t i = 0; i < 2; i++) {
+            if (counts[i] == 0 || counts[i] == layout->outer)
+                continue;
+            clsoftmax__layout part = *layout;
+            part.outer = counts[i];
+            part.rows = counts[i] * layout->inner;
+            part.count = counts[i] * slice_elems;
+            part.bytes = part.count * layout->elem_size;
+            parts[nparts++] = part;
+        }
+    }
+    for (size_t i = 0; i < nparts; i++)
+        if (parts[i].bytes > scratch)
+            scratch = parts[i].bytes;
+    if (nparts == 0)
+        return CLSOFTMAX_SUCCESS;
+
+    status = make_buffer(ctx, CL_MEM_READ_WRITE, scratch, NULL, &buf);
+    if (status != CLSOFTMAX_SUCCESS)
+        return status;
+    /* Zeros: a well-defined input that keeps denormals and NaN out of the warm-up. */
+    CHECK_CL(ctx, clEnqueueFillBuffer(ctx->queue, buf, &zero, 1, 0, scratch, 0, NULL, NULL),
+             cleanup);
+    for (size_t i = 0; i < nparts && status == CLSOFTMAX_SUCCESS; i++)
+        status = clsoftmax__launch(ctx, desc, &parts[i], buf, 0, buf, 0, ctx->queue, 0, NULL, NULL);
+    if (status == CLSOFTMAX_SUCCESS)
+        CHECK_CL(ctx, clFinish(ctx->queue), cleanup);
+cleanup:
+    if (status != CLSOFTMAX_SUCCESS)
+        clFinish(ctx->queue);
+    clReleaseMemObject(buf);
+    return status;
+}
+
 clsoftmax_status clsoftmax__host_run(clsoftmax_context* ctx, const clsoftmax_desc* desc,
                                      const clsoftmax__layout* layout, const void* in, void* out)
 {
-    const int zero_copy = ctx->caps.host_unified_memory &&
-                          ctx->params[CLSOFTMAX_PARAM_STREAM_CHUNK_BYTES] == 0 &&
-                          (cl_ulong)layout->bytes <= ctx->caps.max_mem_alloc_size &&
-                          aligned_to(in, layout->elem_size) && aligned_to(out, layout->elem_size);
-    if (zero_copy)
+    if (!streams(ctx, layout) && aligned_to(in, layout->elem_size) &&
+        aligned_to(out, layout->elem_size))
         return run_zero_copy(ctx, desc, layout, in, out);
     return run_streamed(ctx, desc, layout, in, out);
 }

@@ -127,6 +127,14 @@ clsoftmax_status clsoftmax__launch(clsoftmax_context* ctx, const clsoftmax_desc*
  */
 clsoftmax_status clsoftmax__host_run(clsoftmax_context* ctx, const clsoftmax_desc* desc,
                                      const clsoftmax__layout* layout, const void* in, void* out);
+/*
+ * clsoftmax_prepare on the OpenCL backend: launches, on a zero-filled scratch device buffer,
+ * every layout the entry points will launch for this shape (the whole tensor; a full and a
+ * last streamed chunk where the host path streams), so each kernel is built and, on drivers
+ * that compile per launch shape (PoCL), compiled. Caller holds ctx->lock.
+ */
+clsoftmax_status clsoftmax__host_prepare(clsoftmax_context* ctx, const clsoftmax_desc* desc,
+                                         const clsoftmax__layout* layout);
 
 /* ---- on-disk cache of program binaries (binary_cache.c) ------------------ */
 

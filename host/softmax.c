@@ -174,3 +174,23 @@ clsoftmax_status clsoftmax_softmax_buffer(clsoftmax_context* ctx, const clsoftma
     pthread_mutex_unlock(&ctx->lock);
     return status;
 }
+
+clsoftmax_status clsoftmax_prepare(clsoftmax_context* ctx, const clsoftmax_desc* desc)
+{
+    if (ctx == NULL)
+        return CLSOFTMAX_INVALID_ARGUMENT;
+    char msg[256];
+    clsoftmax__layout layout;
+    clsoftmax_status status = validate_common(ctx, desc, &layout, msg, sizeof msg);
+    if (status != CLSOFTMAX_SUCCESS)
+        return fail(ctx, status, msg);
+    if (ctx->backend == CLSOFTMAX_BACKEND_CPU) {
+        succeed(ctx); /* nothing to compile */
+        return CLSOFTMAX_SUCCESS;
+    }
+    pthread_mutex_lock(&ctx->lock);
+    clsoftmax__error_clear(ctx);
+    status = clsoftmax__host_prepare(ctx, desc, &layout);
+    pthread_mutex_unlock(&ctx->lock);
+    return status;
+}

@@ -305,9 +305,12 @@ CLSOFTMAX_API clsoftmax_status clsoftmax_softmax_buffer(clsoftmax_context* conte
 
 /*
  * Builds and first-launches every kernel that operations on desc's shape will
- * use, so the first real call pays no compilation. The CPU backend has
- * nothing to prepare and returns SUCCESS. Returns the statuses of
- * clsoftmax_softmax_host.
+ * use, so the first real call pays no compilation: it runs them once on a
+ * zero-filled scratch device buffer as large as the tensor (or, where the host
+ * path streams, one chunk), released before it returns, and waits for them.
+ * Validates desc as the operations do. The CPU backend has nothing to prepare
+ * and returns SUCCESS once desc is valid. Blocking; thread safety as for the
+ * operations. Returns the statuses of clsoftmax_softmax_host.
  */
 CLSOFTMAX_API clsoftmax_status clsoftmax_prepare(clsoftmax_context* context,
                                                  const clsoftmax_desc* desc);

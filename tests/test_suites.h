@@ -12,6 +12,7 @@ void test_register_context(void);    /* "context_cpu", "context_opencl" */
 void test_register_npy(void);        /* "npy" */
 void test_register_tool(void);       /* "tool", "tool_opencl" */
 void test_register_host_path(void);  /* "host_path_opencl" */
+void test_register_prepare(void);    /* "prepare_cpu", "prepare_opencl" */
 void test_register_disk_cache(void); /* "disk_cache_cpu", "disk_cache_opencl" */
 
 #endif
