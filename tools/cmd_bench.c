@@ -246,38 +246,41 @@ static void report(const bench_opts* o, const char* backend, const char* path, c
     fflush(stdout);
 }
 
-/* Median seconds of clsoftmax_softmax_host after prepare and one warm-up call. */
-static double time_host(clsoftmax_context* ctx, const clsoftmax_desc* desc, const void* in,
-                        void* out, int runs)
+/*
+ * Median seconds of clsoftmax_softmax_host (*host_s) and, when bin is not NULL, of
+ * clsoftmax_softmax_buffer on bin -> bout (*buffer_s), after prepare and one warm-up call of
+ * each. The two alternate run by run, so a change in the machine's load hits both alike and
+ * their ratio holds. 0, or -1 when a call fails.
+ */
+static int time_softmax_paths(clsoftmax_context* ctx, const clsoftmax_desc* desc, const void* in,
+                              void* out, cl_mem bin, cl_mem bout, int runs, double* host_s,
+                              double* buffer_s)
 {
-    double times[256];
+    double host[256];
+    double buffer[256];
+    cl_command_queue q = clsoftmax_context_cl_queue(ctx);
     if (clsoftmax_prepare(ctx, desc) != CLSOFTMAX_SUCCESS)
-        return -1.0;
+        return -1;
     for (int r = -1; r < runs; r++) {
+        if (bin != NULL) {
+            double t0 = cli_now_seconds();
+            if (clsoftmax_softmax_buffer(ctx, desc, bin, 0, bout, 0, NULL, 0, NULL, NULL) !=
+                    CLSOFTMAX_SUCCESS ||
+                clFinish(q) != CL_SUCCESS)
+                return -1;
+            if (r >= 0)
+                buffer[r] = cli_now_seconds() - t0;
+        }
         double t0 = cli_now_seconds();
         if (clsoftmax_softmax_host(ctx, desc, in, out) != CLSOFTMAX_SUCCESS)
-            return -1.0;
+            return -1;
         if (r >= 0)
-            times[r] = cli_now_seconds() - t0;
+            host[r] = cli_now_seconds() - t0;
     }
-    return median_of(times, runs);
-}
-
-static double time_buffer(clsoftmax_context* ctx, const clsoftmax_desc* desc, cl_mem in, cl_mem out,
-                          int runs)
-{
-    double times[256];
-    cl_command_queue q = clsoftmax_context_cl_queue(ctx);
-    for (int r = -1; r < runs; r++) {
-        double t0 = cli_now_seconds();
-        if (clsoftmax_softmax_buffer(ctx, desc, in, 0, out, 0, NULL, 0, NULL, NULL) !=
-                CLSOFTMAX_SUCCESS ||
-            clFinish(q) != CL_SUCCESS)
-            return -1.0;
-        if (r >= 0)
-            times[r] = cli_now_seconds() - t0;
-    }
-    return median_of(times, runs);
+    *host_s = median_of(host, runs);
+    if (bin != NULL)
+        *buffer_s = median_of(buffer, runs);
+    return 0;
 }
 
 /* Runs every shape on one backend; 0, or an exit status after printing why. */
@@ -381,16 +384,12 @@ static int bench_backend(const bench_opts* o, clsoftmax_backend backend, const c
         }
         report(o, label, "copy", s, axis, bytes, copy_s, copy_s);
 
-        if (is_cl) {
-            double t = time_buffer(ctx, &desc, bin, bout, o->runs);
-            if (t < 0.0)
-                goto failed;
-            report(o, label, "buffer", s, axis, bytes, t, copy_s);
-        }
-        double t = time_host(ctx, &desc, in, out, o->runs);
-        if (t < 0.0)
+        double host_s = 0.0, buffer_s = 0.0;
+        if (time_softmax_paths(ctx, &desc, in, out, bin, bout, o->runs, &host_s, &buffer_s) != 0)
             goto failed;
-        report(o, label, "host", s, axis, bytes, t, copy_s);
+        if (is_cl)
+            report(o, label, "buffer", s, axis, bytes, buffer_s, copy_s);
+        report(o, label, "host", s, axis, bytes, host_s, copy_s);
         goto next;
     failed:
         fprintf(stderr, "clsoftmax bench: softmax failed: %s\n", clsoftmax_context_last_error(ctx));

@@ -145,23 +145,25 @@ for name in ("python", "onednn"):
             ms = float(ms)
             res[(who, shape, int(axis))] = (ms, 2 * count * 4 / (ms * 1e-3) * 1e-9)
 
-cols = [("cpu-copy", "CPU copy"), ("cpu-host", "clsoftmax CPU"),
+cols = [("cpu-copy", "CPU copy"), ("cpu-host", "clsoftmax CPU"), ("opencl-copy", "OpenCL copy"),
         ("opencl-buffer", "OpenCL buffer"), ("opencl-host", "OpenCL host"),
         ("onednn", "oneDNN"), ("torch", "PyTorch"), ("numpy", "NumPy")]
 def cell(who, key):
     v = res.get((who,) + key)
-    copy = res.get(("cpu-copy",) + key)
+    # OpenCL results against the OpenCL copy kernel, the rest against the threaded memcpy.
+    base = "opencl-copy" if who.startswith("opencl") else "cpu-copy"
+    copy = res.get((base,) + key)
     if v is None:
         return "-"
-    if who == "cpu-copy" or copy is None:
+    if who.endswith("-copy") or copy is None:
         return f"{v[1]:.1f}"
     return f"{v[1]:.1f} ({100 * v[1] / copy[1]:.0f}%)"
 def ratio(a, b, key):
     va, vb = res.get((a,) + key), res.get((b,) + key)
     return f"{vb[0] / va[0]:.2f}x" if va and vb else "-"
 
-print(f"GB/s (2 x elements x 4 bytes / median), float32, {threads} threads; "
-      "(%) = share of the CPU copy of this run")
+print(f"GB/s (2 x elements x 4 bytes / median), float32, {threads} threads; (%): share of "
+      "the same run's copy of the same bytes (OpenCL: the copy kernel; others: the CPU memcpy)")
 head = ["shape", "axis"] + [c[1] for c in cols] + ["CPU/oneDNN", "CPU/PyTorch", "CPU/NumPy",
                                                     "OpenCL buf/oneDNN"]
 print("| " + " | ".join(head) + " |")
@@ -175,7 +177,7 @@ print("\nratios: the peer's median time over clsoftmax's (above 1: clsoftmax is 
 
 if plot:
     with open(f"{work}/plot.dat", "w") as f:
-        for i, (who, label) in enumerate(cols):
+        for who, label in [c for c in cols if not c[0].endswith("-copy")]:
             f.write(f'"{label}"\n')
             pts = []
             for key in order:
@@ -200,7 +202,7 @@ set xlabel "row length (elements along the softmax axis)"
 set ylabel "GB/s (2 x elements x 4 bytes / median)"
 set key outside right
 set title "softmax float32, $threads threads"
-plot for [i=1:6] "$work/plot.dat" index i using 1:2 with linespoints title columnheader(1), \
+plot for [i=0:5] "$work/plot.dat" index i using 1:2 with linespoints title columnheader(1), \
      $copy_gbps with lines dashtype 2 lw 2 title "CPU copy (mean over shapes)"
 GP
     echo "# plot written to $plot" >&2
