@@ -2,7 +2,7 @@
 # peers.sh - clsoftmax beside NumPy, PyTorch (CPU) and oneDNN on the same shapes, in one run.
 #
 # Usage: tools/bench/peers.sh [--clsoftmax PATH] [--shapes LIST] [--runs N] [--threads N]
-#                             [--plot FILE.png] [--install]
+#                             [--plot FILE.png] [--out DIR] [--install]
 #
 # Runs `clsoftmax bench --csv` (both backends), then the same shapes, float32, through
 #   - NumPy: the classic formula, m = max; y = exp(x - m); y /= sum(y) (NumPy's ufuncs run
@@ -11,9 +11,11 @@
 #   - oneDNN: its softmax primitive through the C API (tools/bench/onednn_softmax.c, built
 #     here with cc against Debian's libdnnl-dev), OMP_NUM_THREADS=THREADS,
 # each the median of RUNS timed runs after a warm-up, and prints one table: GB/s
-# (2 x elements x 4 bytes / median), the share of the CPU copy measured by clsoftmax bench
-# in this run, and clsoftmax's ratios to each peer. Python is /usr/bin/python3 (Debian's
-# python3-numpy and python3-torch). --plot draws GB/s against row length with gnuplot.
+# (2 x elements x 4 bytes / median), the share of the copy measured by clsoftmax bench in
+# this run (the OpenCL copy kernel for OpenCL results, the threaded memcpy for the others),
+# clsoftmax's ratios to each peer, and the OpenCL host path's time over the buffer path's. Python is /usr/bin/python3 (Debian's
+# python3-numpy and python3-torch). --plot draws GB/s against row length with gnuplot;
+# --out keeps the raw CSV files of the run in DIR.
 # Without --install, missing packages are listed with the apt-get line that installs them.
 set -euo pipefail
 
@@ -23,6 +25,7 @@ shapes="1000000x8,65536x128,8192x1024,16384x1000,256x32000,32x262144,4x4194304,1
 runs=7
 threads=2
 plot=""
+out=""
 install=0
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
@@ -34,6 +37,7 @@ while [ $# -gt 0 ]; do
     --runs) runs="$2"; shift 2 ;;
     --threads) threads="$2"; shift 2 ;;
     --plot) plot="$2"; shift 2 ;;
+    --out) out="$2"; shift 2 ;;
     --install) install=1; shift ;;
     -h | --help) usage; exit 0 ;;
     *) echo "peers.sh: unknown option '$1'" >&2; usage >&2; exit 2 ;;
@@ -165,15 +169,18 @@ def ratio(a, b, key):
 print(f"GB/s (2 x elements x 4 bytes / median), float32, {threads} threads; (%): share of "
       "the same run's copy of the same bytes (OpenCL: the copy kernel; others: the CPU memcpy)")
 head = ["shape", "axis"] + [c[1] for c in cols] + ["CPU/oneDNN", "CPU/PyTorch", "CPU/NumPy",
-                                                    "OpenCL buf/oneDNN"]
+                                                    "OpenCL buf/oneDNN", "OpenCL host time/buf"]
 print("| " + " | ".join(head) + " |")
 print("|" + "---|" * len(head))
 for key in order:
     row = [key[0], str(key[1])] + [cell(c[0], key) for c in cols]
     row += [ratio("cpu-host", p, key) for p in ("onednn", "torch", "numpy")]
     row += [ratio("opencl-buffer", "onednn", key)]
+    # The host path's cost over the device-buffer path (below 1: the host path is faster).
+    row += [ratio("opencl-buffer", "opencl-host", key)]
     print("| " + " | ".join(row) + " |")
-print("\nratios: the peer's median time over clsoftmax's (above 1: clsoftmax is faster)")
+print("\nratios: the peer's median time over clsoftmax's (above 1: clsoftmax is faster); "
+      "OpenCL host time/buf: the host path's median time over the device-buffer path's")
 
 if plot:
     with open(f"{work}/plot.dat", "w") as f:
@@ -190,6 +197,10 @@ if plot:
                 f.write(f"{n} {g}\n")
             f.write("\n\n")
 PY
+
+if [ -n "$out" ]; then
+    mkdir -p "$out" && cp "$work"/*.csv "$out"/
+fi
 
 if [ -n "$plot" ]; then
     copy_gbps="$(awk -F, '$1=="cpu" && $2=="copy" {s+=$7; n++} END {if (n) printf "%.2f", s/n}' \
