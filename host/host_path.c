@@ -67,8 +67,8 @@ static clsoftmax_status run_zero_copy(clsoftmax_context* ctx, const clsoftmax_de
         status =
             make_buffer(ctx, CL_MEM_READ_WRITE | CL_MEM_USE_HOST_PTR, layout->bytes, out, &bout);
     } else {
-        status = make_buffer(ctx, CL_MEM_READ_ONLY | CL_MEM_USE_HOST_PTR, layout->bytes,
-                             (void*)(uintptr_t)in, &bin);
+        status = make_buffer(ctx, CL_MEM_READ_ONLY | CL_MEM_USE_HOST_PTR, layout->bytes, (void*)in,
+                             &bin);
         if (status == CLSOFTMAX_SUCCESS)
             status = make_buffer(ctx, CL_MEM_WRITE_ONLY | CL_MEM_USE_HOST_PTR, layout->bytes, out,
                                  &bout);
@@ -111,6 +111,9 @@ static clsoftmax_status chunk_slices(clsoftmax_context* ctx, const clsoftmax__la
 {
     const size_t slice_bytes = layout->n * layout->inner * layout->elem_size;
     size_t chunk_bytes = ctx->params[CLSOFTMAX_PARAM_STREAM_CHUNK_BYTES];
+    *slices_per_chunk = 1; /* never 0, even on the error returns: callers divide by it */
+    RETURN_ERROR_IF(ctx, slice_bytes == 0 || layout->outer == 0, CLSOFTMAX_INVALID_ARGUMENT,
+                    "internal: an empty layout reached the streamed host path");
     if (chunk_bytes == 0)
         chunk_bytes = DEFAULT_CHUNK_BYTES;
     if ((cl_ulong)chunk_bytes > ctx->caps.max_mem_alloc_size)

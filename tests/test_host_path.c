@@ -40,7 +40,7 @@ static void reset_ctx(void)
 }
 
 /* Guard elements on each side of the output that must keep their sentinel. */
-#define GUARD 8
+#define GUARD ((size_t)8)
 
 /*
  * Runs desc through clsoftmax_softmax_host with the input at byte offset in_shift and the
@@ -116,7 +116,7 @@ static void test_streamed_every_axis(void)
             size_t outer = 1;
             for (int d = 0; d < axis; d++)
                 outer *= dims[d];
-            size_t slice = 7 * 5 * 6 / outer * es;
+            size_t slice = (size_t)7 * 5 * 6 / outer * es;
             /* 1 slice per chunk; 2.5 slices (2 whole, then a short last chunk); all at once. */
             const size_t chunks[3] = {slice, slice * 5 / 2, 1 << 20};
             for (int c = 0; c < 3; c++) {

@@ -116,7 +116,8 @@ static void test_prepare_streamed(void)
     const size_t dims[2] = {11, 300};
     clsoftmax_desc desc;
     clsoftmax_desc_init(&desc, CLSOFTMAX_FLOAT32, 2, dims, 1);
-    g_ctx->params[CLSOFTMAX_PARAM_STREAM_CHUNK_BYTES] = 4 * 300 * 4; /* 4 rows; last chunk 3 */
+    g_ctx->params[CLSOFTMAX_PARAM_STREAM_CHUNK_BYTES] =
+        (size_t)4 * 300 * 4; /* 4 rows; last chunk 3 */
     prepare_then_run(&desc, "streamed after prepare");
     g_ctx->params[CLSOFTMAX_PARAM_STREAM_CHUNK_BYTES] = 0;
 }
