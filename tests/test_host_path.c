@@ -207,6 +207,29 @@ static void test_larger_than_allocation(void)
     reset_ctx();
 }
 
+/* A device without shared memory (faked) streams by default: one chunk, or several. */
+static void test_discrete_default(void)
+{
+    const size_t dims[3] = {9, 20, 4};
+    g_ctx->caps.host_unified_memory = 0;
+    for (int axis = 0; axis < 3; axis++) {
+        clsoftmax_desc desc;
+        clsoftmax_desc_init(&desc, CLSOFTMAX_FLOAT32, 3, dims, axis);
+        char what[160];
+        g_ctx->caps.max_mem_alloc_size = g_caps.max_mem_alloc_size;
+        describe(what, sizeof what, &desc, "discrete, one default chunk");
+        check_run(&desc, 0, 0, 0, what);
+        /* Axis 1: 2 of 9 slices per allocation; axis 2: 40 of 180. 5 chunks, the last short.
+           (Axis 0 is one slice of the whole tensor: it cannot be cut.) */
+        if (axis == 0)
+            continue;
+        g_ctx->caps.max_mem_alloc_size = 2 * 20 * 4 * 4 + 4;
+        describe(what, sizeof what, &desc, "discrete, allocations of 644 bytes");
+        check_run(&desc, 1, 0, 0, what);
+    }
+    reset_ctx();
+}
+
 /* One slice above the largest allocation: UNSUPPORTED, a message that says so, out untouched. */
 static void test_slice_too_large(void)
 {
@@ -237,4 +260,5 @@ void test_register_host_path(void)
     CU_add_test(suite, "misaligned host pointers", test_misaligned);
     CU_add_test(suite, "larger than one allocation", test_larger_than_allocation);
     CU_add_test(suite, "one slice larger than an allocation", test_slice_too_large);
+    CU_add_test(suite, "no shared memory: streamed by default", test_discrete_default);
 }
