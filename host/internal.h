@@ -116,6 +116,41 @@ clsoftmax_status clsoftmax__launch(clsoftmax_context* ctx, const clsoftmax_desc*
                                    cl_mem out, size_t out_offset, cl_command_queue queue,
                                    cl_uint num_wait, const cl_event* wait_list, cl_event* event);
 
+/* ---- host memory through a device (host_path.c) ------------------------- */
+
+/*
+ * clsoftmax_softmax_host on the OpenCL backend: zero-copy on devices sharing host memory,
+ * chunked double-buffered streaming otherwise (chunk size from
+ * ctx->params[CLSOFTMAX_PARAM_STREAM_CHUNK_BYTES], 0: a default). Arguments validated;
+ * caller holds ctx->lock. Returns SUCCESS, UNSUPPORTED (one slice above the device's
+ * largest allocation), SIZE_OVERFLOW, BUILD_FAILURE, OPENCL_ERROR, OUT_OF_MEMORY.
+ */
+clsoftmax_status clsoftmax__host_run(clsoftmax_context* ctx, const clsoftmax_desc* desc,
+                                     const clsoftmax__layout* layout, const void* in, void* out);
+/*
+ * clsoftmax_prepare on the OpenCL backend: launches, on a zero-filled scratch device buffer,
+ * every layout the entry points will launch for this shape (the whole tensor; a full and a
+ * last streamed chunk where the host path streams), so each kernel is built and, on drivers
+ * that compile per launch shape (PoCL), compiled. Caller holds ctx->lock.
+ */
+clsoftmax_status clsoftmax__host_prepare(clsoftmax_context* ctx, const clsoftmax_desc* desc,
+                                         const clsoftmax__layout* layout);
+
+/* ---- on-disk cache of program binaries (binary_cache.c) ------------------ */
+
+/* 0 when CLSOFTMAX_NO_DISK_CACHE turns the disk cache off. */
+int clsoftmax__binary_cache_enabled(void);
+/*
+ * The program for (sources, options) on ctx->device, created from a cached binary and
+ * built; NULL on a miss, when disabled, or when the file is stale or corrupt (then removed,
+ * ctx->disk_cache_rejects counted). Never records an error. Caller holds ctx->lock.
+ */
+cl_program clsoftmax__binary_cache_load(clsoftmax_context* ctx, const char* const* sources,
+                                        size_t count, const char* options);
+/* Writes program's binary for ctx->device to the cache (atomically); silent on failure. */
+void clsoftmax__binary_cache_store(clsoftmax_context* ctx, const char* const* sources, size_t count,
+                                   const char* options, cl_program program);
+
 /* ---- the context (context.c) -------------------------------------------- */
 
 #define CLSOFTMAX__NAME_MAX 256
@@ -140,6 +175,9 @@ struct clsoftmax_context {
     int device_retained; /* borrowed contexts retain the caller's device */
     clsoftmax__device_caps caps;
     clsoftmax__program_cache cache;
+
+    /* binary_cache.c's doings, for tests: programs loaded, files written, files rejected */
+    unsigned disk_cache_loads, disk_cache_stores, disk_cache_rejects;
 
     /* serialises kernel-argument setting, enqueues and the last error */
     pthread_mutex_t lock;

@@ -9,6 +9,9 @@
  * the three .cl files are read from it instead of the embedded copies, at the first build of
  * each dtype in a context (so edited kernels need no rebuild of the library; a context that
  * has already built keeps its program).
+ *
+ * Across processes, built programs are kept on disk as binaries (binary_cache.c): a fresh
+ * process loads them instead of compiling.
  */
 #include "internal.h"
 
@@ -161,6 +164,10 @@ static clsoftmax_status build_program(clsoftmax_context* ctx, clsoftmax_dtype dt
             sources[s] = clsoftmax__cl_sources[s];
     }
 
+    program = clsoftmax__binary_cache_load(ctx, sources, SOURCE_COUNT, options);
+    if (program != NULL)
+        goto built; /* from the disk cache (binary_cache.c) */
+
     program = clCreateProgramWithSource(ctx->cl_ctx, SOURCE_COUNT, sources, NULL, &err);
     if (err != CL_SUCCESS) {
         status =
@@ -179,6 +186,9 @@ static clsoftmax_status build_program(clsoftmax_context* ctx, clsoftmax_dtype dt
         append_build_log(ctx, program);
         goto cleanup;
     }
+    clsoftmax__binary_cache_store(ctx, sources, SOURCE_COUNT, options, program);
+
+built:
 
     for (size_t k = 0; k < CLSOFTMAX__K_COUNT; k++) {
         kernels[k] = clCreateKernel(program, kernel_names[k], &err);

@@ -42,48 +42,6 @@ static clsoftmax_status validate_common(const clsoftmax_context* ctx, const clso
     return CLSOFTMAX_SUCCESS;
 }
 
-/* Host memory through the OpenCL device: one buffer, computed in place, read back last so
-   that `out` is written only once everything else has succeeded. Caller holds ctx->lock. */
-static clsoftmax_status run_host_on_device(clsoftmax_context* ctx, const clsoftmax_desc* desc,
-                                           const clsoftmax__layout* layout, const void* in,
-                                           void* out)
-{
-    clsoftmax_status status = CLSOFTMAX_SUCCESS;
-    cl_mem buf = NULL;
-    cl_int err = CL_SUCCESS;
-
-    if (layout->bytes > ctx->caps.max_mem_alloc_size)
-        return clsoftmax__error(ctx, CLSOFTMAX_UNSUPPORTED,
-                                "the tensor's %zu bytes exceed %s's CL_DEVICE_MAX_MEM_ALLOC_SIZE "
-                                "(%llu bytes)",
-                                layout->bytes, ctx->device_name,
-                                (unsigned long long)ctx->caps.max_mem_alloc_size);
-
-    buf = clCreateBuffer(ctx->cl_ctx, CL_MEM_READ_WRITE, layout->bytes, NULL, &err);
-    if (err != CL_SUCCESS) {
-        status = clsoftmax__error_cl(ctx, clsoftmax__status_from_cl(err), "clCreateBuffer", err,
-                                     "%zu bytes on %s", layout->bytes, ctx->device_name);
-        goto cleanup;
-    }
-    CHECK_CL(ctx,
-             clEnqueueWriteBuffer(ctx->queue, buf, CL_FALSE, 0, layout->bytes, in, 0, NULL, NULL),
-             cleanup);
-    status = clsoftmax__launch(ctx, desc, layout, buf, 0, buf, 0, ctx->queue, 0, NULL, NULL);
-    if (status != CLSOFTMAX_SUCCESS)
-        goto cleanup;
-    /* Finish before reading so that a failed kernel never reaches `out`. */
-    CHECK_CL(ctx, clFinish(ctx->queue), cleanup);
-    CHECK_CL(ctx,
-             clEnqueueReadBuffer(ctx->queue, buf, CL_TRUE, 0, layout->bytes, out, 0, NULL, NULL),
-             cleanup);
-cleanup:
-    if (buf != NULL)
-        clReleaseMemObject(buf);
-    if (status != CLSOFTMAX_SUCCESS)
-        clFinish(ctx->queue); /* nothing may still read `in` once we return */
-    return status;
-}
-
 clsoftmax_status clsoftmax_softmax_host(clsoftmax_context* ctx, const clsoftmax_desc* desc,
                                         const void* in, void* out)
 {
@@ -117,7 +75,7 @@ clsoftmax_status clsoftmax_softmax_host(clsoftmax_context* ctx, const clsoftmax_
 
     pthread_mutex_lock(&ctx->lock);
     clsoftmax__error_clear(ctx);
-    status = run_host_on_device(ctx, desc, &layout, in, out);
+    status = clsoftmax__host_run(ctx, desc, &layout, in, out);
     pthread_mutex_unlock(&ctx->lock);
     return status;
 }
@@ -213,6 +171,26 @@ clsoftmax_status clsoftmax_softmax_buffer(clsoftmax_context* ctx, const clsoftma
     if (status == CLSOFTMAX_SUCCESS)
         status = clsoftmax__launch(ctx, desc, &layout, in, in_offset, out, out_offset, queue,
                                    num_wait, wait_list, event);
+    pthread_mutex_unlock(&ctx->lock);
+    return status;
+}
+
+clsoftmax_status clsoftmax_prepare(clsoftmax_context* ctx, const clsoftmax_desc* desc)
+{
+    if (ctx == NULL)
+        return CLSOFTMAX_INVALID_ARGUMENT;
+    char msg[256];
+    clsoftmax__layout layout;
+    clsoftmax_status status = validate_common(ctx, desc, &layout, msg, sizeof msg);
+    if (status != CLSOFTMAX_SUCCESS)
+        return fail(ctx, status, msg);
+    if (ctx->backend == CLSOFTMAX_BACKEND_CPU) {
+        succeed(ctx); /* nothing to compile */
+        return CLSOFTMAX_SUCCESS;
+    }
+    pthread_mutex_lock(&ctx->lock);
+    clsoftmax__error_clear(ctx);
+    status = clsoftmax__host_prepare(ctx, desc, &layout);
     pthread_mutex_unlock(&ctx->lock);
     return status;
 }

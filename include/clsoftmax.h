@@ -258,9 +258,19 @@ CLSOFTMAX_API clsoftmax_status clsoftmax_desc_validate(const clsoftmax_desc* des
 
 /*
  * Host memory, blocking, on either backend: out = softmax(in) as desc says.
- * in == out (in place) is allowed; other overlap is OVERLAP. On any error out
- * is left untouched. Thread safety: a context may be used from several
- * threads; calls are serialised on its queue.
+ * in == out (in place) is allowed; other overlap is OVERLAP. Thread safety: a
+ * context may be used from several threads; calls are serialised on its queue.
+ * On devices that share host memory (CL_DEVICE_HOST_UNIFIED_MEMORY, e.g.
+ * PoCL) the kernel reads in and writes out where they lie (CL_MEM_USE_HOST_PTR,
+ * no copies); other devices stream the tensor through two device buffers in
+ * chunks of whole outer slices (CLSOFTMAX_PARAM_STREAM_CHUNK_BYTES; any size,
+ * also beyond CL_DEVICE_MAX_MEM_ALLOC_SIZE, as long as one slice of the
+ * non-outer dimensions fits one allocation, else UNSUPPORTED).
+ * On error out is left untouched by every failure of validation, allocation or
+ * program build, all of which happen before anything is enqueued. A device
+ * failure after the first kernel or read-back has been enqueued (a lost
+ * device, resources refused at run time) cannot be undone: out may then hold
+ * partial results.
  * Returns SUCCESS, INVALID_ARGUMENT, INVALID_SHAPE, INVALID_AXIS,
  * INVALID_DTYPE, INVALID_SCALE, SIZE_OVERFLOW, OVERLAP, UNSUPPORTED (float64
  * without cl_khr_fp64), OPENCL_ERROR, BUILD_FAILURE, OUT_OF_MEMORY.
@@ -295,9 +305,12 @@ CLSOFTMAX_API clsoftmax_status clsoftmax_softmax_buffer(clsoftmax_context* conte
 
 /*
  * Builds and first-launches every kernel that operations on desc's shape will
- * use, so the first real call pays no compilation. The CPU backend has
- * nothing to prepare and returns SUCCESS. Returns the statuses of
- * clsoftmax_softmax_host.
+ * use, so the first real call pays no compilation: it runs them once on a
+ * zero-filled scratch device buffer as large as the tensor (or, where the host
+ * path streams, one chunk), released before it returns, and waits for them.
+ * Validates desc as the operations do. The CPU backend has nothing to prepare
+ * and returns SUCCESS once desc is valid. Blocking; thread safety as for the
+ * operations. Returns the statuses of clsoftmax_softmax_host.
  */
 CLSOFTMAX_API clsoftmax_status clsoftmax_prepare(clsoftmax_context* context,
                                                  const clsoftmax_desc* desc);

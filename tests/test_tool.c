@@ -691,6 +691,46 @@ static void test_demo(void)
                "demo: %d %s %s", rc, tool_out, tool_err);
 }
 
+/* `bench --csv`: a header, then copy, (buffer,) host per shape with eight fields each. */
+static void test_bench(void)
+{
+    int rc = run_tool(NULL, "bench", "--backend", tool_backend, "--shapes", "8x16,4x3x5:1",
+                      "--runs", "1", "--csv", NULL);
+    TEST_CHECK(rc == 0, "bench: %d %s %s", rc, tool_out, tool_err);
+    const int per_shape = strcmp(tool_backend, "opencl") == 0 ? 3 : 2;
+    const char* expect_shape[2] = {"8x16", "4x3x5"};
+    const char* expect_axis[2] = {"1", "1"};
+    int lines = 0;
+    int bad = 0;
+    char* save = NULL;
+    for (char* line = strtok_r(tool_out, "\n", &save); line != NULL;
+         line = strtok_r(NULL, "\n", &save), ++lines) {
+        if (lines == 0) {
+            bad += strcmp(line, "backend,path,dtype,shape,axis,median_ms,gbps,pct_of_copy") != 0;
+            continue;
+        }
+        char* fields[9] = {NULL};
+        int n = 0;
+        char* fsave = NULL;
+        for (char* f = strtok_r(line, ",", &fsave); f != NULL && n < 9;
+             f = strtok_r(NULL, ",", &fsave))
+            fields[n++] = f;
+        int shape = (lines - 1) / per_shape;
+        if (n != 8 || shape > 1 || strcmp(fields[0], tool_backend) != 0 ||
+            strcmp(fields[2], "f32") != 0 || strcmp(fields[3], expect_shape[shape]) != 0 ||
+            strcmp(fields[4], expect_axis[shape]) != 0 || !(atof(fields[5]) > 0.0))
+            ++bad;
+    }
+    TEST_CHECK(bad == 0 && lines == 1 + 2 * per_shape, "bench csv: %d lines, %d bad", lines, bad);
+
+    rc = run_tool(NULL, "bench", "--backend", tool_backend, "--shapes", "8xx3", NULL);
+    TEST_CHECK(rc == 2 && strstr(tool_err, "8xx3") != NULL, "bad shape list: %d %s", rc, tool_err);
+    rc = run_tool(NULL, "bench", "--shapes", "8x3:2", NULL);
+    TEST_CHECK(rc == 2, "axis out of range: %d %s", rc, tool_err);
+    rc = run_tool(NULL, "bench", "--dtype", "f16", NULL);
+    TEST_CHECK(rc == 2, "bad dtype: %d %s", rc, tool_err);
+}
+
 static void test_devices(void)
 {
     int rc = run_tool(NULL, "devices", NULL);
@@ -711,6 +751,7 @@ void test_register_tool(void)
     CU_add_test(s, "environment", test_environment);
     CU_add_test(s, "commands and usage", test_commands);
     CU_add_test(s, "demo (cpu)", test_demo);
+    CU_add_test(s, "bench (cpu)", test_bench);
 
     CU_pSuite o = CU_add_suite("tool_opencl", tool_opencl_suite_init, tool_suite_clean);
     CU_add_test(o, "round trips (opencl)", test_round_trips);
@@ -718,4 +759,5 @@ void test_register_tool(void)
     CU_add_test(o, "in place (opencl)", test_in_place_and_mode);
     CU_add_test(o, "devices", test_devices);
     CU_add_test(o, "demo (opencl)", test_demo);
+    CU_add_test(o, "bench (opencl)", test_bench);
 }
