@@ -49,7 +49,9 @@
  * alone. Each block yields (m_b, u_b, ties_b) (clsoftmax__cpu_part), merged
  * in block order: m = max m_b, then u = sum over blocks of u_b + ties_b if
  * m_b == m, else exp(m_b - m) * (u_b + ties_b), minus the one max element;
- * a second pass writes exp(t - m) / S or (t - m) - log(S). Which thread
+ * softmax stores exp(t - ref_b) in the first pass and a second pass scales
+ * it by exp(ref_b - m) / S (one exp per element); log-softmax writes
+ * (t - m) - log(S) in the second pass. Which thread
  * computes which block never changes a bit, so results are identical for
  * every thread count, whether rows are split or not; short rows and column
  * blocks are computed whole by one thread.
@@ -76,7 +78,7 @@
 /* Narrowest column block: one 64-byte line of floats. */
 #define BLOCK_MIN 16u
 
-typedef enum mode { MODE_ROWS, MODE_COLS, MODE_PARTS, MODE_OUT } mode;
+typedef enum mode { MODE_SMALL, MODE_ROWS, MODE_COLS, MODE_PARTS, MODE_OUT } mode;
 
 typedef struct run_state {
     const clsoftmax__cpu_job* job;
@@ -90,7 +92,6 @@ typedef struct run_state {
     size_t row0;    /* MODE_PARTS/OUT: first row of the batch */
     clsoftmax__cpu_part* parts;
     double* row_m; /* MODE_OUT: per row of the batch */
-    double* row_k;
 } run_state;
 
 static size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
@@ -108,6 +109,15 @@ static void run_unit(const run_state* st, size_t u)
     float sf = (float)job->scale;
     double sc = job->scale;
     switch (st->mode) {
+    case MODE_SMALL: {
+        size_t r0 = u * CLSOFTMAX__CPU_BLOCK_MAX;
+        size_t g = min_size(CLSOFTMAX__CPU_BLOCK_MAX, job->outer - r0);
+        if (job->is_double)
+            kern->rows_small_f64(xd + r0 * n, yd + r0 * n, g, n, sc, log_op);
+        else
+            kern->rows_small_f32(xf + r0 * n, yf + r0 * n, g, n, sf, log_op);
+        break;
+    }
     case MODE_ROWS:
         if (job->is_double)
             kern->row_f64(xd + u * n, yd + u * n, n, sc, log_op);
@@ -131,14 +141,15 @@ static void run_unit(const run_state* st, size_t u)
         size_t at = (st->row0 + r) * n + b * st->block;
         size_t len = min_size(st->block, n - b * st->block);
         if (st->mode == MODE_PARTS) {
+            /* softmax keeps exp(t - ref) in y for the second pass to scale: one exp each */
             if (job->is_double)
-                kern->part_f64(xd + at, len, sc, &st->parts[u]);
+                kern->part_f64(xd + at, log_op ? NULL : yd + at, len, sc, &st->parts[u]);
             else
-                kern->part_f32(xf + at, len, sf, &st->parts[u]);
+                kern->part_f32(xf + at, log_op ? NULL : yf + at, len, sf, &st->parts[u]);
         } else if (job->is_double) {
-            kern->out_f64(xd + at, yd + at, len, sc, st->row_m[r], st->row_k[r], log_op);
+            kern->out_f64(xd + at, yd + at, len, sc, st->row_m[r], st->parts[u].k, log_op);
         } else {
-            kern->out_f32(xf + at, yf + at, len, sf, (float)st->row_m[r], (float)st->row_k[r],
+            kern->out_f32(xf + at, yf + at, len, sf, (float)st->row_m[r], (float)st->parts[u].k,
                           log_op);
         }
         break;
@@ -169,9 +180,12 @@ static void run(run_state* st, unsigned threads, clsoftmax__cpu_pool* pool)
     clsoftmax__cpu_pool_run(pool, (unsigned)min_size(threads, grabs), run_task, st);
 }
 
-/* The row's max and its 1/S (softmax) or log S (log-softmax) from its block summaries. */
-static void merge_row(const clsoftmax__cpu_part* p, size_t count, int is_double, int log_op,
-                      double* m_out, double* k_out)
+/*
+ * The row's max from its block summaries, and each block's factor k:
+ * exp(ref_b - m) / S for softmax (ref_b = m_b, or 0 for an all -inf block,
+ * whose stored exps are 0), log S for log-softmax.
+ */
+static double merge_row(clsoftmax__cpu_part* p, size_t count, int is_double, int log_op)
 {
     double m = -(double)INFINITY;
     for (size_t b = 0; b < count; b++)
@@ -188,11 +202,14 @@ static void merge_row(const clsoftmax__cpu_part* p, size_t count, int is_double,
         }
     }
     u += (double)ties - 1.0;
-    *m_out = m;
-    if (is_double)
-        *k_out = log_op ? log1p(u) : 1.0 / (1.0 + u);
-    else
-        *k_out = log_op ? (double)(float)log1p(u) : (double)(float)(1.0 / (1.0 + u));
+    double lse = log1p(u), inv = 1.0 / (1.0 + u);
+    for (size_t b = 0; b < count; b++) {
+        double ref = p[b].m == -(double)INFINITY ? 0.0 : p[b].m;
+        /* ref == m: exactly 1/S, as a short row gets; m = -inf (all -inf): NaN */
+        double k = log_op ? lse : (ref == m ? inv : exp(ref - m) * inv);
+        p[b].k = is_double ? k : (double)(float)k;
+    }
+    return m;
 }
 
 static void run_long_rows(run_state* st, unsigned threads, clsoftmax__cpu_pool* pool)
@@ -206,12 +223,11 @@ static void run_long_rows(run_state* st, unsigned threads, clsoftmax__cpu_pool* 
     size_t nblocks = (n + block - 1) / block;
     size_t batch = MAX_PARTS / nblocks; /* >= 1 */
     clsoftmax__cpu_part parts[MAX_PARTS];
-    double row_m[MAX_PARTS], row_k[MAX_PARTS];
+    double row_m[MAX_PARTS];
     st->block = block;
     st->nblocks = nblocks;
     st->parts = parts;
     st->row_m = row_m;
-    st->row_k = row_k;
     st->grab = 1;
     for (size_t r0 = 0; r0 < rows; r0 += batch) {
         size_t nr = min_size(batch, rows - r0);
@@ -220,8 +236,7 @@ static void run_long_rows(run_state* st, unsigned threads, clsoftmax__cpu_pool* 
         st->mode = MODE_PARTS;
         run(st, threads, pool);
         for (size_t r = 0; r < nr; r++)
-            merge_row(parts + r * nblocks, nblocks, job->is_double, job->log != 0, &row_m[r],
-                      &row_k[r]);
+            row_m[r] = merge_row(parts + r * nblocks, nblocks, job->is_double, job->log != 0);
         st->mode = MODE_OUT;
         run(st, threads, pool);
     }
@@ -267,7 +282,11 @@ void clsoftmax__cpu_softmax(const clsoftmax__cpu_job* job, unsigned threads,
         run_long_rows(&st, (unsigned)want, pool);
         return;
     }
-    if (job->inner == 1) {
+    if (job->inner == 1 && job->n <= CLSOFTMAX__CPU_SMALL_ROW) {
+        st.mode = MODE_SMALL; /* a unit: CLSOFTMAX__CPU_BLOCK_MAX rows */
+        st.units = (job->outer + CLSOFTMAX__CPU_BLOCK_MAX - 1) / CLSOFTMAX__CPU_BLOCK_MAX;
+        st.grab = 4;
+    } else if (job->inner == 1) {
         st.mode = MODE_ROWS;
         st.units = job->outer;
         st.grab = job->n >= GRAB_ELEMS ? 1 : GRAB_ELEMS / job->n;
