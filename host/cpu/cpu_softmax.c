@@ -11,6 +11,10 @@
 #include <stdatomic.h>
 #include <unistd.h>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 #if defined(__FAST_MATH__) || (defined(__FINITE_MATH_ONLY__) && __FINITE_MATH_ONLY__)
 #error "the CPU backend needs IEEE NaN and inf: build it without -ffast-math / -ffinite-math-only"
 #endif
@@ -78,7 +82,7 @@
 /* Narrowest column block: one 64-byte line of floats. */
 #define BLOCK_MIN 16u
 
-typedef enum mode { MODE_SMALL, MODE_ROWS, MODE_COLS, MODE_PARTS, MODE_OUT } mode;
+typedef enum mode { MODE_SMALL, MODE_ROWS, MODE_COLS, MODE_PARTS, MODE_OUT, MODE_LONG } mode;
 
 typedef struct run_state {
     const clsoftmax__cpu_job* job;
@@ -90,13 +94,84 @@ typedef struct run_state {
     size_t block;   /* MODE_COLS: columns per block; MODE_PARTS/OUT: elements per block */
     size_t nblocks; /* blocks per slab or per row */
     size_t row0;    /* MODE_PARTS/OUT: first row of the batch */
-    clsoftmax__cpu_part* parts;
-    double* row_m; /* MODE_OUT: per row of the batch */
+    clsoftmax__cpu_part parts[MAX_PARTS]; /* MODE_PARTS/OUT: per (row, block) of the batch */
+    double row_m[MAX_PARTS];              /* MODE_OUT: per row of the batch */
 } run_state;
 
 static size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
 
-static void run_unit(const run_state* st, size_t u)
+/*
+ * The row's max from its block summaries, and each block's factor k:
+ * exp(ref_b - m) / S for softmax (ref_b = m_b, or 0 for an all -inf block,
+ * whose stored exps are 0), log S for log-softmax.
+ */
+static double merge_row(clsoftmax__cpu_part* p, size_t count, int is_double, int log_op)
+{
+    double m = -(double)INFINITY;
+    for (size_t b = 0; b < count; b++)
+        m = p[b].m > m ? p[b].m : m;
+    double u = 0.0;
+    size_t ties = 0;
+    for (size_t b = 0; b < count; b++) {
+        if (p[b].m == m) {
+            u += p[b].u;
+            ties += p[b].ties;
+        } else {
+            /* p[b].m < m; an all -inf block has u 0 (or NaN), so 0 * u keeps NaN */
+            u += exp(p[b].m - m) * (p[b].u + (double)p[b].ties);
+        }
+    }
+    u += (double)ties - 1.0;
+    double lse = log1p(u), inv = 1.0 / (1.0 + u);
+    for (size_t b = 0; b < count; b++) {
+        double ref = p[b].m == -(double)INFINITY ? 0.0 : p[b].m;
+        /* ref == m: exactly 1/S, as a short row gets; m = -inf (all -inf): NaN */
+        double k = log_op ? lse : (ref == m ? inv : exp(ref - m) * inv);
+        p[b].k = is_double ? k : (double)(float)k;
+    }
+    return m;
+}
+
+/* The summary pass or the output pass over block b of row r (absolute). */
+static void long_block(run_state* st, size_t r, size_t b, clsoftmax__cpu_part* part, double m,
+                       int out)
+{
+    const clsoftmax__cpu_job* job = st->job;
+    const clsoftmax__cpu_kernels* kern = st->kern;
+    int log_op = job->log != 0;
+    size_t n = job->n;
+    size_t at = r * n + b * st->block;
+    size_t len = min_size(st->block, n - b * st->block);
+    if (job->is_double) {
+        const double* x = (const double*)job->in + at;
+        double* y = (double*)job->out + at;
+        if (!out) /* softmax keeps exp(t - ref) in y for the output pass: one exp each */
+            kern->part_f64(x, log_op ? NULL : y, len, job->scale, part);
+        else
+            kern->out_f64(x, y, len, job->scale, m, part->k, log_op);
+    } else {
+        const float* x = (const float*)job->in + at;
+        float* y = (float*)job->out + at;
+        float sf = (float)job->scale;
+        if (!out)
+            kern->part_f32(x, log_op ? NULL : y, len, sf, part);
+        else
+            kern->out_f32(x, y, len, sf, (float)m, (float)part->k, log_op);
+    }
+}
+
+/* Row r whole: the same blocks and merge as MODE_PARTS/OUT, while the row is still in cache. */
+static void long_row(run_state* st, size_t r)
+{
+    clsoftmax__cpu_part parts[MAX_PARTS];
+    for (size_t b = 0; b < st->nblocks; b++)
+        long_block(st, r, b, &parts[b], 0.0, 0);
+    double m = merge_row(parts, st->nblocks, st->job->is_double, st->job->log != 0);
+    for (size_t b = 0; b < st->nblocks; b++)
+        long_block(st, r, b, &parts[b], m, 1);
+}
+
+static void run_unit(run_state* st, size_t u)
 {
     const clsoftmax__cpu_job* job = st->job;
     const clsoftmax__cpu_kernels* kern = st->kern;
@@ -138,22 +213,12 @@ static void run_unit(const run_state* st, size_t u)
     case MODE_PARTS:
     case MODE_OUT: {
         size_t r = u / st->nblocks, b = u % st->nblocks;
-        size_t at = (st->row0 + r) * n + b * st->block;
-        size_t len = min_size(st->block, n - b * st->block);
-        if (st->mode == MODE_PARTS) {
-            /* softmax keeps exp(t - ref) in y for the second pass to scale: one exp each */
-            if (job->is_double)
-                kern->part_f64(xd + at, log_op ? NULL : yd + at, len, sc, &st->parts[u]);
-            else
-                kern->part_f32(xf + at, log_op ? NULL : yf + at, len, sf, &st->parts[u]);
-        } else if (job->is_double) {
-            kern->out_f64(xd + at, yd + at, len, sc, st->row_m[r], st->parts[u].k, log_op);
-        } else {
-            kern->out_f32(xf + at, yf + at, len, sf, (float)st->row_m[r], (float)st->parts[u].k,
-                          log_op);
-        }
+        long_block(st, st->row0 + r, b, &st->parts[u], st->row_m[r], st->mode == MODE_OUT);
         break;
     }
+    case MODE_LONG:
+        long_row(st, u);
+        break;
     }
 }
 
@@ -171,6 +236,10 @@ static void run_task(void* arg, unsigned index, unsigned count)
         for (size_t u = u0; u < u1; u++)
             run_unit(st, u);
     }
+#if defined(__x86_64__)
+    /* the kernels' streaming stores are weakly ordered: drain them before reporting done */
+    _mm_sfence();
+#endif
 }
 
 static void run(run_state* st, unsigned threads, clsoftmax__cpu_pool* pool)
@@ -178,38 +247,6 @@ static void run(run_state* st, unsigned threads, clsoftmax__cpu_pool* pool)
     atomic_store_explicit(&st->next, 0, memory_order_relaxed);
     size_t grabs = (st->units + st->grab - 1) / st->grab;
     clsoftmax__cpu_pool_run(pool, (unsigned)min_size(threads, grabs), run_task, st);
-}
-
-/*
- * The row's max from its block summaries, and each block's factor k:
- * exp(ref_b - m) / S for softmax (ref_b = m_b, or 0 for an all -inf block,
- * whose stored exps are 0), log S for log-softmax.
- */
-static double merge_row(clsoftmax__cpu_part* p, size_t count, int is_double, int log_op)
-{
-    double m = -(double)INFINITY;
-    for (size_t b = 0; b < count; b++)
-        m = p[b].m > m ? p[b].m : m;
-    double u = 0.0;
-    size_t ties = 0;
-    for (size_t b = 0; b < count; b++) {
-        if (p[b].m == m) {
-            u += p[b].u;
-            ties += p[b].ties;
-        } else {
-            /* p[b].m < m; an all -inf block has u 0 (or NaN), so 0 * u keeps NaN */
-            u += exp(p[b].m - m) * (p[b].u + (double)p[b].ties);
-        }
-    }
-    u += (double)ties - 1.0;
-    double lse = log1p(u), inv = 1.0 / (1.0 + u);
-    for (size_t b = 0; b < count; b++) {
-        double ref = p[b].m == -(double)INFINITY ? 0.0 : p[b].m;
-        /* ref == m: exactly 1/S, as a short row gets; m = -inf (all -inf): NaN */
-        double k = log_op ? lse : (ref == m ? inv : exp(ref - m) * inv);
-        p[b].k = is_double ? k : (double)(float)k;
-    }
-    return m;
 }
 
 static void run_long_rows(run_state* st, unsigned threads, clsoftmax__cpu_pool* pool)
@@ -222,13 +259,16 @@ static void run_long_rows(run_state* st, unsigned threads, clsoftmax__cpu_pool* 
         block = ((n + MAX_PARTS - 1) / MAX_PARTS + 63) / 64 * 64;
     size_t nblocks = (n + block - 1) / block;
     size_t batch = MAX_PARTS / nblocks; /* >= 1 */
-    clsoftmax__cpu_part parts[MAX_PARTS];
-    double row_m[MAX_PARTS];
     st->block = block;
     st->nblocks = nblocks;
-    st->parts = parts;
-    st->row_m = row_m;
     st->grab = 1;
+    if (rows >= threads && (rows % threads == 0 || rows >= 4 * (size_t)threads)) {
+        /* Enough rows to share whole: each thread's row stays in cache between passes. */
+        st->mode = MODE_LONG;
+        st->units = rows;
+        run(st, threads, pool);
+        return;
+    }
     for (size_t r0 = 0; r0 < rows; r0 += batch) {
         size_t nr = min_size(batch, rows - r0);
         st->row0 = r0;
@@ -236,7 +276,8 @@ static void run_long_rows(run_state* st, unsigned threads, clsoftmax__cpu_pool* 
         st->mode = MODE_PARTS;
         run(st, threads, pool);
         for (size_t r = 0; r < nr; r++)
-            row_m[r] = merge_row(parts + r * nblocks, nblocks, job->is_double, job->log != 0);
+            st->row_m[r] =
+                merge_row(st->parts + r * nblocks, nblocks, job->is_double, job->log != 0);
         st->mode = MODE_OUT;
         run(st, threads, pool);
     }
