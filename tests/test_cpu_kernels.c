@@ -58,46 +58,65 @@ static double ulp_err_f64(double got, long double want)
 #define EXP_ULP_F64 1.5
 #define EXP_BATCH 4096
 
-/* Every 97th float bit pattern of [-104, 89] (about 23 million), then the edges. */
+/* The kernel tables this CPU can run (the AVX2 one only where the CPU has AVX2). */
+static size_t available_kernels(const clsoftmax__cpu_kernels** k)
+{
+    size_t count = 0;
+    for (size_t v = 0; v < N_ISAS; v++) {
+        const clsoftmax__cpu_kernels* t = clsoftmax__cpu_kernels_select(k_isas[v]);
+        if (t != NULL)
+            k[count++] = t;
+    }
+    return count;
+}
+
+/*
+ * Every 97th float bit pattern of [-104, 89] (about 23 million) through every
+ * kernel build, the long double reference computed once per input; then the
+ * edges.
+ */
 static void test_exp_f32(void)
 {
+    const clsoftmax__cpu_kernels* k[N_ISAS];
+    size_t nk = available_kernels(k);
     float* x = malloc(EXP_BATCH * sizeof *x);
-    float* y = malloc(EXP_BATCH * sizeof *y);
+    float* y = malloc(EXP_BATCH * N_ISAS * sizeof *y);
     CU_ASSERT_FATAL(x != NULL && y != NULL);
-    for (size_t v = 0; v < N_ISAS; v++) {
-        const clsoftmax__cpu_kernels* k = clsoftmax__cpu_kernels_select(k_isas[v]);
-        if (k == NULL)
-            continue; /* this CPU lacks AVX2 */
-        double worst = 0.0, worst_sub = 0.0;
-        float worst_x = 0.0f;
-        size_t tested = 0;
-        for (int neg = 0; neg < 2; neg++) {
-            uint32_t last = neg ? 0x42D00000u /* 104 */ : 0x42B20000u /* 89 */;
-            size_t nb = 0;
-            for (uint64_t b = 0; b <= last; b += 97) {
-                uint32_t bits = (uint32_t)b | (neg ? 0x80000000u : 0u);
-                memcpy(&x[nb++], &bits, sizeof bits);
-                if (nb < EXP_BATCH && b + 97 <= last)
-                    continue;
-                k->exp_f32(x, y, nb);
-                for (size_t i = 0; i < nb; i++) {
-                    long double want = expl((long double)x[i]);
-                    double err = ulp_err_f32(y[i], want);
+    double worst[N_ISAS] = {0}, worst_sub[N_ISAS] = {0};
+    float worst_x[N_ISAS] = {0};
+    size_t tested = 0;
+    for (int neg = 0; neg < 2; neg++) {
+        uint32_t last = neg ? 0x42D00000u /* 104 */ : 0x42B20000u /* 89 */;
+        size_t nb = 0;
+        for (uint64_t b = 0; b <= last; b += 97) {
+            uint32_t bits = (uint32_t)b | (neg ? 0x80000000u : 0u);
+            memcpy(&x[nb++], &bits, sizeof bits);
+            if (nb < EXP_BATCH && b + 97 <= last)
+                continue;
+            for (size_t v = 0; v < nk; v++)
+                k[v]->exp_f32(x, y + v * EXP_BATCH, nb);
+            for (size_t i = 0; i < nb; i++) {
+                long double want = expl((long double)x[i]);
+                for (size_t v = 0; v < nk; v++) {
+                    double err = ulp_err_f32(y[v * EXP_BATCH + i], want);
                     if (want < (long double)FLT_MIN) {
-                        worst_sub = err > worst_sub ? err : worst_sub;
-                    } else if (err > worst) {
-                        worst = err;
-                        worst_x = x[i];
+                        worst_sub[v] = err > worst_sub[v] ? err : worst_sub[v];
+                    } else if (err > worst[v]) {
+                        worst[v] = err;
+                        worst_x[v] = x[i];
                     }
                 }
-                tested += nb;
-                nb = 0;
             }
+            tested += nb;
+            nb = 0;
         }
-        TEST_CHECK(tested > 20000000, "%s: %zu floats tested", k->name, tested);
-        TEST_CHECK(worst <= EXP_ULP_F32, "%s exp_f32: %.3f ulp at %a", k->name, worst,
-                   (double)worst_x);
-        TEST_CHECK(worst_sub <= 1.0, "%s exp_f32: %.3f subnormal spacings", k->name, worst_sub);
+    }
+    TEST_CHECK(tested > 20000000, "%zu floats tested", tested);
+    for (size_t v = 0; v < nk; v++) {
+        TEST_CHECK(worst[v] <= EXP_ULP_F32, "%s exp_f32: %.3f ulp at %a", k[v]->name, worst[v],
+                   (double)worst_x[v]);
+        TEST_CHECK(worst_sub[v] <= 1.0, "%s exp_f32: %.3f subnormal spacings", k[v]->name,
+                   worst_sub[v]);
 
         /* Edges: overflow, underflow to 0 through the subnormals, infinities, NaN. */
         const float edge[] = {-INFINITY,   INFINITY, NAN,     -NAN,     -104.0f,
@@ -105,96 +124,100 @@ static void test_exp_f32(void)
                               88.7228394f, 88.75f,   89.0f,   1000.0f,  -1000.0f,
                               0.0f,        -0.0f,    FLT_MIN, -FLT_MIN, FLT_TRUE_MIN};
         size_t ne = sizeof edge / sizeof edge[0];
-        k->exp_f32(edge, y, ne);
+        k[v]->exp_f32(edge, y, ne);
         for (size_t i = 0; i < ne; i++) {
             float xi = edge[i];
             if (isnan(xi)) {
-                TEST_CHECK(isnan(y[i]), "%s exp_f32(NaN) = %a", k->name, (double)y[i]);
+                TEST_CHECK(isnan(y[i]), "%s exp_f32(NaN) = %a", k[v]->name, (double)y[i]);
             } else if (isinf(xi)) {
-                TEST_CHECK(y[i] == (xi > 0 ? INFINITY : 0.0f), "%s exp_f32(%g) = %a", k->name,
+                TEST_CHECK(y[i] == (xi > 0 ? INFINITY : 0.0f), "%s exp_f32(%g) = %a", k[v]->name,
                            (double)xi, (double)y[i]);
             } else {
                 long double want = expl((long double)xi);
                 float rounded = (float)want;
                 if (isinf(rounded) || rounded == 0.0f)
-                    TEST_CHECK(y[i] == rounded, "%s exp_f32(%a) = %a, want %a", k->name, (double)xi,
-                               (double)y[i], (double)rounded);
+                    TEST_CHECK(y[i] == rounded, "%s exp_f32(%a) = %a, want %a", k[v]->name,
+                               (double)xi, (double)y[i], (double)rounded);
                 else
                     TEST_CHECK(ulp_err_f32(y[i], want) <= EXP_ULP_F32, "%s exp_f32(%a) = %a",
-                               k->name, (double)xi, (double)y[i]);
+                               k[v]->name, (double)xi, (double)y[i]);
             }
         }
         /* The array tail (n not a multiple of the vector width) takes the same path. */
         float one[3] = {0.0f, 1.0f, -1.0f}, out[3];
-        k->exp_f32(one, out, 3);
+        k[v]->exp_f32(one, out, 3);
         TEST_CHECK(out[0] == 1.0f && fabsf(out[1] - 2.7182817f) <= 3e-7f &&
                        fabsf(out[2] - 0.36787944f) <= 3e-8f,
-                   "%s exp_f32 tail: %a %a %a", k->name, (double)out[0], (double)out[1],
+                   "%s exp_f32 tail: %a %a %a", k[v]->name, (double)out[0], (double)out[1],
                    (double)out[2]);
     }
     free(x);
     free(y);
 }
 
-/* About 4.5 million double patterns of [-746, 710], then the edges. */
+/* About 4.5 million double patterns of [-746, 710] through every build, then the edges. */
 static void test_exp_f64(void)
 {
+    const clsoftmax__cpu_kernels* k[N_ISAS];
+    size_t nk = available_kernels(k);
     double* x = malloc(EXP_BATCH * sizeof *x);
-    double* y = malloc(EXP_BATCH * sizeof *y);
+    double* y = malloc(EXP_BATCH * N_ISAS * sizeof *y);
     CU_ASSERT_FATAL(x != NULL && y != NULL);
     const uint64_t step = 1000000007ull * 1009ull; /* odd: walks every exponent and mantissa */
-    for (size_t v = 0; v < N_ISAS; v++) {
-        const clsoftmax__cpu_kernels* k = clsoftmax__cpu_kernels_select(k_isas[v]);
-        if (k == NULL)
-            continue;
-        double worst = 0.0, worst_sub = 0.0, worst_x = 0.0;
-        for (int neg = 0; neg < 2; neg++) {
-            uint64_t last = neg ? 0x40874A0000000000ull /* 745.25 */
-                                : 0x40862E0000000000ull /* 709.75 */;
-            size_t nb = 0;
-            for (uint64_t b = 0; b <= last; b += step) {
-                uint64_t bits = b | (neg ? 0x8000000000000000ull : 0u);
-                memcpy(&x[nb++], &bits, sizeof bits);
-                if (nb < EXP_BATCH && b + step <= last)
-                    continue;
-                k->exp_f64(x, y, nb);
-                for (size_t i = 0; i < nb; i++) {
-                    long double want = expl((long double)x[i]);
-                    double err = ulp_err_f64(y[i], want);
+    double worst[N_ISAS] = {0}, worst_sub[N_ISAS] = {0}, worst_x[N_ISAS] = {0};
+    for (int neg = 0; neg < 2; neg++) {
+        uint64_t last = neg ? 0x40874A0000000000ull /* 745.25 */
+                            : 0x40862E0000000000ull /* 709.75 */;
+        size_t nb = 0;
+        for (uint64_t b = 0; b <= last; b += step) {
+            uint64_t bits = b | (neg ? 0x8000000000000000ull : 0u);
+            memcpy(&x[nb++], &bits, sizeof bits);
+            if (nb < EXP_BATCH && b + step <= last)
+                continue;
+            for (size_t v = 0; v < nk; v++)
+                k[v]->exp_f64(x, y + v * EXP_BATCH, nb);
+            for (size_t i = 0; i < nb; i++) {
+                long double want = expl((long double)x[i]);
+                for (size_t v = 0; v < nk; v++) {
+                    double err = ulp_err_f64(y[v * EXP_BATCH + i], want);
                     if (want < (long double)DBL_MIN) {
-                        worst_sub = err > worst_sub ? err : worst_sub;
-                    } else if (err > worst) {
-                        worst = err;
-                        worst_x = x[i];
+                        worst_sub[v] = err > worst_sub[v] ? err : worst_sub[v];
+                    } else if (err > worst[v]) {
+                        worst[v] = err;
+                        worst_x[v] = x[i];
                     }
                 }
-                nb = 0;
             }
+            nb = 0;
         }
-        TEST_CHECK(worst <= EXP_ULP_F64, "%s exp_f64: %.3f ulp at %a", k->name, worst, worst_x);
-        TEST_CHECK(worst_sub <= 1.0, "%s exp_f64: %.3f subnormal spacings", k->name, worst_sub);
+    }
+    for (size_t v = 0; v < nk; v++) {
+        TEST_CHECK(worst[v] <= EXP_ULP_F64, "%s exp_f64: %.3f ulp at %a", k[v]->name, worst[v],
+                   worst_x[v]);
+        TEST_CHECK(worst_sub[v] <= 1.0, "%s exp_f64: %.3f subnormal spacings", k[v]->name,
+                   worst_sub[v]);
 
         const double edge[] = {-INFINITY, INFINITY,          NAN,    -746.0, -745.2, -745.0, -708.5,
                                709.78,    709.7827128933840, 709.79, 710.0,  1e5,    -1e5,   0.0,
                                DBL_MIN,   DBL_TRUE_MIN};
         size_t ne = sizeof edge / sizeof edge[0];
-        k->exp_f64(edge, y, ne);
+        k[v]->exp_f64(edge, y, ne);
         for (size_t i = 0; i < ne; i++) {
             double xi = edge[i];
             if (isnan(xi)) {
-                TEST_CHECK(isnan(y[i]), "%s exp_f64(NaN) = %a", k->name, y[i]);
+                TEST_CHECK(isnan(y[i]), "%s exp_f64(NaN) = %a", k[v]->name, y[i]);
             } else if (isinf(xi)) {
-                TEST_CHECK(y[i] == (xi > 0 ? INFINITY : 0.0), "%s exp_f64(%g) = %a", k->name, xi,
+                TEST_CHECK(y[i] == (xi > 0 ? INFINITY : 0.0), "%s exp_f64(%g) = %a", k[v]->name, xi,
                            y[i]);
             } else {
                 long double want = expl((long double)xi);
                 double rounded = (double)want;
                 if (isinf(rounded) || rounded == 0.0)
-                    TEST_CHECK(y[i] == rounded, "%s exp_f64(%a) = %a, want %a", k->name, xi, y[i],
-                               rounded);
+                    TEST_CHECK(y[i] == rounded, "%s exp_f64(%a) = %a, want %a", k[v]->name, xi,
+                               y[i], rounded);
                 else
                     TEST_CHECK(ulp_err_f64(y[i], want) <= EXP_ULP_F64, "%s exp_f64(%a) = %a",
-                               k->name, xi, y[i]);
+                               k[v]->name, xi, y[i]);
             }
         }
     }
