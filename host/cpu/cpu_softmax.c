@@ -31,9 +31,10 @@
  * attains the max (whose e is exactly 1). log(S) is then log1p(u): when one
  * element dominates, log(S) is tiny and log of a rounded S would lose all its
  * digits (a float64 -5.87e-13 came out 1.5e-4 off, relatively); log1p(u) keeps them.
- * u is accumulated in double for both dtypes; softmax divides in double and
- * rounds once to the dtype, so float32 softmax is the correctly rounded
- * quotient of e and S up to the error of S. log1p(u) is rounded to the dtype
+ * (Softmax itself needs only S, so float32 softmax sums every e directly
+ * and skips the tie count.) Sums end in double for both dtypes; softmax
+ * multiplies e by 1/S rounded to the dtype (<= 1 ulp beyond the correctly
+ * rounded quotient, far inside the tolerance). log1p(u) is rounded to the dtype
  * before the subtraction; d <= 0 and log1p(u) >= 0, so it never cancels.
  *
  * Special rows need no branches: a NaN or +inf makes d NaN somewhere
@@ -42,7 +43,8 @@
  * e = 0 (log-softmax: -inf - finite = -inf). A row whose d is never 0 is one
  * of those, so "u + (ties - 1)" with no tie is NaN + -1, still NaN.
  *
- * Sums: float32 adds floats in double (error < n * 2^-53, far below 1e-5).
+ * Sums: float32 adds 16 floats per vector lane in float (error <= 16 ulp,
+ * 1e-6), then those partial sums in double, so the error does not grow with n.
  * float64 adds contiguous rows in chunks of 64 plainly and the chunk sums
  * with Neumaier compensation (error about 64 * 2^-53 whatever n); strided
  * columns use Kahan per element, whose latency hides behind the independent
