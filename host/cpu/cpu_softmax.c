@@ -43,8 +43,8 @@
  * e = 0 (log-softmax: -inf - finite = -inf). A row whose d is never 0 is one
  * of those, so "u + (ties - 1)" with no tie is NaN + -1, still NaN.
  *
- * Sums: float32 adds 16 floats per vector lane in float (error <= 16 ulp,
- * 1e-6), then those partial sums in double, so the error does not grow with n.
+ * Sums: float32 rows add 16 floats per vector lane in float (error <= 16 ulp,
+ * 1e-6), then those partial sums in double (columns add in double at once).
  * float64 adds contiguous rows in chunks of 64 plainly and the chunk sums
  * with Neumaier compensation (error about 64 * 2^-53 whatever n); strided
  * columns use Kahan per element, whose latency hides behind the independent
