@@ -165,6 +165,8 @@ struct clsoftmax_context {
     cl_int last_cl_error;
 
     unsigned cpu_threads;
+    /* CPU backend workers, started on first use (under lock), freed with the context */
+    clsoftmax__cpu_pool* cpu_pool;
 
     /* clsoftmax_context_set_param values; 0: chosen for the device */
     size_t params[CLSOFTMAX_PARAM_COUNT];

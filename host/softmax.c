@@ -1,6 +1,7 @@
 /* softmax.c - the public entry points: validate everything, then run on the context's backend. */
 #include "internal.h"
 
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -68,7 +69,16 @@ clsoftmax_status clsoftmax_softmax_host(clsoftmax_context* ctx, const clsoftmax_
             .in = in,
             .out = out,
         };
-        clsoftmax__cpu_softmax(&job, ctx->cpu_threads);
+        /* The parameter, when set, wins; read at each call so a change applies at once. */
+        pthread_mutex_lock(&ctx->lock);
+        size_t param = ctx->params[CLSOFTMAX_PARAM_CPU_THREADS];
+        unsigned threads =
+            param != 0 ? (param < UINT_MAX ? (unsigned)param : UINT_MAX) : ctx->cpu_threads;
+        if (ctx->cpu_pool == NULL && threads > 1)
+            ctx->cpu_pool = clsoftmax__cpu_pool_create(); /* NULL: run on this thread */
+        clsoftmax__cpu_pool* pool = ctx->cpu_pool;
+        pthread_mutex_unlock(&ctx->lock);
+        clsoftmax__cpu_softmax(&job, threads, pool);
         succeed(ctx);
         return CLSOFTMAX_SUCCESS;
     }

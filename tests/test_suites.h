@@ -3,18 +3,19 @@
 #define CLSOFTMAX_TEST_SUITES_H
 
 /* Each adds its CUnit suites (named as in tests/CMakeLists.txt) to the registry. */
-void test_register_status(void);     /* "status" */
-void test_register_validate(void);   /* "validate" */
-void test_register_plan(void);       /* "plan" */
-void test_register_softmax(void);    /* "cpu", "opencl" */
-void test_register_buffer(void);     /* "buffer" */
-void test_register_context(void);    /* "context_cpu", "context_opencl" */
-void test_register_npy(void);        /* "npy" */
-void test_register_tool(void);       /* "tool", "tool_opencl" */
-void test_register_build(void);      /* "build_opencl" */
-void test_register_threads(void);    /* "threads_cpu", "threads_opencl" */
-void test_register_host_path(void);  /* "host_path_opencl" */
-void test_register_prepare(void);    /* "prepare_cpu", "prepare_opencl" */
-void test_register_disk_cache(void); /* "disk_cache_cpu", "disk_cache_opencl" */
+void test_register_status(void);      /* "status" */
+void test_register_validate(void);    /* "validate" */
+void test_register_plan(void);        /* "plan" */
+void test_register_softmax(void);     /* "cpu", "opencl" */
+void test_register_buffer(void);      /* "buffer" */
+void test_register_context(void);     /* "context_cpu", "context_opencl" */
+void test_register_npy(void);         /* "npy" */
+void test_register_tool(void);        /* "tool", "tool_opencl" */
+void test_register_build(void);       /* "build_opencl" */
+void test_register_threads(void);     /* "threads_cpu", "threads_opencl" */
+void test_register_host_path(void);   /* "host_path_opencl" */
+void test_register_prepare(void);     /* "prepare_cpu", "prepare_opencl" */
+void test_register_disk_cache(void);  /* "disk_cache_cpu", "disk_cache_opencl" */
+void test_register_cpu_kernels(void); /* "cpu_kernels" */
 
 #endif

@@ -1,4 +1,5 @@
-/* cpu_softmax.c - the CPU fallback: softmax and log-softmax over host memory with pthreads. */
+/* cpu_softmax.c - the CPU fallback: splits a softmax job into rows, blocks or columns for a pool.
+ */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
 #endif
@@ -7,25 +8,15 @@
 
 #include <limits.h>
 #include <math.h>
-#include <pthread.h>
+#include <stdatomic.h>
 #include <unistd.h>
 
-/*
- * t = scale * x must be rounded before t - m: a fused multiply-subtract would
- * make the max element's d differ from 0 and turn an overflowing scale * x
- * (a +inf row, hence NaN) into a finite value. GCC contracts only in GNU
- * modes or when asked (-ffp-contract=fast, with FMA in -march), clang within
- * one expression; the pragmas switch contraction off for this file whatever
- * the flags, and t gets its own statement anyway.
- */
-#if defined(__FAST_MATH__) || (defined(__FINITE_MATH_ONLY__) && __FINITE_MATH_ONLY__)
-#error "cpu_softmax.c needs IEEE NaN and inf: build it without -ffast-math / -ffinite-math-only"
+#if defined(__x86_64__)
+#include <immintrin.h>
 #endif
 
-#if defined(__clang__)
-#pragma STDC FP_CONTRACT OFF
-#elif defined(__GNUC__)
-#pragma GCC optimize("fp-contract=off")
+#if defined(__FAST_MATH__) || (defined(__FINITE_MATH_ONLY__) && __FINITE_MATH_ONLY__)
+#error "the CPU backend needs IEEE NaN and inf: build it without -ffast-math / -ffinite-math-only"
 #endif
 
 /*
@@ -40,9 +31,10 @@
  * attains the max (whose e is exactly 1). log(S) is then log1p(u): when one
  * element dominates, log(S) is tiny and log of a rounded S would lose all its
  * digits (a float64 -5.87e-13 came out 1.5e-4 off, relatively); log1p(u) keeps them.
- * u is accumulated in double for both dtypes; softmax divides in double and
- * rounds once to the dtype, so float32 softmax is the correctly rounded
- * quotient of e and S up to the error of S. log1p(u) is rounded to the dtype
+ * (Softmax itself needs only S, so float32 softmax sums every e directly
+ * and skips the tie count.) Sums end in double for both dtypes; softmax
+ * multiplies e by 1/S rounded to the dtype (<= 1 ulp beyond the correctly
+ * rounded quotient, far inside the tolerance). log1p(u) is rounded to the dtype
  * before the subtraction; d <= 0 and log1p(u) >= 0, so it never cancels.
  *
  * Special rows need no branches: a NaN or +inf makes d NaN somewhere
@@ -51,301 +43,258 @@
  * e = 0 (log-softmax: -inf - finite = -inf). A row whose d is never 0 is one
  * of those, so "u + (ties - 1)" with no tie is NaN + -1, still NaN.
  *
- * Sums: float32 adds floats in double (error < n * 2^-53, far below 1e-5).
- * float64 adds contiguous rows in chunks of SUM_CHUNK plainly and the chunk
- * sums with Neumaier compensation (error about SUM_CHUNK * 2^-53 whatever n);
- * strided columns use Kahan per element, whose latency hides behind the
- * independent columns. A row is never split between threads, so results are
- * bitwise identical for every thread count and every block width.
+ * Sums: float32 rows add 16 floats per vector lane in float (error <= 16 ulp,
+ * 1e-6), then those partial sums in double (columns add in double at once).
+ * float64 adds contiguous rows in chunks of 64 plainly and the chunk sums
+ * with Neumaier compensation (error about 64 * 2^-53 whatever n); strided
+ * columns use Kahan per element, whose latency hides behind the independent
+ * columns. Softmax multiplies e by 1/S rounded to the dtype (two roundings,
+ * <= 1 ulp beyond the quotient).
+ *
+ * Long rows (n > LONG_ROW) are cut into blocks of a size that depends on n
+ * alone. Each block yields (m_b, u_b, ties_b) (clsoftmax__cpu_part), merged
+ * in block order: m = max m_b, then u = sum over blocks of u_b + ties_b if
+ * m_b == m, else exp(m_b - m) * (u_b + ties_b), minus the one max element;
+ * softmax stores exp(t - ref_b) in the first pass and a second pass scales
+ * it by exp(ref_b - m) / S (one exp per element); log-softmax writes
+ * (t - m) - log(S) in the second pass. Which thread
+ * computes which block never changes a bit, so results are identical for
+ * every thread count, whether rows are split or not; short rows and column
+ * blocks are computed whole by one thread.
+ *
+ * exp is the polynomial of cpu_kernels.inc (<= 1 ulp measured, both dtypes),
+ * not libm's: libm does not vectorise. Kernels come in a portable build and
+ * an AVX2 build chosen at run time; both round every operation alike except
+ * for the order of the partial sums, so they agree to the tolerances.
  */
 
-/* Below this many elements per thread, starting a thread costs more than the work. */
+/* Below this many elements per thread, waking a worker costs more than the work. */
 #define MIN_ELEMS_PER_THREAD 16384u
 #define MAX_THREADS 256u
-/* Columns per (o, i-block) unit when inner > 1: 1 KiB of floats per k step. */
-#define BLOCK_MAX 256u
-/* Narrowest block we cut to find work for every thread: one 64-byte line of floats. */
+/* Rows up to this length run whole, three passes in cache (x and y: 256 KiB of float32). */
+#define LONG_ROW 32768u
+/* Elements per block of a long row (64 KiB of float32: the block's two passes hit L2). */
+#define ROW_BLOCK 16384u
+/* Block summaries held at once (on the stack); longer rows get longer blocks. */
+#define MAX_PARTS 512u
+/* Elements a thread takes at a time from the shared counter (short rows). */
+#define GRAB_ELEMS 32768u
+/* Column blocks sized so that a block's x and y stay in L2 across the passes. */
+#define COLS_CACHE_BYTES 262144u
+/* Narrowest column block: one 64-byte line of floats. */
 #define BLOCK_MIN 16u
-#define SUM_CHUNK 64u
 
-typedef struct share {
+typedef enum mode { MODE_SMALL, MODE_ROWS, MODE_COLS, MODE_PARTS, MODE_OUT, MODE_LONG } mode;
+
+typedef struct run_state {
     const clsoftmax__cpu_job* job;
-    size_t first; /* units [first, last): rows when inner == 1, else (o, i-block) */
-    size_t last;
-    size_t block; /* columns per unit when inner > 1 */
-} share;
+    const clsoftmax__cpu_kernels* kern;
+    mode mode;
+    size_t units; /* rows, (slab, column block) pairs or (row, block) pairs */
+    size_t grab;  /* units taken at a time */
+    atomic_size_t next;
+    size_t block;   /* MODE_COLS: columns per block; MODE_PARTS/OUT: elements per block */
+    size_t nblocks; /* blocks per slab or per row */
+    size_t row0;    /* MODE_PARTS/OUT: first row of the batch */
+    clsoftmax__cpu_part parts[MAX_PARTS]; /* MODE_PARTS/OUT: per (row, block) of the batch */
+    double row_m[MAX_PARTS];              /* MODE_OUT: per row of the batch */
+} run_state;
 
 static size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
 
 /*
- * `t > m ? t : m` with m starting at -inf is fmax that skips NaN t; unlike a
- * call to fmaxf the compiler can keep it in registers.
+ * The row's max from its block summaries, and each block's factor k:
+ * exp(ref_b - m) / S for softmax (ref_b = m_b, or 0 for an all -inf block,
+ * whose stored exps are 0), log S for log-softmax.
  */
-static float max_row_f32(const float* x, size_t n, float sf)
+static double merge_row(clsoftmax__cpu_part* p, size_t count, int is_double, int log_op)
 {
-    float m0 = -INFINITY, m1 = -INFINITY, m2 = -INFINITY, m3 = -INFINITY;
-    size_t k = 0;
-    /* Four chains so the compare latency overlaps; max is exact, order is irrelevant. */
-    for (; k + 4 <= n; k += 4) {
-        float t0 = sf * x[k], t1 = sf * x[k + 1], t2 = sf * x[k + 2], t3 = sf * x[k + 3];
-        m0 = t0 > m0 ? t0 : m0;
-        m1 = t1 > m1 ? t1 : m1;
-        m2 = t2 > m2 ? t2 : m2;
-        m3 = t3 > m3 ? t3 : m3;
-    }
-    for (; k < n; k++) {
-        float t = sf * x[k];
-        m0 = t > m0 ? t : m0;
-    }
-    m0 = m1 > m0 ? m1 : m0;
-    m2 = m3 > m2 ? m3 : m2;
-    return m2 > m0 ? m2 : m0;
-}
-
-static double max_row_f64(const double* x, size_t n, double sc)
-{
-    double m0 = -(double)INFINITY, m1 = m0, m2 = m0, m3 = m0;
-    size_t k = 0;
-    for (; k + 4 <= n; k += 4) {
-        double t0 = sc * x[k], t1 = sc * x[k + 1], t2 = sc * x[k + 2], t3 = sc * x[k + 3];
-        m0 = t0 > m0 ? t0 : m0;
-        m1 = t1 > m1 ? t1 : m1;
-        m2 = t2 > m2 ? t2 : m2;
-        m3 = t3 > m3 ? t3 : m3;
-    }
-    for (; k < n; k++) {
-        double t = sc * x[k];
-        m0 = t > m0 ? t : m0;
-    }
-    m0 = m1 > m0 ? m1 : m0;
-    m2 = m3 > m2 ? m3 : m2;
-    return m2 > m0 ? m2 : m0;
-}
-
-/*
- * One contiguous row (inner == 1). Softmax stores e in y during the sum pass
- * and divides it in place afterwards, one exp per element; log-softmax
- * re-reads x for d because y may be x.
- */
-static void row_f32(const float* x, float* y, size_t n, float sf, int log_op)
-{
-    float m = max_row_f32(x, n, sf);
+    double m = -(double)INFINITY;
+    for (size_t b = 0; b < count; b++)
+        m = p[b].m > m ? p[b].m : m;
     double u = 0.0;
-    size_t ties = 0; /* elements with d == 0 */
-    for (size_t k = 0; k < n; k++) {
-        float t = sf * x[k];
-        float d = t - m;
-        float e = expf(d);
-        if (!log_op)
-            y[k] = e;
-        ties += d == 0.0f;
-        u += d == 0.0f ? 0.0 : (double)e;
+    size_t ties = 0;
+    for (size_t b = 0; b < count; b++) {
+        if (p[b].m == m) {
+            u += p[b].u;
+            ties += p[b].ties;
+        } else {
+            /* p[b].m < m; an all -inf block has u 0 (or NaN), so 0 * u keeps NaN */
+            u += exp(p[b].m - m) * (p[b].u + (double)p[b].ties);
+        }
     }
     u += (double)ties - 1.0;
-    if (log_op) {
-        float lse = (float)log1p(u);
-        for (size_t k = 0; k < n; k++) {
-            float t = sf * x[k];
-            y[k] = (t - m) - lse;
-        }
+    double lse = log1p(u), inv = 1.0 / (1.0 + u);
+    for (size_t b = 0; b < count; b++) {
+        double ref = p[b].m == -(double)INFINITY ? 0.0 : p[b].m;
+        /* ref == m: exactly 1/S, as a short row gets; m = -inf (all -inf): NaN */
+        double k = log_op ? lse : (ref == m ? inv : exp(ref - m) * inv);
+        p[b].k = is_double ? k : (double)(float)k;
+    }
+    return m;
+}
+
+/* The summary pass or the output pass over block b of row r (absolute). */
+static void long_block(run_state* st, size_t r, size_t b, clsoftmax__cpu_part* part, double m,
+                       int out)
+{
+    const clsoftmax__cpu_job* job = st->job;
+    const clsoftmax__cpu_kernels* kern = st->kern;
+    int log_op = job->log != 0;
+    size_t n = job->n;
+    size_t at = r * n + b * st->block;
+    size_t len = min_size(st->block, n - b * st->block);
+    if (job->is_double) {
+        const double* x = (const double*)job->in + at;
+        double* y = (double*)job->out + at;
+        if (!out) /* softmax keeps exp(t - ref) in y for the output pass: one exp each */
+            kern->part_f64(x, log_op ? NULL : y, len, job->scale, part);
+        else
+            kern->out_f64(x, y, len, job->scale, m, part->k, log_op);
     } else {
-        double sum = 1.0 + u;
-        for (size_t k = 0; k < n; k++)
-            y[k] = (float)((double)y[k] / sum);
+        const float* x = (const float*)job->in + at;
+        float* y = (float*)job->out + at;
+        float sf = (float)job->scale;
+        if (!out)
+            kern->part_f32(x, log_op ? NULL : y, len, sf, part);
+        else
+            kern->out_f32(x, y, len, sf, (float)m, (float)part->k, log_op);
     }
 }
 
-static void row_f64(const double* x, double* y, size_t n, double sc, int log_op)
+/* Row r whole: the same blocks and merge as MODE_PARTS/OUT, while the row is still in cache. */
+static void long_row(run_state* st, size_t r)
 {
-    double m = max_row_f64(x, n, sc);
-    double u = 0.0, c = 0.0; /* Neumaier: c gathers what u lost */
-    size_t ties = 0;
-    for (size_t k0 = 0; k0 < n; k0 += SUM_CHUNK) {
-        size_t k1 = min_size(n, k0 + SUM_CHUNK);
-        double p = 0.0;
-        for (size_t k = k0; k < k1; k++) {
-            double t = sc * x[k];
-            double d = t - m;
-            double e = exp(d);
-            if (!log_op)
-                y[k] = e;
-            ties += d == 0.0;
-            p += d == 0.0 ? 0.0 : e;
-        }
-        double sum = u + p;
-        c += fabs(u) >= fabs(p) ? (u - sum) + p : (p - sum) + u;
-        u = sum;
-    }
-    u = (u + c) + ((double)ties - 1.0);
-    if (log_op) {
-        double lse = log1p(u);
-        for (size_t k = 0; k < n; k++) {
-            double t = sc * x[k];
-            y[k] = (t - m) - lse;
-        }
-    } else {
-        double sum = 1.0 + u;
-        for (size_t k = 0; k < n; k++)
-            y[k] = y[k] / sum;
-    }
+    clsoftmax__cpu_part parts[MAX_PARTS];
+    for (size_t b = 0; b < st->nblocks; b++)
+        long_block(st, r, b, &parts[b], 0.0, 0);
+    double m = merge_row(parts, st->nblocks, st->job->is_double, st->job->log != 0);
+    for (size_t b = 0; b < st->nblocks; b++)
+        long_block(st, r, b, &parts[b], m, 1);
 }
 
-/*
- * Columns [i0, i0 + w) of slab o (inner > 1): for each k the w elements are
- * contiguous, so each pass walks k outside and the columns inside, keeping a
- * running max and sum per column. Never a transpose, never one column at a
- * time down a large stride.
- */
-static void cols_f32(const float* x, float* y, size_t n, size_t inner, size_t w, float sf,
-                     int log_op)
+static void run_unit(run_state* st, size_t u)
 {
-    float m[BLOCK_MAX];
-    double u[BLOCK_MAX];
-    size_t ties[BLOCK_MAX];
-    for (size_t j = 0; j < w; j++) {
-        m[j] = -INFINITY;
-        u[j] = 0.0;
-        ties[j] = 0;
-    }
-    for (size_t k = 0; k < n; k++) {
-        const float* xk = x + k * inner;
-        for (size_t j = 0; j < w; j++) {
-            float t = sf * xk[j];
-            m[j] = t > m[j] ? t : m[j];
-        }
-    }
-    for (size_t k = 0; k < n; k++) {
-        const float* xk = x + k * inner;
-        float* yk = y + k * inner;
-        for (size_t j = 0; j < w; j++) {
-            float t = sf * xk[j];
-            float d = t - m[j];
-            float e = expf(d);
-            if (!log_op)
-                yk[j] = e;
-            ties[j] += d == 0.0f;
-            u[j] += d == 0.0f ? 0.0 : (double)e;
-        }
-    }
-    for (size_t j = 0; j < w; j++)
-        u[j] += (double)ties[j] - 1.0;
-    if (log_op) {
-        float lse[BLOCK_MAX];
-        for (size_t j = 0; j < w; j++)
-            lse[j] = (float)log1p(u[j]);
-        for (size_t k = 0; k < n; k++) {
-            const float* xk = x + k * inner;
-            float* yk = y + k * inner;
-            for (size_t j = 0; j < w; j++) {
-                float t = sf * xk[j];
-                yk[j] = (t - m[j]) - lse[j];
-            }
-        }
-    } else {
-        for (size_t j = 0; j < w; j++)
-            u[j] += 1.0;
-        for (size_t k = 0; k < n; k++) {
-            float* yk = y + k * inner;
-            for (size_t j = 0; j < w; j++)
-                yk[j] = (float)((double)yk[j] / u[j]);
-        }
-    }
-}
-
-static void cols_f64(const double* x, double* y, size_t n, size_t inner, size_t w, double sc,
-                     int log_op)
-{
-    double m[BLOCK_MAX];
-    double u[BLOCK_MAX];
-    double c[BLOCK_MAX]; /* Kahan compensation per column */
-    size_t ties[BLOCK_MAX];
-    for (size_t j = 0; j < w; j++) {
-        m[j] = -(double)INFINITY;
-        u[j] = 0.0;
-        c[j] = 0.0;
-        ties[j] = 0;
-    }
-    for (size_t k = 0; k < n; k++) {
-        const double* xk = x + k * inner;
-        for (size_t j = 0; j < w; j++) {
-            double t = sc * xk[j];
-            m[j] = t > m[j] ? t : m[j];
-        }
-    }
-    for (size_t k = 0; k < n; k++) {
-        const double* xk = x + k * inner;
-        double* yk = y + k * inner;
-        for (size_t j = 0; j < w; j++) {
-            double t = sc * xk[j];
-            double d = t - m[j];
-            double e = exp(d);
-            if (!log_op)
-                yk[j] = e;
-            ties[j] += d == 0.0;
-            /* Terms are in [0, 1] or NaN, so Kahan never meets inf - inf. */
-            double v = (d == 0.0 ? 0.0 : e) - c[j];
-            double sum = u[j] + v;
-            c[j] = (sum - u[j]) - v;
-            u[j] = sum;
-        }
-    }
-    for (size_t j = 0; j < w; j++)
-        u[j] += (double)ties[j] - 1.0;
-    if (log_op) {
-        for (size_t j = 0; j < w; j++)
-            u[j] = log1p(u[j]);
-        for (size_t k = 0; k < n; k++) {
-            const double* xk = x + k * inner;
-            double* yk = y + k * inner;
-            for (size_t j = 0; j < w; j++) {
-                double t = sc * xk[j];
-                yk[j] = (t - m[j]) - u[j];
-            }
-        }
-    } else {
-        for (size_t j = 0; j < w; j++)
-            u[j] += 1.0;
-        for (size_t k = 0; k < n; k++) {
-            double* yk = y + k * inner;
-            for (size_t j = 0; j < w; j++)
-                yk[j] = yk[j] / u[j];
-        }
-    }
-}
-
-static void run_share(const share* sh)
-{
-    const clsoftmax__cpu_job* job = sh->job;
+    const clsoftmax__cpu_job* job = st->job;
+    const clsoftmax__cpu_kernels* kern = st->kern;
     size_t n = job->n, inner = job->inner;
     int log_op = job->log != 0;
-    size_t nblocks = inner == 1 ? 1 : (inner + sh->block - 1) / sh->block;
-    for (size_t u = sh->first; u < sh->last; u++) {
-        size_t o = u / nblocks;
-        size_t i0 = (u % nblocks) * sh->block;
+    const float* xf = job->in;
+    float* yf = job->out;
+    const double* xd = job->in;
+    double* yd = job->out;
+    float sf = (float)job->scale;
+    double sc = job->scale;
+    switch (st->mode) {
+    case MODE_SMALL: {
+        size_t r0 = u * CLSOFTMAX__CPU_BLOCK_MAX;
+        size_t g = min_size(CLSOFTMAX__CPU_BLOCK_MAX, job->outer - r0);
+        if (job->is_double)
+            kern->rows_small_f64(xd + r0 * n, yd + r0 * n, g, n, sc, log_op);
+        else
+            kern->rows_small_f32(xf + r0 * n, yf + r0 * n, g, n, sf, log_op);
+        break;
+    }
+    case MODE_ROWS:
+        if (job->is_double)
+            kern->row_f64(xd + u * n, yd + u * n, n, sc, log_op);
+        else
+            kern->row_f32(xf + u * n, yf + u * n, n, sf, log_op);
+        break;
+    case MODE_COLS: {
+        size_t o = u / st->nblocks;
+        size_t i0 = (u % st->nblocks) * st->block;
         size_t at = o * n * inner + i0; /* element (o, 0, i0) */
-        if (job->is_double) {
-            const double* x = (const double*)job->in + at;
-            double* y = (double*)job->out + at;
-            if (inner == 1)
-                row_f64(x, y, n, job->scale, log_op);
-            else
-                cols_f64(x, y, n, inner, min_size(sh->block, inner - i0), job->scale, log_op);
-        } else {
-            const float* x = (const float*)job->in + at;
-            float* y = (float*)job->out + at;
-            float sf = (float)job->scale;
-            if (inner == 1)
-                row_f32(x, y, n, sf, log_op);
-            else
-                cols_f32(x, y, n, inner, min_size(sh->block, inner - i0), sf, log_op);
-        }
+        size_t w = min_size(st->block, inner - i0);
+        if (job->is_double)
+            kern->cols_f64(xd + at, yd + at, n, inner, w, sc, log_op);
+        else
+            kern->cols_f32(xf + at, yf + at, n, inner, w, sf, log_op);
+        break;
+    }
+    case MODE_PARTS:
+    case MODE_OUT: {
+        size_t r = u / st->nblocks, b = u % st->nblocks;
+        long_block(st, st->row0 + r, b, &st->parts[u], st->row_m[r], st->mode == MODE_OUT);
+        break;
+    }
+    case MODE_LONG:
+        long_row(st, u);
+        break;
     }
 }
 
-static void* share_main(void* arg)
+static void run_task(void* arg, unsigned index, unsigned count)
 {
-    run_share((const share*)arg);
-    return NULL;
+    (void)index;
+    (void)count;
+    run_state* st = arg;
+    /* A shared counter rather than fixed shares: the machine is shared, threads stall. */
+    for (;;) {
+        size_t u0 = atomic_fetch_add_explicit(&st->next, st->grab, memory_order_relaxed);
+        if (u0 >= st->units)
+            break;
+        size_t u1 = min_size(st->units, u0 + st->grab);
+        for (size_t u = u0; u < u1; u++)
+            run_unit(st, u);
+    }
+#if defined(__x86_64__)
+    /* the kernels' streaming stores are weakly ordered: drain them before reporting done */
+    _mm_sfence();
+#endif
+}
+
+static void run(run_state* st, unsigned threads, clsoftmax__cpu_pool* pool)
+{
+    atomic_store_explicit(&st->next, 0, memory_order_relaxed);
+    size_t grabs = (st->units + st->grab - 1) / st->grab;
+    clsoftmax__cpu_pool_run(pool, (unsigned)min_size(threads, grabs), run_task, st);
+}
+
+static void run_long_rows(run_state* st, unsigned threads, clsoftmax__cpu_pool* pool)
+{
+    const clsoftmax__cpu_job* job = st->job;
+    size_t n = job->n, rows = job->outer;
+    /* The block length depends on n alone, never on the threads. */
+    size_t block = ROW_BLOCK;
+    if ((n + block - 1) / block > MAX_PARTS)
+        block = ((n + MAX_PARTS - 1) / MAX_PARTS + 63) / 64 * 64;
+    size_t nblocks = (n + block - 1) / block;
+    size_t batch = MAX_PARTS / nblocks; /* >= 1 */
+    st->block = block;
+    st->nblocks = nblocks;
+    st->grab = 1;
+    if (rows >= threads && (rows % threads == 0 || rows >= 4 * (size_t)threads)) {
+        /* Enough rows to share whole: each thread's row stays in cache between passes. */
+        st->mode = MODE_LONG;
+        st->units = rows;
+        run(st, threads, pool);
+        return;
+    }
+    for (size_t r0 = 0; r0 < rows; r0 += batch) {
+        size_t nr = min_size(batch, rows - r0);
+        st->row0 = r0;
+        st->units = nr * nblocks;
+        st->mode = MODE_PARTS;
+        run(st, threads, pool);
+        for (size_t r = 0; r < nr; r++)
+            st->row_m[r] =
+                merge_row(st->parts + r * nblocks, nblocks, job->is_double, job->log != 0);
+        st->mode = MODE_OUT;
+        run(st, threads, pool);
+    }
+}
+
+const clsoftmax__cpu_kernels* clsoftmax__cpu_kernels_select(clsoftmax__cpu_isa isa)
+{
+    if (isa == CLSOFTMAX__CPU_ISA_GENERIC)
+        return &clsoftmax__cpu_kernels_generic;
+#if defined(CLSOFTMAX__CPU_HAVE_AVX2)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2"))
+        return &clsoftmax__cpu_kernels_avx2;
+#endif
+    return isa == CLSOFTMAX__CPU_ISA_AVX2 ? NULL : &clsoftmax__cpu_kernels_generic;
 }
 
 unsigned clsoftmax__cpu_count(void)
@@ -356,59 +305,56 @@ unsigned clsoftmax__cpu_count(void)
     return cores > (long)UINT_MAX ? UINT_MAX : (unsigned)cores;
 }
 
-void clsoftmax__cpu_softmax(const clsoftmax__cpu_job* job, unsigned threads)
+void clsoftmax__cpu_softmax(const clsoftmax__cpu_job* job, unsigned threads,
+                            clsoftmax__cpu_pool* pool)
 {
     if (job == NULL || job->outer == 0 || job->n == 0 || job->inner == 0)
         return;
+    const clsoftmax__cpu_kernels* kern = clsoftmax__cpu_kernels_select(job->isa);
+    if (kern == NULL)
+        kern = &clsoftmax__cpu_kernels_generic;
     size_t total = job->outer * job->n * job->inner; /* validated against overflow */
     size_t want = threads != 0 ? threads : clsoftmax__cpu_count();
     want = min_size(want, MAX_THREADS);
     want = min_size(want, total / MIN_ELEMS_PER_THREAD);
+    if (want == 0)
+        want = 1;
 
-    /*
-     * Column blocks of BLOCK_MAX, narrowed (never below BLOCK_MIN) when there
-     * are too few slabs to feed every thread. Each column's reduction runs in
-     * the same order whatever the block width, so the width cannot change the
-     * results.
-     */
-    size_t block = 1, units = job->outer;
-    if (job->inner > 1) {
-        block = BLOCK_MAX;
-        if (want > 1 && job->outer < want) {
+    run_state st = {.job = job, .kern = kern};
+    if (job->inner == 1 && job->n > LONG_ROW) {
+        run_long_rows(&st, (unsigned)want, pool);
+        return;
+    }
+    if (job->inner == 1 && job->n <= CLSOFTMAX__CPU_SMALL_ROW) {
+        st.mode = MODE_SMALL; /* a unit: CLSOFTMAX__CPU_BLOCK_MAX rows */
+        st.units = (job->outer + CLSOFTMAX__CPU_BLOCK_MAX - 1) / CLSOFTMAX__CPU_BLOCK_MAX;
+        st.grab = 4;
+    } else if (job->inner == 1) {
+        st.mode = MODE_ROWS;
+        st.units = job->outer;
+        st.grab = job->n >= GRAB_ELEMS ? 1 : GRAB_ELEMS / job->n;
+    } else {
+        /*
+         * Column blocks sized for L2, narrowed (never below BLOCK_MIN) when
+         * there are too few to feed every thread. A column's result does not
+         * depend on its block, so neither does the output.
+         */
+        size_t esize = job->is_double ? sizeof(double) : sizeof(float);
+        size_t block = COLS_CACHE_BYTES / (2 * esize * job->n) / BLOCK_MIN * BLOCK_MIN;
+        block = block < BLOCK_MIN
+                    ? BLOCK_MIN
+                    : (block > CLSOFTMAX__CPU_BLOCK_MAX ? CLSOFTMAX__CPU_BLOCK_MAX : block);
+        if (want > 1 && job->outer * ((job->inner + block - 1) / block) < want) {
             size_t per_slab = (want + job->outer - 1) / job->outer;
             size_t b = (job->inner + per_slab - 1) / per_slab;
             b = (b + BLOCK_MIN - 1) / BLOCK_MIN * BLOCK_MIN;
-            block = b < BLOCK_MIN ? BLOCK_MIN : (b > BLOCK_MAX ? BLOCK_MAX : b);
+            block = b < BLOCK_MIN ? BLOCK_MIN : min_size(b, block);
         }
-        units = job->outer * ((job->inner + block - 1) / block);
+        st.mode = MODE_COLS;
+        st.block = block;
+        st.nblocks = (job->inner + block - 1) / block;
+        st.units = job->outer * st.nblocks;
+        st.grab = 1;
     }
-    want = min_size(want, units);
-
-    if (want <= 1) {
-        share all = {job, 0, units, block};
-        run_share(&all);
-        return;
-    }
-
-    share shares[MAX_THREADS];
-    pthread_t tids[MAX_THREADS];
-    unsigned char started[MAX_THREADS];
-    size_t base = units / want, extra = units % want, next = 0;
-    for (size_t t = 0; t < want; t++) {
-        size_t count = base + (t < extra ? 1 : 0);
-        shares[t] = (share){job, next, next + count, block};
-        next += count;
-    }
-    for (size_t t = 1; t < want; t++)
-        started[t] = pthread_create(&tids[t], NULL, share_main, &shares[t]) == 0;
-    run_share(&shares[0]);
-    /* A share whose thread did not start runs here, so the call always completes. */
-    for (size_t t = 1; t < want; t++) {
-        if (!started[t])
-            run_share(&shares[t]);
-    }
-    for (size_t t = 1; t < want; t++) {
-        if (started[t])
-            pthread_join(tids[t], NULL);
-    }
+    run(&st, (unsigned)want, pool);
 }

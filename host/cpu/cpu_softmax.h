@@ -1,8 +1,18 @@
-/* cpu_softmax.h - the CPU fallback: softmax over host memory with pthreads, no OpenCL. */
+/* cpu_softmax.h - the CPU fallback: softmax over host memory with a worker pool, no OpenCL. */
 #ifndef CLSOFTMAX_CPU_SOFTMAX_H
 #define CLSOFTMAX_CPU_SOFTMAX_H
 
 #include <stddef.h>
+
+#include "cpu_kernels.h"
+#include "cpu_pool.h"
+
+/* Which kernels a job runs on (tests pin each one; the library leaves AUTO). */
+typedef enum clsoftmax__cpu_isa {
+    CLSOFTMAX__CPU_ISA_AUTO = 0, /* the widest the CPU supports */
+    CLSOFTMAX__CPU_ISA_GENERIC = 1,
+    CLSOFTMAX__CPU_ISA_AVX2 = 2
+} clsoftmax__cpu_isa;
 
 /* The same [outer, n, inner] view as clsoftmax__layout, without OpenCL types. */
 typedef struct clsoftmax__cpu_job {
@@ -14,14 +24,19 @@ typedef struct clsoftmax__cpu_job {
     double scale;  /* rounded to float by the float32 path, as the kernels do */
     const void* in;
     void* out; /* may equal in */
+    clsoftmax__cpu_isa isa;
 } clsoftmax__cpu_job;
 
 /*
- * Runs the job on up to `threads` threads (0: one per online core), splitting
- * rows between them. A share whose thread cannot be started runs on the
- * calling thread, so the call always completes.
+ * Runs the job on up to `threads` threads (0: one per online core) of pool
+ * (NULL: the calling thread alone). Results are bitwise identical for every
+ * thread count and pool state. Allocates nothing.
  */
-void clsoftmax__cpu_softmax(const clsoftmax__cpu_job* job, unsigned threads);
+void clsoftmax__cpu_softmax(const clsoftmax__cpu_job* job, unsigned threads,
+                            clsoftmax__cpu_pool* pool);
+
+/* The kernels for isa, or NULL when this CPU or build lacks it. */
+const clsoftmax__cpu_kernels* clsoftmax__cpu_kernels_select(clsoftmax__cpu_isa isa);
 
 /* Online cores (at least 1). */
 unsigned clsoftmax__cpu_count(void);
