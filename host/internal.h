@@ -212,4 +212,9 @@ clsoftmax_status clsoftmax__status_from_cl(cl_int err);
             return clsoftmax__error((ctx), (st), __VA_ARGS__);                                     \
     } while (0)
 
+/* Last, so that nothing above is rewritten: OpenCL calls and host allocations through the
+   fault-injection wrappers (cl_faults.h, alloc.h). */
+#include "alloc.h"
+#include "cl_faults.h"
+
 #endif /* CLSOFTMAX_INTERNAL_H */

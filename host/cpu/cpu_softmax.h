@@ -26,4 +26,7 @@ void clsoftmax__cpu_softmax(const clsoftmax__cpu_job* job, unsigned threads);
 /* Online cores (at least 1). */
 unsigned clsoftmax__cpu_count(void);
 
+/* Allocations of the CPU path through the fault-injection wrappers (no OpenCL header). */
+#include "alloc.h"
+
 #endif /* CLSOFTMAX_CPU_SOFTMAX_H */
