@@ -131,9 +131,13 @@ static clsoftmax_status check_buffer(clsoftmax_context* ctx, cl_mem buf, const c
     cl_int err = clGetMemObjectInfo(buf, CL_MEM_SIZE, sizeof size, &size, NULL);
     if (err == CL_SUCCESS)
         err = clGetMemObjectInfo(buf, CL_MEM_CONTEXT, sizeof owner, &owner, NULL);
-    if (err != CL_SUCCESS)
+    /* Only CL_INVALID_MEM_OBJECT is the caller's error; anything else is the driver's. */
+    if (err == CL_INVALID_MEM_OBJECT)
         return clsoftmax__error_cl(ctx, CLSOFTMAX_INVALID_ARGUMENT, "clGetMemObjectInfo", err,
                                    "%s is not a valid buffer", name);
+    if (err != CL_SUCCESS)
+        return clsoftmax__error_cl(ctx, clsoftmax__status_from_cl(err), "clGetMemObjectInfo", err,
+                                   "querying %s", name);
     if (owner != ctx->cl_ctx)
         return clsoftmax__error(ctx, CLSOFTMAX_INVALID_CONTEXT, "%s belongs to another cl_context",
                                 name);
@@ -157,9 +161,12 @@ static clsoftmax_status check_queue(clsoftmax_context* ctx, cl_command_queue que
     cl_int err = clGetCommandQueueInfo(queue, CL_QUEUE_CONTEXT, sizeof queue_ctx, &queue_ctx, NULL);
     if (err == CL_SUCCESS)
         err = clGetCommandQueueInfo(queue, CL_QUEUE_DEVICE, sizeof queue_dev, &queue_dev, NULL);
-    if (err != CL_SUCCESS)
+    if (err == CL_INVALID_COMMAND_QUEUE)
         return clsoftmax__error_cl(ctx, CLSOFTMAX_INVALID_QUEUE, "clGetCommandQueueInfo", err,
                                    "queue is not a valid command queue");
+    if (err != CL_SUCCESS)
+        return clsoftmax__error_cl(ctx, clsoftmax__status_from_cl(err), "clGetCommandQueueInfo",
+                                   err, "querying the queue");
     if (queue_ctx != ctx->cl_ctx || queue_dev != ctx->device)
         return clsoftmax__error(ctx, CLSOFTMAX_INVALID_QUEUE,
                                 "queue belongs to another cl_context or device than the "
