@@ -4,10 +4,11 @@
 #include <stdint.h>
 #include <stdio.h>
 
-/* [a, a + a_len) and [b, b + b_len) share at least one byte. */
+/* [a, a + a_len) and [b, b + b_len) share at least one byte (non-empty ranges). Differences,
+   not sums: a + a_len wraps for extents near SIZE_MAX. */
 static int ranges_overlap(uintptr_t a, size_t a_len, uintptr_t b, size_t b_len)
 {
-    return a < b + b_len && b < a + a_len;
+    return a <= b ? b - a < a_len : a - b < b_len;
 }
 
 /* Records a validation failure under the lock (other threads may share ctx). */
@@ -96,6 +97,10 @@ clsoftmax_status clsoftmax_softmax_host(clsoftmax_context* ctx, const clsoftmax_
         return fail(ctx, status, msg);
     if (in == NULL || out == NULL)
         return fail(ctx, CLSOFTMAX_INVALID_ARGUMENT, in == NULL ? "in is NULL" : "out is NULL");
+    /* A tensor that would run past the end of the address space cannot be the caller's. */
+    if ((uintptr_t)in > UINTPTR_MAX - layout.bytes || (uintptr_t)out > UINTPTR_MAX - layout.bytes)
+        return fail(ctx, CLSOFTMAX_SIZE_OVERFLOW,
+                    "in or out plus the tensor's byte count wraps the address space");
     if (in != out && ranges_overlap((uintptr_t)in, layout.bytes, (uintptr_t)out, layout.bytes))
         return fail(ctx, CLSOFTMAX_OVERLAP, "in and out overlap without being the same pointer");
 

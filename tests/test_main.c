@@ -29,6 +29,7 @@ int main(int argc, char** argv)
     test_register_tool();
     test_register_build();
     test_register_threads();
+    test_register_limits();
 
     CU_basic_set_mode(CU_BRM_VERBOSE);
     int ran = 0;

@@ -13,6 +13,7 @@ void test_register_npy(void);      /* "npy" */
 void test_register_tool(void);     /* "tool", "tool_opencl" */
 void test_register_build(void);    /* "build_opencl" */
 void test_register_threads(void);  /* "threads_cpu", "threads_opencl" */
+void test_register_limits(void);   /* "limits", "limits_opencl" */
 /* In clsoftmax_fault_tests (faults_main.c), linked against the library's internals. */
 void test_register_faults(void); /* "faults_cpu", "faults_opencl", "fallback_opencl" */
 void test_register_soak(void);   /* "soak_cpu", "soak_opencl" */
