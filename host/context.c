@@ -1,6 +1,7 @@
 /* context.c - creating, borrowing, querying and freeing contexts; the environment's say. */
 #include "internal.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,12 +137,14 @@ clsoftmax_status clsoftmax_context_create(const clsoftmax_config* config,
     clsoftmax_config cfg;
     clsoftmax_config_init(&cfg);
     if (config != NULL) {
-        if (config->struct_size != sizeof cfg)
+        /* The struct before fallback_on_error was appended is accepted, the new field 0. */
+        const size_t v1_size = offsetof(clsoftmax_config, fallback_on_error);
+        if (config->struct_size != sizeof cfg && config->struct_size != v1_size)
             return create_failed(CLSOFTMAX_INVALID_ARGUMENT,
                                  "config->struct_size is %zu, expected %zu: initialise it with "
                                  "clsoftmax_config_init()",
                                  config->struct_size, sizeof cfg);
-        cfg = *config;
+        memcpy(&cfg, config, config->struct_size);
     }
     if (cfg.backend != CLSOFTMAX_BACKEND_AUTO && cfg.backend != CLSOFTMAX_BACKEND_OPENCL &&
         cfg.backend != CLSOFTMAX_BACKEND_CPU)
@@ -156,6 +159,13 @@ clsoftmax_status clsoftmax_context_create(const clsoftmax_config* config,
         env = getenv("CLSOFTMAX_DEVICE");
         if (env != NULL && env[0] != '\0')
             cfg.device_selector = env;
+        env = getenv("CLSOFTMAX_FALLBACK");
+        if (env != NULL && env[0] != '\0') {
+            if (strcmp(env, "0") != 0 && strcmp(env, "1") != 0)
+                return create_failed(CLSOFTMAX_INVALID_ARGUMENT,
+                                     "CLSOFTMAX_FALLBACK='%s' is not 0 or 1", env);
+            cfg.fallback_on_error = env[0] == '1';
+        }
     }
 
     clsoftmax_context* ctx = context_alloc();
@@ -183,6 +193,8 @@ clsoftmax_status clsoftmax_context_create(const clsoftmax_config* config,
         clsoftmax_context_free(ctx);
         return create_failed(status, "%s", msg);
     }
+    ctx->fallback_on_error = cfg.backend == CLSOFTMAX_BACKEND_AUTO && cfg.fallback_on_error &&
+                             ctx->backend == CLSOFTMAX_BACKEND_OPENCL;
     *context = ctx;
     return CLSOFTMAX_SUCCESS;
 }
@@ -327,7 +339,9 @@ void clsoftmax_context_free(clsoftmax_context* ctx)
 
 clsoftmax_backend clsoftmax_context_backend(const clsoftmax_context* ctx)
 {
-    return ctx != NULL ? ctx->backend : CLSOFTMAX_BACKEND_AUTO;
+    if (ctx == NULL)
+        return CLSOFTMAX_BACKEND_AUTO;
+    return clsoftmax__fell_back(ctx) ? CLSOFTMAX_BACKEND_CPU : ctx->backend;
 }
 
 const char* clsoftmax_context_device_name(const clsoftmax_context* ctx)

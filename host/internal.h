@@ -6,6 +6,7 @@
 
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 
 #include "cpu/cpu_softmax.h"
 
@@ -143,7 +144,22 @@ struct clsoftmax_context {
 
     /* serialises kernel-argument setting, enqueues and the last error */
     pthread_mutex_t lock;
+
+    /* the fallback policy (fallback.c): set at creation for AUTO contexts on OpenCL */
+    int fallback_on_error;
+    atomic_int fell_back; /* 1 once host calls run on the CPU; never goes back */
 };
+
+/* ---- the fallback policy (fallback.c) ----------------------------------- */
+
+/*
+ * Called with ctx->lock held after a host call failed with status on the device. Returns 1 if
+ * the context has now fallen back to the CPU (the reason recorded): the caller runs the call
+ * on the CPU instead. 0: return the error.
+ */
+int clsoftmax__fallback_take(clsoftmax_context* ctx, clsoftmax_status status);
+/* Non-zero once host calls of ctx run on the CPU. */
+int clsoftmax__fell_back(const clsoftmax_context* ctx);
 
 /* ---- device enumeration and selection (devices.c) ----------------------- */
 

@@ -104,7 +104,8 @@ clsoftmax_status clsoftmax_softmax_host(clsoftmax_context* ctx, const clsoftmax_
     if (in != out && ranges_overlap((uintptr_t)in, layout.bytes, (uintptr_t)out, layout.bytes))
         return fail(ctx, CLSOFTMAX_OVERLAP, "in and out overlap without being the same pointer");
 
-    if (ctx->backend == CLSOFTMAX_BACKEND_CPU) {
+    if (ctx->backend == CLSOFTMAX_BACKEND_CPU || clsoftmax__fell_back(ctx)) {
+    run_on_cpu:;
         clsoftmax__cpu_job job = {
             .outer = layout.outer,
             .n = layout.n,
@@ -123,7 +124,10 @@ clsoftmax_status clsoftmax_softmax_host(clsoftmax_context* ctx, const clsoftmax_
     pthread_mutex_lock(&ctx->lock);
     clsoftmax__error_clear(ctx);
     status = run_host_on_device(ctx, desc, &layout, in, out);
+    int fall_back = status != CLSOFTMAX_SUCCESS && clsoftmax__fallback_take(ctx, status);
     pthread_mutex_unlock(&ctx->lock);
+    if (fall_back)
+        goto run_on_cpu; /* `out` is untouched: the device path writes it last */
     return status;
 }
 

@@ -7,6 +7,7 @@
  * with the library's and the totals must come back to where they started.
  */
 #include <CUnit/CUnit.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -628,6 +629,260 @@ static void test_injector(void)
                clsoftmax__fault_alloc_live());
 }
 
+/* ---- the fallback policy --------------------------------------------------------- */
+
+/* An AUTO context (OpenCL on this machine) with fallback_on_error as asked, or from the
+   environment when use_env. */
+static clsoftmax_context* auto_context(int fallback, int use_env)
+{
+    clsoftmax_config config;
+    clsoftmax_config_init(&config);
+    config.backend = CLSOFTMAX_BACKEND_AUTO;
+    config.use_environment = use_env;
+    config.fallback_on_error = fallback;
+    clsoftmax_context* ctx = NULL;
+    clsoftmax_status st = clsoftmax_context_create(&config, &ctx);
+    TEST_CHECK(st == CLSOFTMAX_SUCCESS, "AUTO context: %s: %s", clsoftmax_status_name(st),
+               clsoftmax_last_create_error());
+    if (ctx != NULL)
+        TEST_CHECK(clsoftmax_context_backend(ctx) == CLSOFTMAX_BACKEND_OPENCL,
+                   "AUTO did not settle on OpenCL: %s", clsoftmax_context_fallback_reason(ctx));
+    return ctx;
+}
+
+/*
+ * Runs the host entry point on ctx with every call of `function` failing with err. expect_fallback:
+ * the call succeeds on the CPU, the backend says CPU and the reason names the function; else
+ * the error comes back, out untouched, the backend still OpenCL.
+ */
+static void check_host_fallback(clsoftmax_context* ctx, const char* function, cl_int err,
+                                int expect_fallback, unsigned line)
+{
+    static const op shape = {
+        "fallback", CLSOFTMAX_BACKEND_AUTO, STRIDED, NULL, NULL, NULL, NULL, NULL, NULL};
+    fixture f;
+    memset(&f, 0, sizeof f);
+    f.op = &shape;
+    f.ctx = ctx;
+    char why[256] = "";
+    if (!make_tensors(&f)) {
+        TEST_CHECK_AT(line, 0, "out of memory");
+        free_tensors(&f);
+        return;
+    }
+    CU_ASSERT_FATAL(clsoftmax__fault_cl_every(function, err));
+    clsoftmax_status st = clsoftmax_softmax_host(ctx, &f.desc, f.in, f.out);
+    unsigned long fired = clsoftmax__fault_cl_fired();
+    TEST_CHECK_AT(line, fired > 0, "%s was never called", function);
+    if (expect_fallback) {
+        TEST_CHECK_AT(line, st == CLSOFTMAX_SUCCESS, "%s failing: %s (%s)", function,
+                      clsoftmax_status_name(st), clsoftmax_context_last_error(ctx));
+        TEST_CHECK_AT(line, check_host(&f, why, sizeof why), "%s failing: %s", function, why);
+        TEST_CHECK_AT(line, clsoftmax_context_backend(ctx) == CLSOFTMAX_BACKEND_CPU,
+                      "the backend is still %d", (int)clsoftmax_context_backend(ctx));
+        TEST_CHECK_AT(line, test_contains(clsoftmax_context_fallback_reason(ctx), function),
+                      "the reason \"%s\" does not name %s", clsoftmax_context_fallback_reason(ctx),
+                      function);
+        /* The device is not asked again, even while it keeps failing. */
+        memcpy(f.out, f.sentinel, f.bytes);
+        clsoftmax__fault_cl_every(function, err);
+        st = clsoftmax_softmax_host(ctx, &f.desc, f.in, f.out);
+        TEST_CHECK_AT(line, st == CLSOFTMAX_SUCCESS && clsoftmax__fault_cl_calls() == 0,
+                      "after the fallback: %s, %lu OpenCL calls", clsoftmax_status_name(st),
+                      clsoftmax__fault_cl_calls());
+        TEST_CHECK_AT(line, check_host(&f, why, sizeof why), "after the fallback: %s", why);
+    } else {
+        TEST_CHECK_AT(line, st != CLSOFTMAX_SUCCESS, "%s failing, yet SUCCESS", function);
+        TEST_CHECK_AT(line, test_contains(clsoftmax_context_last_error(ctx), function),
+                      "the error \"%s\" does not name %s", clsoftmax_context_last_error(ctx),
+                      function);
+        TEST_CHECK_AT(line, check_host_untouched(&f, why, sizeof why), "%s", why);
+        TEST_CHECK_AT(line, clsoftmax_context_backend(ctx) == CLSOFTMAX_BACKEND_OPENCL,
+                      "the backend changed without the policy");
+        TEST_CHECK_AT(line, clsoftmax_context_fallback_reason(ctx)[0] == '\0',
+                      "a fallback reason without the policy: %s",
+                      clsoftmax_context_fallback_reason(ctx));
+        /* Without the fault, the device works again. */
+        clsoftmax__fault_cl_reset();
+        st = clsoftmax_softmax_host(ctx, &f.desc, f.in, f.out);
+        TEST_CHECK_AT(line, st == CLSOFTMAX_SUCCESS && check_host(&f, why, sizeof why),
+                      "the next call: %s %s", clsoftmax_status_name(st), why);
+    }
+    clsoftmax__fault_cl_reset();
+    free_tensors(&f);
+}
+
+static void test_fallback_build(void)
+{
+    snapshot base;
+    snap(&base);
+    clsoftmax_context* ctx = auto_context(1, 0);
+    if (ctx != NULL)
+        check_host_fallback(ctx, "clBuildProgram", CL_BUILD_PROGRAM_FAILURE, 1, __LINE__);
+    clsoftmax_context_free(ctx);
+    ctx = auto_context(0, 0);
+    if (ctx != NULL)
+        check_host_fallback(ctx, "clBuildProgram", CL_BUILD_PROGRAM_FAILURE, 0, __LINE__);
+    clsoftmax_context_free(ctx);
+    check_counts(&base, ALL_KINDS, 1, "build failures", __LINE__);
+}
+
+static void test_fallback_device_error(void)
+{
+    static const struct {
+        const char* function;
+        cl_int err;
+    } faults[] = {
+        {"clEnqueueNDRangeKernel", CL_OUT_OF_RESOURCES},
+        {"clCreateBuffer", CL_MEM_OBJECT_ALLOCATION_FAILURE},
+        {"clFinish", CL_DEVICE_NOT_AVAILABLE},
+        {"clEnqueueReadBuffer", CL_INVALID_COMMAND_QUEUE},
+    };
+    snapshot base;
+    snap(&base);
+    for (size_t i = 0; i < sizeof faults / sizeof faults[0]; ++i) {
+        for (int policy = 0; policy <= 1; ++policy) {
+            clsoftmax_context* ctx = auto_context(policy, 0);
+            if (ctx != NULL)
+                check_host_fallback(ctx, faults[i].function, faults[i].err, policy, __LINE__);
+            clsoftmax_context_free(ctx);
+        }
+    }
+    check_counts(&base, ALL_KINDS, 1, "device errors", __LINE__);
+}
+
+/* The buffer entry point returns the error with the policy on, and the context stays OpenCL. */
+static void test_fallback_not_for_buffers(void)
+{
+    static const op shape = {
+        "buffer", CLSOFTMAX_BACKEND_AUTO, STRIDED, NULL, NULL, NULL, NULL, NULL, NULL};
+    snapshot base;
+    snap(&base);
+    fixture f;
+    memset(&f, 0, sizeof f);
+    f.op = &shape;
+    char why[256] = "";
+    cl_int err = CL_SUCCESS;
+    f.ctx = auto_context(1, 0);
+    if (f.ctx == NULL || !make_tensors(&f))
+        goto cleanup;
+    cl_context c = clsoftmax_context_cl_context(f.ctx);
+    f.in_buf = clCreateBuffer(c, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, f.bytes, f.in, &err);
+    CU_ASSERT_FATAL(err == CL_SUCCESS);
+    f.out_buf =
+        clCreateBuffer(c, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, f.bytes, f.sentinel, &err);
+    CU_ASSERT_FATAL(err == CL_SUCCESS);
+    f.event = SENTINEL_EVENT;
+    clsoftmax__fault_cl_every("clEnqueueNDRangeKernel", CL_OUT_OF_RESOURCES);
+    clsoftmax_status st = clsoftmax_softmax_buffer(f.ctx, &f.desc, f.in_buf, 0, f.out_buf, 0, NULL,
+                                                   0, NULL, &f.event);
+    clsoftmax__fault_cl_reset();
+    TEST_CHECK(st == CLSOFTMAX_OPENCL_ERROR, "injected enqueue failure: %s",
+               clsoftmax_status_name(st));
+    TEST_CHECK(test_contains(clsoftmax_context_last_error(f.ctx), "clEnqueueNDRangeKernel"),
+               "error: %s", clsoftmax_context_last_error(f.ctx));
+    TEST_CHECK(check_buffer_untouched(&f, why, sizeof why), "%s", why);
+    TEST_CHECK(clsoftmax_context_backend(f.ctx) == CLSOFTMAX_BACKEND_OPENCL,
+               "the buffer entry point fell back");
+    st = clsoftmax_softmax_buffer(f.ctx, &f.desc, f.in_buf, 0, f.out_buf, 0, NULL, 0, NULL,
+                                  &f.event);
+    TEST_CHECK(st == CLSOFTMAX_SUCCESS && check_buffer(&f, why, sizeof why), "next call: %s %s",
+               clsoftmax_status_name(st), why);
+cleanup:
+    if (f.in_buf != NULL)
+        clReleaseMemObject(f.in_buf);
+    if (f.out_buf != NULL)
+        clReleaseMemObject(f.out_buf);
+    teardown_host(&f);
+    check_counts(&base, ALL_KINDS, 1, "buffer entry point", __LINE__);
+}
+
+/* Only AUTO falls back: a context that asked for OpenCL gets its errors. */
+static void test_fallback_only_auto(void)
+{
+    clsoftmax_config config;
+    clsoftmax_config_init(&config);
+    config.backend = CLSOFTMAX_BACKEND_OPENCL;
+    config.use_environment = 0;
+    config.fallback_on_error = 1;
+    clsoftmax_context* ctx = NULL;
+    TEST_STATUS(clsoftmax_context_create(&config, &ctx), CLSOFTMAX_SUCCESS);
+    if (ctx != NULL)
+        check_host_fallback(ctx, "clBuildProgram", CL_BUILD_PROGRAM_FAILURE, 0, __LINE__);
+    clsoftmax_context_free(ctx);
+}
+
+/* Sets or unsets name, returning a copy of its old value (or NULL) to restore. */
+static char* swap_env(const char* name, const char* value)
+{
+    const char* old = getenv(name);
+    char* saved = old != NULL ? strdup(old) : NULL;
+    if (value != NULL)
+        setenv(name, value, 1);
+    else
+        unsetenv(name);
+    return saved;
+}
+
+static void restore_env(const char* name, char* saved)
+{
+    if (saved != NULL)
+        setenv(name, saved, 1);
+    else
+        unsetenv(name);
+    free(saved);
+}
+
+/* CLSOFTMAX_FALLBACK=1 turns the policy on, =0 off; other values are refused. */
+static void test_fallback_environment(void)
+{
+    char* backend = swap_env("CLSOFTMAX_BACKEND", NULL);
+    char* device = swap_env("CLSOFTMAX_DEVICE", NULL);
+    char* fallback = swap_env("CLSOFTMAX_FALLBACK", "1");
+    clsoftmax_context* ctx = auto_context(0, 1);
+    if (ctx != NULL)
+        check_host_fallback(ctx, "clBuildProgram", CL_BUILD_PROGRAM_FAILURE, 1, __LINE__);
+    clsoftmax_context_free(ctx);
+
+    setenv("CLSOFTMAX_FALLBACK", "0", 1);
+    ctx = auto_context(1, 1);
+    if (ctx != NULL)
+        check_host_fallback(ctx, "clBuildProgram", CL_BUILD_PROGRAM_FAILURE, 0, __LINE__);
+    clsoftmax_context_free(ctx);
+
+    setenv("CLSOFTMAX_FALLBACK", "yes", 1);
+    clsoftmax_config config;
+    clsoftmax_config_init(&config);
+    ctx = NULL;
+    TEST_STATUS(clsoftmax_context_create(&config, &ctx), CLSOFTMAX_INVALID_ARGUMENT);
+    TEST_CHECK(test_contains(clsoftmax_last_create_error(), "CLSOFTMAX_FALLBACK"), "error: %s",
+               clsoftmax_last_create_error());
+    restore_env("CLSOFTMAX_FALLBACK", fallback);
+    restore_env("CLSOFTMAX_DEVICE", device);
+    restore_env("CLSOFTMAX_BACKEND", backend);
+}
+
+/* A config from before fallback_on_error (the shorter struct_size) is accepted, the field
+   beyond it never read; other sizes are refused. */
+static void test_fallback_old_config(void)
+{
+    clsoftmax_config config;
+    clsoftmax_config_init(&config);
+    config.use_environment = 0;
+    config.fallback_on_error = 1; /* past the old struct's end: must be ignored */
+    config.struct_size = offsetof(clsoftmax_config, fallback_on_error);
+    clsoftmax_context* ctx = NULL;
+    TEST_STATUS(clsoftmax_context_create(&config, &ctx), CLSOFTMAX_SUCCESS);
+    if (ctx != NULL)
+        check_host_fallback(ctx, "clBuildProgram", CL_BUILD_PROGRAM_FAILURE, 0, __LINE__);
+    clsoftmax_context_free(ctx);
+
+    config.struct_size = sizeof config + sizeof(size_t);
+    ctx = NULL;
+    TEST_STATUS(clsoftmax_context_create(&config, &ctx), CLSOFTMAX_INVALID_ARGUMENT);
+    CU_ASSERT_PTR_NULL(ctx);
+}
+
 void test_register_faults(void)
 {
     CU_pSuite cpu = CU_add_suite("faults_cpu", NULL, NULL);
@@ -636,4 +891,12 @@ void test_register_faults(void)
     CU_pSuite ocl = CU_add_suite("faults_opencl", NULL, NULL);
     CU_add_test(ocl, "every OpenCL call and allocation of every operation failed in turn",
                 test_sweep_opencl);
+    CU_pSuite fb = CU_add_suite("fallback_opencl", NULL, NULL);
+    CU_add_test(fb, "a build failure: CPU with the policy, the error without", test_fallback_build);
+    CU_add_test(fb, "device errors: CPU with the policy, the error without",
+                test_fallback_device_error);
+    CU_add_test(fb, "the buffer entry point returns the error", test_fallback_not_for_buffers);
+    CU_add_test(fb, "only AUTO contexts fall back", test_fallback_only_auto);
+    CU_add_test(fb, "CLSOFTMAX_FALLBACK", test_fallback_environment);
+    CU_add_test(fb, "a config without fallback_on_error is accepted", test_fallback_old_config);
 }
