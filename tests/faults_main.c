@@ -21,6 +21,7 @@ int main(int argc, char** argv)
         return 1;
     }
     test_register_faults();
+    test_register_soak();
 
     CU_basic_set_mode(CU_BRM_VERBOSE);
     int ran = 0;
