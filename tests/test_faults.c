@@ -491,6 +491,7 @@ static unsigned long sweep(const op* o, int alloc_mode)
             break;
         }
         ++sites;
+        /* For debugging a sweep: one line per injected fault. */
         if (getenv("CLSOFTMAX_FAULT_VERBOSE") != NULL)
             printf("\n      %s: %s", what, clsoftmax_status_name(st));
         const char* msg = o->message(&f, st);
