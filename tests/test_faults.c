@@ -7,6 +7,7 @@
  * with the library's and the totals must come back to where they started.
  */
 #include <CUnit/CUnit.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -813,6 +814,68 @@ static void test_fallback_only_auto(void)
     clsoftmax_context_free(ctx);
 }
 
+/* Several threads on one context with the policy while the device fails every launch: every
+   call succeeds with the right numbers, whichever thread meets the failure first. */
+#define FALLBACK_THREADS 8
+#define FALLBACK_CALLS 40
+
+typedef struct fallback_worker {
+    clsoftmax_context* ctx;
+    unsigned failures;
+    char first[256];
+} fallback_worker;
+
+static void* fallback_work(void* arg)
+{
+    fallback_worker* w = arg;
+    static const op shape = {
+        "threads", CLSOFTMAX_BACKEND_AUTO, ROW_LOCAL, NULL, NULL, NULL, NULL, NULL, NULL};
+    fixture f;
+    memset(&f, 0, sizeof f);
+    f.op = &shape;
+    if (!make_tensors(&f)) {
+        w->failures = 1;
+        snprintf(w->first, sizeof w->first, "out of memory");
+    }
+    for (unsigned i = 0; w->failures == 0 && i < FALLBACK_CALLS; ++i) {
+        char why[128] = "";
+        clsoftmax_status st = clsoftmax_softmax_host(w->ctx, &f.desc, f.in, f.out);
+        if (st != CLSOFTMAX_SUCCESS || !check_host(&f, why, sizeof why)) {
+            w->failures++;
+            snprintf(w->first, sizeof w->first, "call %u: %s %s", i, clsoftmax_status_name(st),
+                     why);
+        }
+    }
+    free_tensors(&f);
+    return NULL;
+}
+
+static void test_fallback_threads(void)
+{
+    clsoftmax_context* ctx = auto_context(1, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+    fallback_worker workers[FALLBACK_THREADS];
+    pthread_t tids[FALLBACK_THREADS];
+    int started[FALLBACK_THREADS];
+    clsoftmax__fault_cl_every("clEnqueueNDRangeKernel", CL_OUT_OF_RESOURCES);
+    for (int t = 0; t < FALLBACK_THREADS; ++t) {
+        memset(&workers[t], 0, sizeof workers[t]);
+        workers[t].ctx = ctx;
+        started[t] = pthread_create(&tids[t], NULL, fallback_work, &workers[t]) == 0;
+    }
+    for (int t = 0; t < FALLBACK_THREADS; ++t) {
+        if (started[t])
+            pthread_join(tids[t], NULL);
+        TEST_CHECK(started[t] && workers[t].failures == 0, "thread %d: %u failures, first: %s", t,
+                   workers[t].failures, workers[t].first);
+    }
+    clsoftmax__fault_cl_reset();
+    TEST_CHECK(clsoftmax_context_backend(ctx) == CLSOFTMAX_BACKEND_CPU, "no fallback happened");
+    TEST_CHECK(test_contains(clsoftmax_context_fallback_reason(ctx), "clEnqueueNDRangeKernel"),
+               "reason: %s", clsoftmax_context_fallback_reason(ctx));
+    clsoftmax_context_free(ctx);
+}
+
 /* Sets or unsets name, returning a copy of its old value (or NULL) to restore. */
 static char* swap_env(const char* name, const char* value)
 {
@@ -898,6 +961,7 @@ void test_register_faults(void)
                 test_fallback_device_error);
     CU_add_test(fb, "the buffer entry point returns the error", test_fallback_not_for_buffers);
     CU_add_test(fb, "only AUTO contexts fall back", test_fallback_only_auto);
+    CU_add_test(fb, "8 threads meet the failure together", test_fallback_threads);
     CU_add_test(fb, "CLSOFTMAX_FALLBACK", test_fallback_environment);
     CU_add_test(fb, "a config without fallback_on_error is accepted", test_fallback_old_config);
 }
