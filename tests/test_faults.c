@@ -440,101 +440,140 @@ static int names_fault(const char* msg, int alloc_mode, const char* call)
     return test_contains(msg, call);
 }
 
-/*
- * Fails the 1st, 2nd, ... OpenCL call (alloc_mode 0) or allocation (1) of o->run until a run
- * makes fewer calls than n. Returns the number of runs that had a fault injected.
- */
-static unsigned long sweep(const op* o, int alloc_mode)
+typedef enum fault_mode {
+    NTH_CALL,  /* the nth OpenCL call fails, the others run */
+    NTH_ALLOC, /* the nth allocation fails */
+    EVERY_CALL /* every call of one function fails: a device that stays broken */
+} fault_mode;
+
+/* The functions whose failure the NTH_CALL sweep of one operation injected, for EVERY_CALL. */
+#define MAX_FUNCTIONS 64
+typedef struct function_set {
+    const char* names[MAX_FUNCTIONS];
+    size_t count;
+} function_set;
+
+static void function_set_add(function_set* set, const char* name)
 {
-    const char* mode = alloc_mode ? "allocation" : "OpenCL call";
-    unsigned long sites = 0;
-    for (unsigned long n = 1;; ++n) {
-        fixture f;
-        memset(&f, 0, sizeof f);
-        f.op = o;
-        char what[256];
-        char why[512] = "";
-        snprintf(what, sizeof what, "%s, %s %lu", o->name, mode, n);
-
-        snapshot base;
-        snap(&base);
-        if (!o->setup(&f)) {
-            TEST_CHECK(0, "%s: setup failed", what);
-            o->teardown(&f);
-            break;
-        }
-        snapshot before;
-        snap(&before);
-        cl_int err = injected[(n - 1) % INJECTED_COUNT];
-        if (alloc_mode)
-            clsoftmax__fault_alloc_nth(n);
-        else
-            clsoftmax__fault_cl_nth(n, err);
-        clsoftmax_status st = o->run(&f);
-        unsigned long fired =
-            alloc_mode ? clsoftmax__fault_alloc_fired() : clsoftmax__fault_cl_fired();
-        char call[64];
-        snprintf(call, sizeof call, "%s", alloc_mode ? "allocation" : clsoftmax__fault_cl_last());
-        clsoftmax__fault_cl_reset();
-        clsoftmax__fault_alloc_reset();
-        if (!alloc_mode)
-            snprintf(what, sizeof what, "%s, OpenCL call %lu (%s -> %s)", o->name, n, call,
-                     clsoftmax__cl_error_name(err));
-
-        if (fired == 0) {
-            /* The whole operation ran: the sweep is complete. */
-            TEST_CHECK(st == CLSOFTMAX_SUCCESS, "%s: no fault injected, yet %s", what,
-                       clsoftmax_status_name(st));
-            if (st == CLSOFTMAX_SUCCESS)
-                TEST_CHECK(o->check_result(&f, why, sizeof why), "%s: %s", what, why);
-            o->teardown(&f);
-            check_counts(&base, ALL_KINDS, 1, what, __LINE__);
-            break;
-        }
-        ++sites;
-        /* For debugging a sweep: one line per injected fault. */
-        if (getenv("CLSOFTMAX_FAULT_VERBOSE") != NULL)
-            printf("\n      %s: %s", what, clsoftmax_status_name(st));
-        const char* msg = o->message(&f, st);
-        if (st == CLSOFTMAX_SUCCESS) {
-            /* Absorbed (an optional query, AUTO's fallback): the result must still be right. */
-            if (msg != NULL)
-                TEST_CHECK(names_fault(msg, alloc_mode, call),
-                           "%s: absorbed, but the fallback reason \"%s\" does not name it", what,
-                           msg);
-            TEST_CHECK(o->check_result(&f, why, sizeof why), "%s: absorbed, but %s", what, why);
-        } else {
-            TEST_CHECK(failure_status(st), "%s: status %s blames the caller", what,
-                       clsoftmax_status_name(st));
-            if (msg != NULL)
-                TEST_CHECK(names_fault(msg, alloc_mode, call),
-                           "%s: %s, but the error \"%s\" does not name the failed call", what,
-                           clsoftmax_status_name(st), msg);
-            TEST_CHECK(o->check_untouched(&f, why, sizeof why), "%s: %s", what, why);
-            check_counts(&before, CALL_KINDS, 1, what, __LINE__);
-            /* The same call again, without a fault, on what is left. */
-            clsoftmax_status again = o->run(&f);
-            TEST_CHECK(again == CLSOFTMAX_SUCCESS, "%s: the next call failed: %s: %s", what,
-                       clsoftmax_status_name(again), msg != NULL ? o->message(&f, again) : "");
-            if (again == CLSOFTMAX_SUCCESS)
-                TEST_CHECK(o->check_result(&f, why, sizeof why), "%s: next call: %s", what, why);
-        }
-        o->teardown(&f);
-        check_counts(&base, ALL_KINDS, 1, what, __LINE__);
-        if (n > 10000) {
-            TEST_CHECK(0, "%s: the sweep does not end", what);
-            break;
-        }
-    }
-    printf("\n    %s: %lu %s faults swept", o->name, sites, mode);
-    total_sites += sites;
-    return sites;
+    for (size_t i = 0; i < set->count; ++i)
+        if (strcmp(set->names[i], name) == 0)
+            return;
+    if (set->count < MAX_FUNCTIONS)
+        set->names[set->count++] = name;
 }
 
-static void sweep_both(const op* o)
+/*
+ * One run of o->run with one fault armed (n: which call or allocation; function: for
+ * EVERY_CALL) and every check. Returns 0 when no fault fired (the run was complete), else 1;
+ * *fired_call receives the name of the function failed (NTH_CALL, EVERY_CALL).
+ */
+static int sweep_one(const op* o, fault_mode mode, unsigned long n, const char* function,
+                     const char** fired_call)
 {
-    sweep(o, 0);
-    sweep(o, 1);
+    fixture f;
+    memset(&f, 0, sizeof f);
+    f.op = o;
+    char what[256];
+    char why[512] = "";
+    const int alloc_mode = mode == NTH_ALLOC;
+    snprintf(what, sizeof what, "%s, allocation %lu", o->name, n);
+
+    snapshot base;
+    snap(&base);
+    if (!o->setup(&f)) {
+        TEST_CHECK(0, "%s: setup failed", what);
+        o->teardown(&f);
+        return 0;
+    }
+    snapshot before;
+    snap(&before);
+    cl_int err = injected[(n - 1) % INJECTED_COUNT];
+    if (mode == NTH_ALLOC)
+        clsoftmax__fault_alloc_nth(n);
+    else if (mode == NTH_CALL)
+        clsoftmax__fault_cl_nth(n, err);
+    else
+        CU_ASSERT_FATAL(clsoftmax__fault_cl_every(function, err));
+    clsoftmax_status st = o->run(&f);
+    unsigned long fired = alloc_mode ? clsoftmax__fault_alloc_fired() : clsoftmax__fault_cl_fired();
+    const char* call = alloc_mode ? "allocation" : clsoftmax__fault_cl_last();
+    clsoftmax__fault_cl_reset();
+    clsoftmax__fault_alloc_reset();
+    if (mode == NTH_CALL)
+        snprintf(what, sizeof what, "%s, OpenCL call %lu (%s -> %s)", o->name, n, call,
+                 clsoftmax__cl_error_name(err));
+    else if (mode == EVERY_CALL)
+        snprintf(what, sizeof what, "%s, every %s -> %s", o->name, function,
+                 clsoftmax__cl_error_name(err));
+    *fired_call = call;
+
+    if (fired == 0) {
+        /* The whole operation ran without meeting the fault. */
+        TEST_CHECK(st == CLSOFTMAX_SUCCESS, "%s: no fault injected, yet %s", what,
+                   clsoftmax_status_name(st));
+        if (st == CLSOFTMAX_SUCCESS)
+            TEST_CHECK(o->check_result(&f, why, sizeof why), "%s: %s", what, why);
+        o->teardown(&f);
+        check_counts(&base, ALL_KINDS, 1, what, __LINE__);
+        return 0;
+    }
+    /* For debugging a sweep: one line per injected fault. */
+    if (getenv("CLSOFTMAX_FAULT_VERBOSE") != NULL)
+        printf("\n      %s: %s", what, clsoftmax_status_name(st));
+    const char* msg = o->message(&f, st);
+    if (st == CLSOFTMAX_SUCCESS) {
+        /* Absorbed (an optional query, AUTO's fallback): the result must still be right. */
+        if (msg != NULL)
+            TEST_CHECK(names_fault(msg, alloc_mode, call),
+                       "%s: absorbed, but the fallback reason \"%s\" does not name it", what, msg);
+        TEST_CHECK(o->check_result(&f, why, sizeof why), "%s: absorbed, but %s", what, why);
+    } else {
+        TEST_CHECK(failure_status(st), "%s: status %s blames the caller", what,
+                   clsoftmax_status_name(st));
+        if (msg != NULL)
+            TEST_CHECK(names_fault(msg, alloc_mode, call),
+                       "%s: %s, but the error \"%s\" does not name the failed call", what,
+                       clsoftmax_status_name(st), msg);
+        TEST_CHECK(o->check_untouched(&f, why, sizeof why), "%s: %s", what, why);
+        check_counts(&before, CALL_KINDS, 1, what, __LINE__);
+        /* The same call again, without a fault, on what is left. */
+        clsoftmax_status again = o->run(&f);
+        TEST_CHECK(again == CLSOFTMAX_SUCCESS, "%s: the next call failed: %s: %s", what,
+                   clsoftmax_status_name(again), msg != NULL ? o->message(&f, again) : "");
+        if (again == CLSOFTMAX_SUCCESS)
+            TEST_CHECK(o->check_result(&f, why, sizeof why), "%s: next call: %s", what, why);
+    }
+    o->teardown(&f);
+    check_counts(&base, ALL_KINDS, 1, what, __LINE__);
+    return 1;
+}
+
+/*
+ * SQLite's loop: fails the 1st, 2nd, ... OpenCL call of o->run, one per run, until a run
+ * completes without meeting the fault; then every call of each function met on the way, one
+ * function per run; then the 1st, 2nd, ... allocation. Returns the number of runs with a
+ * fault injected.
+ */
+static unsigned long sweep(const op* o)
+{
+    unsigned long sites[3] = {0, 0, 0};
+    function_set functions = {{NULL}, 0};
+    const char* call = NULL;
+    for (unsigned long n = 1; n <= 10000 && sweep_one(o, NTH_CALL, n, NULL, &call); ++n) {
+        ++sites[NTH_CALL];
+        function_set_add(&functions, call);
+    }
+    for (size_t i = 0; i < functions.count; ++i)
+        sites[EVERY_CALL] +=
+            (unsigned long)sweep_one(o, EVERY_CALL, i + 1, functions.names[i], &call);
+    for (unsigned long n = 1; n <= 10000 && sweep_one(o, NTH_ALLOC, n, NULL, &call); ++n)
+        ++sites[NTH_ALLOC];
+    TEST_CHECK(sites[NTH_CALL] < 10000 && sites[NTH_ALLOC] < 10000, "%s: the sweep does not end",
+               o->name);
+    printf("\n    %s: %lu OpenCL calls, %lu functions failing throughout, %lu allocations", o->name,
+           sites[NTH_CALL], sites[EVERY_CALL], sites[NTH_ALLOC]);
+    total_sites += sites[NTH_CALL] + sites[EVERY_CALL] + sites[NTH_ALLOC];
+    return sites[NTH_CALL] + sites[EVERY_CALL] + sites[NTH_ALLOC];
 }
 
 /* Shapes: a short row (row-local), a row beyond 512 KiB of local memory (multipass), a middle
@@ -586,7 +625,7 @@ static void test_sweep_cpu(void)
 {
     unsigned long before = total_sites;
     for (size_t i = 0; i < sizeof ops_cpu / sizeof ops_cpu[0]; ++i)
-        sweep_both(&ops_cpu[i]);
+        sweep(&ops_cpu[i]);
     printf("\n    cpu: %lu fault sites swept\n", total_sites - before);
 }
 
@@ -598,7 +637,7 @@ static void test_sweep_opencl(void)
         /* Enumeration has no context to keep a message in: its status is all it says. */
         if (o.message == NULL)
             o.message = no_message;
-        sweep_both(&o);
+        sweep(&o);
     }
     printf("\n    opencl: %lu fault sites swept\n", total_sites - before);
 }
