@@ -1,6 +1,7 @@
 /* context.c - creating, borrowing, querying and freeing contexts; the environment's say. */
 #include "internal.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,12 +137,14 @@ clsoftmax_status clsoftmax_context_create(const clsoftmax_config* config,
     clsoftmax_config cfg;
     clsoftmax_config_init(&cfg);
     if (config != NULL) {
-        if (config->struct_size != sizeof cfg)
+        /* The struct before fallback_on_error was appended is accepted, the new field 0. */
+        const size_t v1_size = offsetof(clsoftmax_config, fallback_on_error);
+        if (config->struct_size != sizeof cfg && config->struct_size != v1_size)
             return create_failed(CLSOFTMAX_INVALID_ARGUMENT,
                                  "config->struct_size is %zu, expected %zu: initialise it with "
                                  "clsoftmax_config_init()",
                                  config->struct_size, sizeof cfg);
-        cfg = *config;
+        memcpy(&cfg, config, config->struct_size);
     }
     if (cfg.backend != CLSOFTMAX_BACKEND_AUTO && cfg.backend != CLSOFTMAX_BACKEND_OPENCL &&
         cfg.backend != CLSOFTMAX_BACKEND_CPU)
@@ -156,6 +159,13 @@ clsoftmax_status clsoftmax_context_create(const clsoftmax_config* config,
         env = getenv("CLSOFTMAX_DEVICE");
         if (env != NULL && env[0] != '\0')
             cfg.device_selector = env;
+        env = getenv("CLSOFTMAX_FALLBACK");
+        if (env != NULL && env[0] != '\0') {
+            if (strcmp(env, "0") != 0 && strcmp(env, "1") != 0)
+                return create_failed(CLSOFTMAX_INVALID_ARGUMENT,
+                                     "CLSOFTMAX_FALLBACK='%s' is not 0 or 1", env);
+            cfg.fallback_on_error = env[0] == '1';
+        }
     }
 
     clsoftmax_context* ctx = context_alloc();
@@ -183,8 +193,19 @@ clsoftmax_status clsoftmax_context_create(const clsoftmax_config* config,
         clsoftmax_context_free(ctx);
         return create_failed(status, "%s", msg);
     }
+    ctx->fallback_on_error = cfg.backend == CLSOFTMAX_BACKEND_AUTO && cfg.fallback_on_error &&
+                             ctx->backend == CLSOFTMAX_BACKEND_OPENCL;
+    /* What the CPU path uses should this context fall back to it. */
+    ctx->cpu_threads = cfg.cpu_threads != 0 ? cfg.cpu_threads : clsoftmax__cpu_count();
     *context = ctx;
     return CLSOFTMAX_SUCCESS;
+}
+
+/* A failure of the driver (not of the caller's objects): OUT_OF_MEMORY or OPENCL_ERROR. */
+static clsoftmax_status borrowed_status(cl_int err)
+{
+    return clsoftmax__status_from_cl(err) == CLSOFTMAX_OUT_OF_MEMORY ? CLSOFTMAX_OUT_OF_MEMORY
+                                                                     : CLSOFTMAX_OPENCL_ERROR;
 }
 
 clsoftmax_status clsoftmax_context_create_borrowed(cl_context cl_ctx, cl_device_id device,
@@ -202,11 +223,14 @@ clsoftmax_status clsoftmax_context_create_borrowed(cl_context cl_ctx, cl_device_
     cl_uint num_devices = 0;
     cl_int err =
         clGetContextInfo(cl_ctx, CL_CONTEXT_NUM_DEVICES, sizeof num_devices, &num_devices, NULL);
+    /* Only CL_INVALID_CONTEXT is the caller's error; anything else is the driver's trouble. */
     if (err != CL_SUCCESS || num_devices == 0)
-        return create_failed(CLSOFTMAX_INVALID_CONTEXT,
-                             "clGetContextInfo(CL_CONTEXT_NUM_DEVICES) failed with %s (%d): "
-                             "not a valid cl_context",
-                             clsoftmax__cl_error_name(err), (int)err);
+        return create_failed(err == CL_SUCCESS || err == CL_INVALID_CONTEXT
+                                 ? CLSOFTMAX_INVALID_CONTEXT
+                                 : borrowed_status(err),
+                             "clGetContextInfo(CL_CONTEXT_NUM_DEVICES) failed with %s (%d)%s",
+                             clsoftmax__cl_error_name(err), (int)err,
+                             err == CL_INVALID_CONTEXT ? ": not a valid cl_context" : "");
     cl_device_id* devices = malloc(num_devices * sizeof *devices);
     if (devices == NULL)
         return create_failed(CLSOFTMAX_OUT_OF_MEMORY, "allocating the device list failed");
@@ -216,6 +240,10 @@ clsoftmax_status clsoftmax_context_create_borrowed(cl_context cl_ctx, cl_device_
     for (cl_uint i = 0; err == CL_SUCCESS && i < num_devices; ++i)
         found |= devices[i] == device;
     free(devices);
+    if (err != CL_SUCCESS)
+        return create_failed(borrowed_status(err),
+                             "clGetContextInfo(CL_CONTEXT_DEVICES) failed with %s (%d)",
+                             clsoftmax__cl_error_name(err), (int)err);
     if (!found)
         return create_failed(CLSOFTMAX_INVALID_CONTEXT,
                              "the device is not one of the cl_context's devices");
@@ -227,9 +255,10 @@ clsoftmax_status clsoftmax_context_create_borrowed(cl_context cl_ctx, cl_device_
         if (err == CL_SUCCESS)
             err = clGetCommandQueueInfo(queue, CL_QUEUE_DEVICE, sizeof queue_dev, &queue_dev, NULL);
         if (err != CL_SUCCESS)
-            return create_failed(CLSOFTMAX_INVALID_QUEUE,
-                                 "clGetCommandQueueInfo failed with %s (%d): not a valid queue",
-                                 clsoftmax__cl_error_name(err), (int)err);
+            return create_failed(
+                err == CL_INVALID_COMMAND_QUEUE ? CLSOFTMAX_INVALID_QUEUE : borrowed_status(err),
+                "clGetCommandQueueInfo failed with %s (%d)%s", clsoftmax__cl_error_name(err),
+                (int)err, err == CL_INVALID_COMMAND_QUEUE ? ": not a valid queue" : "");
         if (queue_ctx != cl_ctx || queue_dev != device)
             return create_failed(CLSOFTMAX_INVALID_QUEUE,
                                  "the queue belongs to another cl_context or device");
@@ -239,15 +268,33 @@ clsoftmax_status clsoftmax_context_create_borrowed(cl_context cl_ctx, cl_device_
     if (ctx == NULL)
         return create_failed(CLSOFTMAX_OUT_OF_MEMORY, "allocating the context failed");
     const char* call = "clGetDeviceInfo";
+    cl_command_queue held = NULL; /* the queue reference this context owns */
+    int context_held = 0;
     err = clsoftmax__device_caps_query(device, &ctx->caps);
     if (err == CL_SUCCESS && queue == NULL) {
         call = "clCreateCommandQueue";
-        queue = clCreateCommandQueue(cl_ctx, device, 0, &err);
+        held = clCreateCommandQueue(cl_ctx, device, 0, &err);
     } else if (err == CL_SUCCESS) {
         call = "clRetainCommandQueue";
         err = clRetainCommandQueue(queue);
+        held = err == CL_SUCCESS ? queue : NULL;
+    }
+    /* A retain can fail (CL_OUT_OF_HOST_MEMORY): going on would release the caller's
+       objects once too often when the context is freed. */
+    if (err == CL_SUCCESS) {
+        call = "clRetainContext";
+        err = clRetainContext(cl_ctx);
+        context_held = err == CL_SUCCESS;
+    }
+    if (err == CL_SUCCESS) {
+        call = "clRetainDevice";
+        err = clRetainDevice(device);
     }
     if (err != CL_SUCCESS) {
+        if (context_held)
+            clReleaseContext(cl_ctx);
+        if (held != NULL)
+            clReleaseCommandQueue(held);
         pthread_mutex_destroy(&ctx->lock);
         free(ctx);
         return create_failed(
@@ -255,12 +302,10 @@ clsoftmax_status clsoftmax_context_create_borrowed(cl_context cl_ctx, cl_device_
                                                                       : CLSOFTMAX_OPENCL_ERROR,
             "%s failed with %s (%d)", call, clsoftmax__cl_error_name(err), (int)err);
     }
-    clRetainContext(cl_ctx);
-    clRetainDevice(device);
     ctx->backend = CLSOFTMAX_BACKEND_OPENCL;
     ctx->cl_ctx = cl_ctx;
     ctx->device = device;
-    ctx->queue = queue;
+    ctx->queue = held;
     ctx->device_retained = 1;
 
     char platform_name[CLSOFTMAX__NAME_MAX] = "";
@@ -297,7 +342,9 @@ void clsoftmax_context_free(clsoftmax_context* ctx)
 
 clsoftmax_backend clsoftmax_context_backend(const clsoftmax_context* ctx)
 {
-    return ctx != NULL ? ctx->backend : CLSOFTMAX_BACKEND_AUTO;
+    if (ctx == NULL)
+        return CLSOFTMAX_BACKEND_AUTO;
+    return clsoftmax__fell_back(ctx) ? CLSOFTMAX_BACKEND_CPU : ctx->backend;
 }
 
 const char* clsoftmax_context_device_name(const clsoftmax_context* ctx)

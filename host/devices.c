@@ -44,10 +44,11 @@ static void platform_string(cl_platform_id platform, cl_platform_info what, char
  * platform at all (the ICD loader's CL_PLATFORM_NOT_FOUND_KHR) is an empty
  * list, not an error. *list is malloc'ed; free it.
  */
-static cl_int list_devices(device_entry** list, size_t* count)
+static cl_int list_devices(device_entry** list, size_t* count, const char** call)
 {
     *list = NULL;
     *count = 0;
+    *call = "clGetPlatformIDs";
     cl_uint num_platforms = 0;
     cl_int err = clGetPlatformIDs(0, NULL, &num_platforms);
     if (err == -1001 /* CL_PLATFORM_NOT_FOUND_KHR */ || (err == CL_SUCCESS && num_platforms == 0))
@@ -56,8 +57,10 @@ static cl_int list_devices(device_entry** list, size_t* count)
         return err;
 
     cl_platform_id* platforms = malloc(num_platforms * sizeof *platforms);
+    *call = "allocating the platform list";
     if (platforms == NULL)
         return CL_OUT_OF_HOST_MEMORY;
+    *call = "clGetPlatformIDs";
     err = clGetPlatformIDs(num_platforms, platforms, NULL);
     if (err != CL_SUCCESS)
         goto done;
@@ -65,15 +68,19 @@ static cl_int list_devices(device_entry** list, size_t* count)
     for (cl_uint p = 0; p < num_platforms; ++p) {
         cl_uint num_devices = 0;
         cl_int derr = clGetDeviceIDs(platforms[p], CL_DEVICE_TYPE_ALL, 0, NULL, &num_devices);
-        if (derr == CL_DEVICE_NOT_FOUND || num_devices == 0)
+        /* Only CL_DEVICE_NOT_FOUND means "none here": any other error is one (not an empty
+           platform, which would turn a failing driver into NO_DEVICE). */
+        if (derr == CL_DEVICE_NOT_FOUND || (derr == CL_SUCCESS && num_devices == 0))
             continue;
         if (derr != CL_SUCCESS) {
+            *call = "clGetDeviceIDs";
             err = derr;
             goto done;
         }
         cl_device_id* devices = malloc(num_devices * sizeof *devices);
         device_entry* grown = realloc(*list, (*count + num_devices) * sizeof **list);
         if (devices == NULL || grown == NULL) {
+            *call = "allocating the device list";
             free(devices);
             if (grown != NULL)
                 *list = grown;
@@ -83,6 +90,7 @@ static cl_int list_devices(device_entry** list, size_t* count)
         *list = grown;
         derr = clGetDeviceIDs(platforms[p], CL_DEVICE_TYPE_ALL, num_devices, devices, NULL);
         if (derr != CL_SUCCESS) {
+            *call = "clGetDeviceIDs";
             free(devices);
             err = derr;
             goto done;
@@ -187,9 +195,10 @@ clsoftmax_status clsoftmax__device_select(const char* selector, cl_platform_id* 
 {
     device_entry* list = NULL;
     size_t count = 0;
-    *cl_err = list_devices(&list, &count);
+    const char* call = "";
+    *cl_err = list_devices(&list, &count, &call);
     if (*cl_err != CL_SUCCESS) {
-        snprintf(msg, msg_size, "enumerating OpenCL devices failed with %s (%d)",
+        snprintf(msg, msg_size, "enumerating OpenCL devices: %s failed with %s (%d)", call,
                  clsoftmax__cl_error_name(*cl_err), (int)*cl_err);
         return clsoftmax__status_from_cl(*cl_err) == CLSOFTMAX_OUT_OF_MEMORY
                    ? CLSOFTMAX_OUT_OF_MEMORY
@@ -243,7 +252,8 @@ clsoftmax_status clsoftmax_devices_enumerate(int (*visit)(const clsoftmax_device
         return CLSOFTMAX_INVALID_ARGUMENT;
     device_entry* list = NULL;
     size_t count = 0;
-    cl_int err = list_devices(&list, &count);
+    const char* call = "";
+    cl_int err = list_devices(&list, &count, &call);
     if (err != CL_SUCCESS)
         return clsoftmax__status_from_cl(err) == CLSOFTMAX_OUT_OF_MEMORY ? CLSOFTMAX_OUT_OF_MEMORY
                                                                          : CLSOFTMAX_OPENCL_ERROR;

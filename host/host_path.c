@@ -54,7 +54,8 @@ static clsoftmax_status make_buffer(clsoftmax_context* ctx, cl_mem_flags flags, 
 
 /* The kernel runs on the caller's arrays; see the header comment for `out` on failure. */
 static clsoftmax_status run_zero_copy(clsoftmax_context* ctx, const clsoftmax_desc* desc,
-                                      const clsoftmax__layout* layout, const void* in, void* out)
+                                      const clsoftmax__layout* layout, const void* in, void* out,
+                                      int* out_touched)
 {
     clsoftmax_status status = CLSOFTMAX_SUCCESS;
     cl_mem bin = NULL;
@@ -81,6 +82,7 @@ static clsoftmax_status run_zero_copy(clsoftmax_context* ctx, const clsoftmax_de
                                0, NULL, NULL);
     if (status != CLSOFTMAX_SUCCESS)
         goto cleanup;
+    *out_touched = 1; /* the kernel writes the caller's memory directly */
     /* Mapping synchronises a driver's shadow copy (if any) into the caller's memory. */
     mapped = clEnqueueMapBuffer(ctx->queue, bout, CL_TRUE, CL_MAP_READ, 0, layout->bytes, 0, NULL,
                                 NULL, &err);
@@ -137,7 +139,8 @@ static clsoftmax_status chunk_slices(clsoftmax_context* ctx, const clsoftmax__la
 
 /* Chunks of whole slices through two device buffers; see the header comment. */
 static clsoftmax_status run_streamed(clsoftmax_context* ctx, const clsoftmax_desc* desc,
-                                     const clsoftmax__layout* layout, const void* in, void* out)
+                                     const clsoftmax__layout* layout, const void* in, void* out,
+                                     int* out_touched)
 {
     clsoftmax_status status = CLSOFTMAX_SUCCESS;
     cl_mem buf[2] = {NULL, NULL};
@@ -192,6 +195,7 @@ static clsoftmax_status run_streamed(clsoftmax_context* ctx, const clsoftmax_des
         status = clsoftmax__launch(ctx, desc, &part, b, 0, b, 0, q, 0, NULL, NULL);
         if (status != CLSOFTMAX_SUCCESS)
             goto cleanup;
+        *out_touched = 1;
         CHECK_CL(ctx, clEnqueueReadBuffer(q, b, CL_FALSE, 0, bytes, dst + offset, 0, NULL, NULL),
                  cleanup);
         /* Both queues start work at once on drivers that defer submission to a flush. */
@@ -278,10 +282,12 @@ cleanup:
 }
 
 clsoftmax_status clsoftmax__host_run(clsoftmax_context* ctx, const clsoftmax_desc* desc,
-                                     const clsoftmax__layout* layout, const void* in, void* out)
+                                     const clsoftmax__layout* layout, const void* in, void* out,
+                                     int* out_touched)
 {
+    *out_touched = 0;
     if (!streams(ctx, layout) && aligned_to(in, layout->elem_size) &&
         aligned_to(out, layout->elem_size))
-        return run_zero_copy(ctx, desc, layout, in, out);
-    return run_streamed(ctx, desc, layout, in, out);
+        return run_zero_copy(ctx, desc, layout, in, out, out_touched);
+    return run_streamed(ctx, desc, layout, in, out, out_touched);
 }

@@ -6,6 +6,7 @@
 
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 
 #include "cpu/cpu_softmax.h"
 
@@ -124,9 +125,12 @@ clsoftmax_status clsoftmax__launch(clsoftmax_context* ctx, const clsoftmax_desc*
  * ctx->params[CLSOFTMAX_PARAM_STREAM_CHUNK_BYTES], 0: a default). Arguments validated;
  * caller holds ctx->lock. Returns SUCCESS, UNSUPPORTED (one slice above the device's
  * largest allocation), SIZE_OVERFLOW, BUILD_FAILURE, OPENCL_ERROR, OUT_OF_MEMORY.
+ * *out_touched is set to 1 once work that writes the caller's `out` has been enqueued: after a
+ * failure past that point `out` (and, in place, the input) may hold partial results.
  */
 clsoftmax_status clsoftmax__host_run(clsoftmax_context* ctx, const clsoftmax_desc* desc,
-                                     const clsoftmax__layout* layout, const void* in, void* out);
+                                     const clsoftmax__layout* layout, const void* in, void* out,
+                                     int* out_touched);
 /*
  * clsoftmax_prepare on the OpenCL backend: launches, on a zero-filled scratch device buffer,
  * every layout the entry points will launch for this shape (the whole tensor; a full and a
@@ -183,7 +187,22 @@ struct clsoftmax_context {
 
     /* serialises kernel-argument setting, enqueues and the last error */
     pthread_mutex_t lock;
+
+    /* the fallback policy (fallback.c): set at creation for AUTO contexts on OpenCL */
+    int fallback_on_error;
+    atomic_int fell_back; /* 1 once host calls run on the CPU; never goes back */
 };
+
+/* ---- the fallback policy (fallback.c) ----------------------------------- */
+
+/*
+ * Called with ctx->lock held after a host call failed with status on the device. Returns 1 if
+ * the context has now fallen back to the CPU (the reason recorded): the caller runs the call
+ * on the CPU instead. 0: return the error.
+ */
+int clsoftmax__fallback_take(clsoftmax_context* ctx, clsoftmax_status status);
+/* Non-zero once host calls of ctx run on the CPU. */
+int clsoftmax__fell_back(const clsoftmax_context* ctx);
 
 /* ---- device enumeration and selection (devices.c) ----------------------- */
 
@@ -251,5 +270,10 @@ clsoftmax_status clsoftmax__status_from_cl(cl_int err);
         if (cond)                                                                                  \
             return clsoftmax__error((ctx), (st), __VA_ARGS__);                                     \
     } while (0)
+
+/* Last, so that nothing above is rewritten: OpenCL calls and host allocations through the
+   fault-injection wrappers (cl_faults.h, alloc.h). */
+#include "alloc.h"
+#include "cl_faults.h"
 
 #endif /* CLSOFTMAX_INTERNAL_H */

@@ -5,10 +5,11 @@
 #include <stdint.h>
 #include <stdio.h>
 
-/* [a, a + a_len) and [b, b + b_len) share at least one byte. */
+/* [a, a + a_len) and [b, b + b_len) share at least one byte (non-empty ranges). Differences,
+   not sums: a + a_len wraps for extents near SIZE_MAX. */
 static int ranges_overlap(uintptr_t a, size_t a_len, uintptr_t b, size_t b_len)
 {
-    return a < b + b_len && b < a + a_len;
+    return a <= b ? b - a < a_len : a - b < b_len;
 }
 
 /* Records a validation failure under the lock (other threads may share ctx). */
@@ -43,6 +44,33 @@ static clsoftmax_status validate_common(const clsoftmax_context* ctx, const clso
     return CLSOFTMAX_SUCCESS;
 }
 
+/* The CPU fallback on validated arguments; it cannot fail. */
+static void run_on_cpu(clsoftmax_context* ctx, const clsoftmax_desc* desc,
+                       const clsoftmax__layout* layout, const void* in, void* out)
+{
+    clsoftmax__cpu_job job = {
+        .outer = layout->outer,
+        .n = layout->n,
+        .inner = layout->inner,
+        .is_double = desc->dtype == CLSOFTMAX_FLOAT64,
+        .log = desc->op == CLSOFTMAX_OP_LOG_SOFTMAX,
+        .scale = desc->scale,
+        .in = in,
+        .out = out,
+    };
+    /* The parameter, when set, wins; read at each call so a change applies at once. */
+    pthread_mutex_lock(&ctx->lock);
+    size_t param = ctx->params[CLSOFTMAX_PARAM_CPU_THREADS];
+    unsigned threads =
+        param != 0 ? (param < UINT_MAX ? (unsigned)param : UINT_MAX) : ctx->cpu_threads;
+    if (ctx->cpu_pool == NULL && threads > 1)
+        ctx->cpu_pool = clsoftmax__cpu_pool_create(); /* NULL: run on this thread */
+    clsoftmax__cpu_pool* pool = ctx->cpu_pool;
+    pthread_mutex_unlock(&ctx->lock);
+    clsoftmax__cpu_softmax(&job, threads, pool);
+    succeed(ctx);
+}
+
 clsoftmax_status clsoftmax_softmax_host(clsoftmax_context* ctx, const clsoftmax_desc* desc,
                                         const void* in, void* out)
 {
@@ -55,38 +83,30 @@ clsoftmax_status clsoftmax_softmax_host(clsoftmax_context* ctx, const clsoftmax_
         return fail(ctx, status, msg);
     if (in == NULL || out == NULL)
         return fail(ctx, CLSOFTMAX_INVALID_ARGUMENT, in == NULL ? "in is NULL" : "out is NULL");
+    /* A tensor that would run past the end of the address space cannot be the caller's. */
+    if ((uintptr_t)in > UINTPTR_MAX - layout.bytes || (uintptr_t)out > UINTPTR_MAX - layout.bytes)
+        return fail(ctx, CLSOFTMAX_SIZE_OVERFLOW,
+                    "in or out plus the tensor's byte count wraps the address space");
     if (in != out && ranges_overlap((uintptr_t)in, layout.bytes, (uintptr_t)out, layout.bytes))
         return fail(ctx, CLSOFTMAX_OVERLAP, "in and out overlap without being the same pointer");
 
-    if (ctx->backend == CLSOFTMAX_BACKEND_CPU) {
-        clsoftmax__cpu_job job = {
-            .outer = layout.outer,
-            .n = layout.n,
-            .inner = layout.inner,
-            .is_double = desc->dtype == CLSOFTMAX_FLOAT64,
-            .log = desc->op == CLSOFTMAX_OP_LOG_SOFTMAX,
-            .scale = desc->scale,
-            .in = in,
-            .out = out,
-        };
-        /* The parameter, when set, wins; read at each call so a change applies at once. */
-        pthread_mutex_lock(&ctx->lock);
-        size_t param = ctx->params[CLSOFTMAX_PARAM_CPU_THREADS];
-        unsigned threads =
-            param != 0 ? (param < UINT_MAX ? (unsigned)param : UINT_MAX) : ctx->cpu_threads;
-        if (ctx->cpu_pool == NULL && threads > 1)
-            ctx->cpu_pool = clsoftmax__cpu_pool_create(); /* NULL: run on this thread */
-        clsoftmax__cpu_pool* pool = ctx->cpu_pool;
-        pthread_mutex_unlock(&ctx->lock);
-        clsoftmax__cpu_softmax(&job, threads, pool);
-        succeed(ctx);
+    if (ctx->backend == CLSOFTMAX_BACKEND_CPU || clsoftmax__fell_back(ctx)) {
+        run_on_cpu(ctx, desc, &layout, in, out);
         return CLSOFTMAX_SUCCESS;
     }
 
     pthread_mutex_lock(&ctx->lock);
     clsoftmax__error_clear(ctx);
-    status = clsoftmax__host_run(ctx, desc, &layout, in, out);
+    int out_touched = 0;
+    status = clsoftmax__host_run(ctx, desc, &layout, in, out, &out_touched);
+    /* Recomputing on the CPU is sound unless the device already overwrote an in-place input. */
+    int fall_back = status != CLSOFTMAX_SUCCESS && !(in == out && out_touched) &&
+                    clsoftmax__fallback_take(ctx, status);
     pthread_mutex_unlock(&ctx->lock);
+    if (fall_back) {
+        run_on_cpu(ctx, desc, &layout, in, out);
+        return CLSOFTMAX_SUCCESS;
+    }
     return status;
 }
 
@@ -99,9 +119,13 @@ static clsoftmax_status check_buffer(clsoftmax_context* ctx, cl_mem buf, const c
     cl_int err = clGetMemObjectInfo(buf, CL_MEM_SIZE, sizeof size, &size, NULL);
     if (err == CL_SUCCESS)
         err = clGetMemObjectInfo(buf, CL_MEM_CONTEXT, sizeof owner, &owner, NULL);
-    if (err != CL_SUCCESS)
+    /* Only CL_INVALID_MEM_OBJECT is the caller's error; anything else is the driver's. */
+    if (err == CL_INVALID_MEM_OBJECT)
         return clsoftmax__error_cl(ctx, CLSOFTMAX_INVALID_ARGUMENT, "clGetMemObjectInfo", err,
                                    "%s is not a valid buffer", name);
+    if (err != CL_SUCCESS)
+        return clsoftmax__error_cl(ctx, clsoftmax__status_from_cl(err), "clGetMemObjectInfo", err,
+                                   "querying %s", name);
     if (owner != ctx->cl_ctx)
         return clsoftmax__error(ctx, CLSOFTMAX_INVALID_CONTEXT, "%s belongs to another cl_context",
                                 name);
@@ -125,9 +149,12 @@ static clsoftmax_status check_queue(clsoftmax_context* ctx, cl_command_queue que
     cl_int err = clGetCommandQueueInfo(queue, CL_QUEUE_CONTEXT, sizeof queue_ctx, &queue_ctx, NULL);
     if (err == CL_SUCCESS)
         err = clGetCommandQueueInfo(queue, CL_QUEUE_DEVICE, sizeof queue_dev, &queue_dev, NULL);
-    if (err != CL_SUCCESS)
+    if (err == CL_INVALID_COMMAND_QUEUE)
         return clsoftmax__error_cl(ctx, CLSOFTMAX_INVALID_QUEUE, "clGetCommandQueueInfo", err,
                                    "queue is not a valid command queue");
+    if (err != CL_SUCCESS)
+        return clsoftmax__error_cl(ctx, clsoftmax__status_from_cl(err), "clGetCommandQueueInfo",
+                                   err, "querying the queue");
     if (queue_ctx != ctx->cl_ctx || queue_dev != ctx->device)
         return clsoftmax__error(ctx, CLSOFTMAX_INVALID_QUEUE,
                                 "queue belongs to another cl_context or device than the "

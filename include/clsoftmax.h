@@ -116,6 +116,17 @@ typedef struct clsoftmax_config {
      * device_selector when set. Default 1.
      */
     int use_environment;
+    /*
+     * Non-zero: an AUTO context that settled on an OpenCL device switches to the CPU backend,
+     * for good, when a program fails to build or an OpenCL call fails during
+     * clsoftmax_softmax_host; that call and every later one then run on the CPU and succeed,
+     * clsoftmax_context_backend() says CPU and clsoftmax_context_fallback_reason() holds the
+     * error that caused it. The device-buffer entry point never falls back (its data lives on
+     * the device): it returns the error. 0 (default): errors are returned. With
+     * use_environment, CLSOFTMAX_FALLBACK=1 or 0 overrides it. Added in 0.1.0 after the
+     * fields above: a struct_size that ends before it (an older header) is accepted as 0.
+     */
+    int fallback_on_error;
 } clsoftmax_config;
 
 CLSOFTMAX_API void clsoftmax_config_init(clsoftmax_config* config);

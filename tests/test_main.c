@@ -33,6 +33,7 @@ int main(int argc, char** argv)
     test_register_disk_cache();
     test_register_prepare();
     test_register_cpu_kernels();
+    test_register_limits();
 
     CU_basic_set_mode(CU_BRM_VERBOSE);
     int ran = 0;

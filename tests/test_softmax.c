@@ -462,6 +462,10 @@ static void test_special_values(void)
  */
 static void test_reference_semantics(void)
 {
+    /* valgrind runs x87 long double in double precision and its logl(0) comes out finite: the
+       reference's own special values cannot be checked there (.ci/run sets this variable). */
+    if (getenv("CLSOFTMAX_TEST_UNDER_VALGRIND") != NULL)
+        return;
     const size_t dims[2] = {SPECIAL_ROWS, SPECIAL_N};
     for (int op = 0; op < 2; ++op) {
         clsoftmax_desc desc;

@@ -20,6 +20,7 @@ packages=(
     python3 # the conformance checker in .ci/run
     clang   # the sanitizer build and the libFuzzer targets (tools/fuzz.sh)
     libclang-rt-14-dev
+    valgrind # memcheck over the CPU-backend suites in .ci/run
 )
 
 if [ "$(id -u)" -eq 0 ]; then

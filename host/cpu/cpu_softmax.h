@@ -41,4 +41,7 @@ const clsoftmax__cpu_kernels* clsoftmax__cpu_kernels_select(clsoftmax__cpu_isa i
 /* Online cores (at least 1). */
 unsigned clsoftmax__cpu_count(void);
 
+/* Allocations of the CPU path through the fault-injection wrappers (no OpenCL header). */
+#include "alloc.h"
+
 #endif /* CLSOFTMAX_CPU_SOFTMAX_H */

@@ -1,0 +1,1040 @@
+/* test_faults.c - suites "faults_cpu", "faults_opencl": each public operation with its 1st, 2nd,
+ * ... OpenCL call and allocation failed in turn (SQLite's out-of-memory loop), and
+ * "fallback_opencl": the CPU fallback policy under injected build and device failures.
+ *
+ * Linked against the library's internals (clsoftmax_fault_tests). This file's own OpenCL calls
+ * go through the same wrappers (cl_faults.h), so the buffers and events it creates are counted
+ * with the library's and the totals must come back to where they started.
+ */
+#include <CUnit/CUnit.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cl_faults.h"
+/* The control functions only: the test's own allocations are not the library's. */
+#define CLSOFTMAX__ALLOC_NO_MACROS
+#include "alloc.h"
+
+#include "test_suites.h"
+#include "test_util.h"
+
+/* status.c (internal.h is not included: its allocation macros would count the test's own). */
+const char* clsoftmax__cl_error_name(cl_int err);
+
+/* The errors injected, in turn: what drivers return when memory, a device or a build fails. */
+static const cl_int injected[] = {
+    CL_OUT_OF_RESOURCES,      CL_OUT_OF_HOST_MEMORY,    CL_MEM_OBJECT_ALLOCATION_FAILURE,
+    CL_BUILD_PROGRAM_FAILURE, CL_INVALID_COMMAND_QUEUE, CL_DEVICE_NOT_AVAILABLE};
+#define INJECTED_COUNT (sizeof injected / sizeof injected[0])
+
+/* Fault sites swept by every suite in this process, reported at the end of each sweep. */
+static unsigned long total_sites;
+
+/* ---- live objects and allocations ------------------------------------------ */
+
+typedef struct snapshot {
+    long live[CLSOFTMAX__LIVE_COUNT];
+    long allocs;
+} snapshot;
+
+static void snap(snapshot* s)
+{
+    for (int k = 0; k < CLSOFTMAX__LIVE_COUNT; ++k)
+        s->live[k] = clsoftmax__fault_live((clsoftmax__live_kind)k);
+    s->allocs = clsoftmax__fault_alloc_live();
+}
+
+/* Asserts the counts equal before's; kinds_mask selects the object kinds (bit per kind). */
+static int check_counts(const snapshot* before, unsigned kinds_mask, int allocs, const char* what,
+                        unsigned line)
+{
+    snapshot now;
+    snap(&now);
+    int ok = 1;
+    for (int k = 0; k < CLSOFTMAX__LIVE_COUNT; ++k) {
+        if ((kinds_mask & (1u << k)) && now.live[k] != before->live[k]) {
+            TEST_CHECK_AT(line, 0, "%s: %ld %s live, %ld before", what, now.live[k],
+                          clsoftmax__fault_live_name((clsoftmax__live_kind)k), before->live[k]);
+            ok = 0;
+        }
+    }
+    if (allocs && now.allocs != before->allocs) {
+        TEST_CHECK_AT(line, 0, "%s: %ld host blocks outstanding, %ld before", what, now.allocs,
+                      before->allocs);
+        ok = 0;
+    }
+    return ok;
+}
+
+#define ALL_KINDS ((1u << CLSOFTMAX__LIVE_COUNT) - 1)
+#define MAP_KIND (1u << CLSOFTMAX__LIVE_MAP)
+/* Objects an operation makes for itself (the program cache may legitimately keep the rest). */
+#define CALL_KINDS                                                                                 \
+    ((1u << CLSOFTMAX__LIVE_BUFFER) | (1u << CLSOFTMAX__LIVE_EVENT) | (1u << CLSOFTMAX__LIVE_MAP))
+
+/* ---- the operations swept ----------------------------------------------------- */
+
+#define SENTINEL_EVENT ((cl_event)(uintptr_t)0x5e7e5e7e)
+
+typedef struct fixture fixture;
+
+typedef struct op {
+    const char* name;
+    clsoftmax_backend backend; /* of the context the operation runs on or creates */
+    size_t ndim;
+    size_t dims[3];
+    int axis;
+    int (*setup)(fixture* f);
+    clsoftmax_status (*run)(fixture* f);
+    /* The text that must name the failed call: NULL where the API has no channel for it. */
+    const char* (*message)(fixture* f, clsoftmax_status st);
+    /* After a success: the result is right (why says what is not). */
+    int (*check_result)(fixture* f, char* why, size_t why_size);
+    /* After a failure: nothing the caller owns was written. */
+    int (*check_untouched)(fixture* f, char* why, size_t why_size);
+    void (*teardown)(fixture* f);
+} op;
+
+struct fixture {
+    const op* op;
+    clsoftmax_context* ctx;
+    clsoftmax_desc desc;
+    size_t count;
+    size_t bytes;
+    void* in;
+    void* out;
+    void* sentinel; /* what out held before the call */
+    long double* ref;
+    /* the caller's OpenCL objects (borrowed contexts, buffers) */
+    cl_platform_id platform;
+    cl_device_id device;
+    cl_context cl_ctx;
+    cl_command_queue queue;
+    cl_mem in_buf;
+    cl_mem out_buf;
+    cl_event user_event;
+    cl_event event;
+    size_t visited;
+};
+
+static clsoftmax_context* make_context(clsoftmax_backend backend)
+{
+    return test_context_create(backend);
+}
+
+/* Host tensors: input, reference, out filled with a sentinel and a copy of it. */
+static int make_tensors(fixture* f)
+{
+    const op* o = f->op;
+    clsoftmax_desc_init(&f->desc, CLSOFTMAX_FLOAT32, o->ndim, o->dims, o->axis);
+    f->desc.scale = 0.75;
+    f->count = test_count(o->ndim, o->dims);
+    f->bytes = f->count * sizeof(float);
+    f->in = malloc(f->bytes);
+    f->out = malloc(f->bytes);
+    f->sentinel = malloc(f->bytes);
+    f->ref = malloc(f->count * sizeof *f->ref);
+    if (f->in == NULL || f->out == NULL || f->sentinel == NULL || f->ref == NULL)
+        return 0;
+    test_fill(f->in, CLSOFTMAX_FLOAT32, f->count, -8.0, 8.0, 42 + f->count);
+    test_fill_sentinel(f->sentinel, f->bytes);
+    memcpy(f->out, f->sentinel, f->bytes);
+    test_reference(&f->desc, f->in, f->ref);
+    return 1;
+}
+
+static void free_tensors(fixture* f)
+{
+    free(f->in);
+    free(f->out);
+    free(f->sentinel);
+    free(f->ref);
+}
+
+/* Compares out with the reference without CUnit's per-call assertion (it reports once). */
+static int result_matches(const void* out, const fixture* f, char* why, size_t why_size)
+{
+    for (size_t i = 0; i < f->count; ++i) {
+        double got = test_get(out, CLSOFTMAX_FLOAT32, i);
+        double want = (double)f->ref[i];
+        double diff = got > want ? got - want : want - got;
+        if (!(diff <= TEST_ATOL_F32 + TEST_RTOL_F32 * (want < 0 ? -want : want))) {
+            snprintf(why, why_size, "element %zu is %.9g, expected %.9g", i, got, want);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* The first OpenCL device, as a caller embedding the library would pick it. */
+static int first_device(fixture* f)
+{
+    cl_uint n = 0;
+    if (clGetPlatformIDs(1, &f->platform, &n) != CL_SUCCESS || n == 0)
+        return 0;
+    return clGetDeviceIDs(f->platform, CL_DEVICE_TYPE_ALL, 1, &f->device, NULL) == CL_SUCCESS;
+}
+
+/* -- context creation -- */
+
+static int setup_create(fixture* f) { return make_tensors(f); }
+
+static clsoftmax_status run_create(fixture* f)
+{
+    clsoftmax_config config;
+    clsoftmax_config_init(&config);
+    config.backend = f->op->backend;
+    config.use_environment = 0;
+    return clsoftmax_context_create(&config, &f->ctx);
+}
+
+static const char* message_create(fixture* f, clsoftmax_status st)
+{
+    /* A fault absorbed by AUTO's fallback must be named in the reason. */
+    if (st == CLSOFTMAX_SUCCESS)
+        return f->ctx != NULL && clsoftmax_context_backend(f->ctx) == CLSOFTMAX_BACKEND_CPU &&
+                       f->op->backend == CLSOFTMAX_BACKEND_AUTO
+                   ? clsoftmax_context_fallback_reason(f->ctx)
+                   : NULL;
+    return clsoftmax_last_create_error();
+}
+
+/* The created context computes the right numbers. */
+static int check_created(fixture* f, char* why, size_t why_size)
+{
+    if (f->ctx == NULL) {
+        snprintf(why, why_size, "the context is NULL after SUCCESS");
+        return 0;
+    }
+    memcpy(f->out, f->sentinel, f->bytes);
+    clsoftmax_status st = clsoftmax_softmax_host(f->ctx, &f->desc, f->in, f->out);
+    if (st != CLSOFTMAX_SUCCESS) {
+        snprintf(why, why_size, "softmax on the new context: %s: %s", clsoftmax_status_name(st),
+                 clsoftmax_context_last_error(f->ctx));
+        return 0;
+    }
+    return result_matches(f->out, f, why, why_size);
+}
+
+static int check_not_created(fixture* f, char* why, size_t why_size)
+{
+    if (f->ctx != NULL)
+        snprintf(why, why_size, "*context is not NULL after a failure");
+    return f->ctx == NULL;
+}
+
+static void teardown_create(fixture* f)
+{
+    clsoftmax_context_free(f->ctx);
+    f->ctx = NULL;
+    free_tensors(f);
+}
+
+/* -- borrowed contexts -- */
+
+static int setup_borrowed(fixture* f)
+{
+    cl_int err = CL_SUCCESS;
+    if (!make_tensors(f) || !first_device(f))
+        return 0;
+    f->cl_ctx = clCreateContext(NULL, 1, &f->device, NULL, NULL, &err);
+    if (err != CL_SUCCESS)
+        return 0;
+    /* AUTO here means "the caller's queue"; OPENCL means "let the library make one". */
+    if (f->op->backend == CLSOFTMAX_BACKEND_AUTO)
+        f->queue = clCreateCommandQueue(f->cl_ctx, f->device, 0, &err);
+    return err == CL_SUCCESS;
+}
+
+static clsoftmax_status run_borrowed(fixture* f)
+{
+    return clsoftmax_context_create_borrowed(f->cl_ctx, f->device, f->queue, &f->ctx);
+}
+
+static const char* message_borrowed(fixture* f, clsoftmax_status st)
+{
+    (void)f;
+    return st == CLSOFTMAX_SUCCESS ? NULL : clsoftmax_last_create_error();
+}
+
+static void teardown_borrowed(fixture* f)
+{
+    clsoftmax_context_free(f->ctx);
+    f->ctx = NULL;
+    if (f->queue != NULL)
+        clReleaseCommandQueue(f->queue);
+    if (f->cl_ctx != NULL)
+        clReleaseContext(f->cl_ctx);
+    free_tensors(f);
+}
+
+/* -- the host entry point -- */
+
+static int setup_host(fixture* f)
+{
+    f->ctx = make_context(f->op->backend);
+    return f->ctx != NULL && make_tensors(f);
+}
+
+static clsoftmax_status run_host(fixture* f)
+{
+    return clsoftmax_softmax_host(f->ctx, &f->desc, f->in, f->out);
+}
+
+static const char* message_context(fixture* f, clsoftmax_status st)
+{
+    return st == CLSOFTMAX_SUCCESS ? NULL : clsoftmax_context_last_error(f->ctx);
+}
+
+static int check_host(fixture* f, char* why, size_t why_size)
+{
+    return result_matches(f->out, f, why, why_size);
+}
+
+static int check_host_untouched(fixture* f, char* why, size_t why_size)
+{
+    if (memcmp(f->out, f->sentinel, f->bytes) == 0)
+        return 1;
+    snprintf(why, why_size, "out was written");
+    return 0;
+}
+
+static void teardown_host(fixture* f)
+{
+    clsoftmax_context_free(f->ctx);
+    f->ctx = NULL;
+    free_tensors(f);
+}
+
+/* -- the device-buffer entry point, with a wait list and an output event -- */
+
+static int setup_buffer(fixture* f)
+{
+    cl_int err = CL_SUCCESS;
+    if (!setup_host(f))
+        return 0;
+    cl_context c = clsoftmax_context_cl_context(f->ctx);
+    f->in_buf = clCreateBuffer(c, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, f->bytes, f->in, &err);
+    if (err != CL_SUCCESS)
+        return 0;
+    f->out_buf =
+        clCreateBuffer(c, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, f->bytes, f->sentinel, &err);
+    if (err != CL_SUCCESS)
+        return 0;
+    f->user_event = clCreateUserEvent(c, &err);
+    if (err != CL_SUCCESS)
+        return 0;
+    f->event = SENTINEL_EVENT;
+    return clSetUserEventStatus(f->user_event, CL_COMPLETE) == CL_SUCCESS;
+}
+
+static clsoftmax_status run_buffer(fixture* f)
+{
+    return clsoftmax_softmax_buffer(f->ctx, &f->desc, f->in_buf, 0, f->out_buf, 0, NULL, 1,
+                                    &f->user_event, &f->event);
+}
+
+static int read_out_buffer(fixture* f, char* why, size_t why_size)
+{
+    cl_command_queue q = clsoftmax_context_cl_queue(f->ctx);
+    cl_int err = clFinish(q);
+    if (err == CL_SUCCESS)
+        err = clEnqueueReadBuffer(q, f->out_buf, CL_TRUE, 0, f->bytes, f->out, 0, NULL, NULL);
+    if (err != CL_SUCCESS)
+        snprintf(why, why_size, "reading the output buffer failed (%d)", (int)err);
+    return err == CL_SUCCESS;
+}
+
+static int check_buffer(fixture* f, char* why, size_t why_size)
+{
+    if (f->event == SENTINEL_EVENT || f->event == NULL) {
+        snprintf(why, why_size, "no event after SUCCESS");
+        return 0;
+    }
+    cl_int err = clWaitForEvents(1, &f->event);
+    clReleaseEvent(f->event);
+    f->event = SENTINEL_EVENT;
+    if (err != CL_SUCCESS) {
+        snprintf(why, why_size, "waiting for the event failed (%d)", (int)err);
+        return 0;
+    }
+    return read_out_buffer(f, why, why_size) && result_matches(f->out, f, why, why_size);
+}
+
+static int check_buffer_untouched(fixture* f, char* why, size_t why_size)
+{
+    if (f->event != SENTINEL_EVENT) {
+        snprintf(why, why_size, "*event was written");
+        return 0;
+    }
+    if (!read_out_buffer(f, why, why_size))
+        return 0;
+    return check_host_untouched(f, why, why_size);
+}
+
+static void teardown_buffer(fixture* f)
+{
+    if (f->in_buf != NULL)
+        clReleaseMemObject(f->in_buf);
+    if (f->out_buf != NULL)
+        clReleaseMemObject(f->out_buf);
+    if (f->user_event != NULL)
+        clReleaseEvent(f->user_event);
+    teardown_host(f);
+}
+
+/* -- device enumeration -- */
+
+static int setup_none(fixture* f)
+{
+    (void)f;
+    return 1;
+}
+
+static int visit(const clsoftmax_device_info* info, void* user)
+{
+    fixture* f = user;
+    (void)info;
+    ++f->visited;
+    return 0;
+}
+
+static clsoftmax_status run_enumerate(fixture* f)
+{
+    f->visited = 0;
+    return clsoftmax_devices_enumerate(visit, f);
+}
+
+static int check_enumerated(fixture* f, char* why, size_t why_size)
+{
+    if (f->visited == 0)
+        snprintf(why, why_size, "no device visited");
+    return f->visited > 0;
+}
+
+static int check_not_enumerated(fixture* f, char* why, size_t why_size)
+{
+    if (f->visited != 0)
+        snprintf(why, why_size, "%zu devices visited before the failure", f->visited);
+    return f->visited == 0;
+}
+
+static void teardown_none(fixture* f) { (void)f; }
+
+/* ---- the sweep ------------------------------------------------------------------ */
+
+/* A fault is reported as the device's or the host's trouble, never as the caller's mistake. */
+static int failure_status(clsoftmax_status st)
+{
+    return st == CLSOFTMAX_OPENCL_ERROR || st == CLSOFTMAX_OUT_OF_MEMORY ||
+           st == CLSOFTMAX_BUILD_FAILURE || st == CLSOFTMAX_INVALID_QUEUE;
+}
+
+static int names_fault(const char* msg, int alloc_mode, const char* call)
+{
+    if (alloc_mode)
+        return test_contains(msg, "memory") || test_contains(msg, "alloc");
+    return test_contains(msg, call);
+}
+
+typedef enum fault_mode {
+    NTH_CALL,  /* the nth OpenCL call fails, the others run */
+    NTH_ALLOC, /* the nth allocation fails */
+    EVERY_CALL /* every call of one function fails: a device that stays broken */
+} fault_mode;
+
+/* The functions whose failure the NTH_CALL sweep of one operation injected, for EVERY_CALL. */
+#define MAX_FUNCTIONS 64
+typedef struct function_set {
+    const char* names[MAX_FUNCTIONS];
+    size_t count;
+} function_set;
+
+static void function_set_add(function_set* set, const char* name)
+{
+    for (size_t i = 0; i < set->count; ++i)
+        if (strcmp(set->names[i], name) == 0)
+            return;
+    if (set->count < MAX_FUNCTIONS)
+        set->names[set->count++] = name;
+}
+
+/*
+ * One run of o->run with one fault armed (n: which call or allocation; function: for
+ * EVERY_CALL) and every check. Returns 0 when no fault fired (the run was complete), else 1;
+ * *fired_call receives the name of the function failed (NTH_CALL, EVERY_CALL).
+ */
+/*
+ * Whether `call` is one the host path makes after it enqueued work that writes the caller's
+ * `out`: on a device sharing host memory the kernel writes `out` itself (zero-copy), and the
+ * streamed path reads finished chunks into it. The header documents that a device error
+ * reported after that point can leave `out` partly written; every earlier failure (arguments,
+ * allocations, the build, the launch) must leave it untouched.
+ */
+static int after_enqueue(const char* call)
+{
+    static const char* const calls[] = {"clFinish",
+                                        "clFlush",
+                                        "clEnqueueMapBuffer",
+                                        "clEnqueueUnmapMemObject",
+                                        "clEnqueueReadBuffer",
+                                        "clWaitForEvents"};
+    for (size_t i = 0; call != NULL && i < sizeof calls / sizeof calls[0]; ++i)
+        if (strcmp(call, calls[i]) == 0)
+            return 1;
+    return 0;
+}
+
+static int may_have_written(const op* o, const char* call)
+{
+    return o->run == run_host && o->backend != CLSOFTMAX_BACKEND_CPU && after_enqueue(call);
+}
+
+static int sweep_one(const op* o, fault_mode mode, unsigned long n, const char* function,
+                     const char** fired_call)
+{
+    fixture f;
+    memset(&f, 0, sizeof f);
+    f.op = o;
+    char what[256];
+    char why[512] = "";
+    const int alloc_mode = mode == NTH_ALLOC;
+    int leaked_map = 0;
+    snprintf(what, sizeof what, "%s, allocation %lu", o->name, n);
+
+    snapshot base;
+    snap(&base);
+    if (!o->setup(&f)) {
+        TEST_CHECK(0, "%s: setup failed", what);
+        o->teardown(&f);
+        return 0;
+    }
+    snapshot before;
+    snap(&before);
+    cl_int err = injected[(n - 1) % INJECTED_COUNT];
+    if (mode == NTH_ALLOC)
+        clsoftmax__fault_alloc_nth(n);
+    else if (mode == NTH_CALL)
+        clsoftmax__fault_cl_nth(n, err);
+    else
+        CU_ASSERT_FATAL(clsoftmax__fault_cl_every(function, err));
+    clsoftmax_status st = o->run(&f);
+    unsigned long fired = alloc_mode ? clsoftmax__fault_alloc_fired() : clsoftmax__fault_cl_fired();
+    const char* call = alloc_mode ? "allocation" : clsoftmax__fault_cl_last();
+    clsoftmax__fault_cl_reset();
+    clsoftmax__fault_alloc_reset();
+    if (mode == NTH_CALL)
+        snprintf(what, sizeof what, "%s, OpenCL call %lu (%s -> %s)", o->name, n, call,
+                 clsoftmax__cl_error_name(err));
+    else if (mode == EVERY_CALL)
+        snprintf(what, sizeof what, "%s, every %s -> %s", o->name, function,
+                 clsoftmax__cl_error_name(err));
+    *fired_call = call;
+
+    if (fired == 0) {
+        /* The whole operation ran without meeting the fault. */
+        TEST_CHECK(st == CLSOFTMAX_SUCCESS, "%s: no fault injected, yet %s", what,
+                   clsoftmax_status_name(st));
+        if (st == CLSOFTMAX_SUCCESS)
+            TEST_CHECK(o->check_result(&f, why, sizeof why), "%s: %s", what, why);
+        o->teardown(&f);
+        check_counts(&base, ALL_KINDS, 1, what, __LINE__);
+        return 0;
+    }
+    /* For debugging a sweep: one line per injected fault. */
+    if (getenv("CLSOFTMAX_FAULT_VERBOSE") != NULL)
+        printf("\n      %s: %s", what, clsoftmax_status_name(st));
+    const char* msg = o->message(&f, st);
+    if (st == CLSOFTMAX_SUCCESS) {
+        /* Absorbed (an optional query, AUTO's fallback): the result must still be right. */
+        if (msg != NULL)
+            TEST_CHECK(names_fault(msg, alloc_mode, call),
+                       "%s: absorbed, but the fallback reason \"%s\" does not name it", what, msg);
+        TEST_CHECK(o->check_result(&f, why, sizeof why), "%s: absorbed, but %s", what, why);
+    } else {
+        TEST_CHECK(failure_status(st), "%s: status %s blames the caller", what,
+                   clsoftmax_status_name(st));
+        if (msg != NULL)
+            TEST_CHECK(names_fault(msg, alloc_mode, call),
+                       "%s: %s, but the error \"%s\" does not name the failed call", what,
+                       clsoftmax_status_name(st), msg);
+        if (!may_have_written(o, call))
+            TEST_CHECK(o->check_untouched(&f, why, sizeof why), "%s: %s", what, why);
+        /* A mapping whose unmap failed stays mapped (it may hold its buffer too): nothing a
+           caller or the library can do about it, so only that count is let go. */
+        if (call != NULL && strcmp(call, "clEnqueueUnmapMemObject") == 0)
+            leaked_map = 1;
+        check_counts(&before, leaked_map ? CALL_KINDS & ~MAP_KIND : CALL_KINDS, 1, what, __LINE__);
+        /* The same call again, without a fault, on what is left. */
+        clsoftmax_status again = o->run(&f);
+        TEST_CHECK(again == CLSOFTMAX_SUCCESS, "%s: the next call failed: %s: %s", what,
+                   clsoftmax_status_name(again), msg != NULL ? o->message(&f, again) : "");
+        if (again == CLSOFTMAX_SUCCESS)
+            TEST_CHECK(o->check_result(&f, why, sizeof why), "%s: next call: %s", what, why);
+    }
+    o->teardown(&f);
+    check_counts(&base, leaked_map ? ALL_KINDS & ~MAP_KIND : ALL_KINDS, 1, what, __LINE__);
+    return 1;
+}
+
+/*
+ * SQLite's loop: fails the 1st, 2nd, ... OpenCL call of o->run, one per run, until a run
+ * completes without meeting the fault; then every call of each function met on the way, one
+ * function per run; then the 1st, 2nd, ... allocation. Returns the number of runs with a
+ * fault injected.
+ */
+static unsigned long sweep(const op* o)
+{
+    unsigned long sites[3] = {0, 0, 0};
+    function_set functions = {{NULL}, 0};
+    const char* call = NULL;
+    for (unsigned long n = 1; n <= 10000 && sweep_one(o, NTH_CALL, n, NULL, &call); ++n) {
+        ++sites[NTH_CALL];
+        function_set_add(&functions, call);
+    }
+    for (size_t i = 0; i < functions.count; ++i)
+        sites[EVERY_CALL] +=
+            (unsigned long)sweep_one(o, EVERY_CALL, i + 1, functions.names[i], &call);
+    for (unsigned long n = 1; n <= 10000 && sweep_one(o, NTH_ALLOC, n, NULL, &call); ++n)
+        ++sites[NTH_ALLOC];
+    TEST_CHECK(sites[NTH_CALL] < 10000 && sites[NTH_ALLOC] < 10000, "%s: the sweep does not end",
+               o->name);
+    printf("\n    %s: %lu OpenCL calls, %lu functions failing throughout, %lu allocations", o->name,
+           sites[NTH_CALL], sites[EVERY_CALL], sites[NTH_ALLOC]);
+    total_sites += sites[NTH_CALL] + sites[EVERY_CALL] + sites[NTH_ALLOC];
+    return sites[NTH_CALL] + sites[EVERY_CALL] + sites[NTH_ALLOC];
+}
+
+/* Shapes: a short row (row-local), a row beyond 512 KiB of local memory (multipass), a middle
+   axis (strided). */
+#define ROW_LOCAL 2, {5, 300, 1}, -1
+#define MULTIPASS 2, {1, 140000, 1}, -1
+#define STRIDED 3, {3, 40, 7}, 1
+
+static const op ops_cpu[] = {
+    {"create cpu", CLSOFTMAX_BACKEND_CPU, ROW_LOCAL, setup_create, run_create, message_create,
+     check_created, check_not_created, teardown_create},
+    {"host cpu row", CLSOFTMAX_BACKEND_CPU, ROW_LOCAL, setup_host, run_host, message_context,
+     check_host, check_host_untouched, teardown_host},
+    {"host cpu long row", CLSOFTMAX_BACKEND_CPU, MULTIPASS, setup_host, run_host, message_context,
+     check_host, check_host_untouched, teardown_host},
+    {"host cpu strided", CLSOFTMAX_BACKEND_CPU, STRIDED, setup_host, run_host, message_context,
+     check_host, check_host_untouched, teardown_host},
+};
+
+static const op ops_opencl[] = {
+    {"create auto", CLSOFTMAX_BACKEND_AUTO, ROW_LOCAL, setup_create, run_create, message_create,
+     check_created, check_not_created, teardown_create},
+    {"create opencl", CLSOFTMAX_BACKEND_OPENCL, ROW_LOCAL, setup_create, run_create, message_create,
+     check_created, check_not_created, teardown_create},
+    {"create borrowed (own queue)", CLSOFTMAX_BACKEND_OPENCL, ROW_LOCAL, setup_borrowed,
+     run_borrowed, message_borrowed, check_created, check_not_created, teardown_borrowed},
+    {"create borrowed (caller's queue)", CLSOFTMAX_BACKEND_AUTO, ROW_LOCAL, setup_borrowed,
+     run_borrowed, message_borrowed, check_created, check_not_created, teardown_borrowed},
+    {"host opencl row-local", CLSOFTMAX_BACKEND_OPENCL, ROW_LOCAL, setup_host, run_host,
+     message_context, check_host, check_host_untouched, teardown_host},
+    {"host opencl multipass", CLSOFTMAX_BACKEND_OPENCL, MULTIPASS, setup_host, run_host,
+     message_context, check_host, check_host_untouched, teardown_host},
+    {"host opencl strided", CLSOFTMAX_BACKEND_OPENCL, STRIDED, setup_host, run_host,
+     message_context, check_host, check_host_untouched, teardown_host},
+    {"buffer opencl", CLSOFTMAX_BACKEND_OPENCL, STRIDED, setup_buffer, run_buffer, message_context,
+     check_buffer, check_buffer_untouched, teardown_buffer},
+    {"devices enumerate", CLSOFTMAX_BACKEND_OPENCL, ROW_LOCAL, setup_none, run_enumerate, NULL,
+     check_enumerated, check_not_enumerated, teardown_none},
+};
+
+static const char* no_message(fixture* f, clsoftmax_status st)
+{
+    (void)f;
+    (void)st;
+    return NULL;
+}
+
+static void test_sweep_cpu(void)
+{
+    unsigned long before = total_sites;
+    for (size_t i = 0; i < sizeof ops_cpu / sizeof ops_cpu[0]; ++i)
+        sweep(&ops_cpu[i]);
+    printf("\n    cpu: %lu fault sites swept\n", total_sites - before);
+}
+
+static void test_sweep_opencl(void)
+{
+    unsigned long before = total_sites;
+    for (size_t i = 0; i < sizeof ops_opencl / sizeof ops_opencl[0]; ++i) {
+        op o = ops_opencl[i];
+        /* Enumeration has no context to keep a message in: its status is all it says. */
+        if (o.message == NULL)
+            o.message = no_message;
+        sweep(&o);
+    }
+    printf("\n    opencl: %lu fault sites swept\n", total_sites - before);
+}
+
+/* The injector itself: a failure is injected where asked, counted, and named. */
+static void test_injector(void)
+{
+    clsoftmax__fault_cl_nth(1, CL_OUT_OF_RESOURCES);
+    cl_uint n = 0;
+    cl_int err = clGetPlatformIDs(0, NULL, &n);
+    TEST_CHECK(err == CL_OUT_OF_RESOURCES, "the first call returned %d", (int)err);
+    TEST_CHECK(clsoftmax__fault_cl_fired() == 1, "fired %lu", clsoftmax__fault_cl_fired());
+    TEST_CHECK(strcmp(clsoftmax__fault_cl_last(), "clGetPlatformIDs") == 0, "named %s",
+               clsoftmax__fault_cl_last());
+    clsoftmax__fault_cl_reset();
+    TEST_CHECK(clsoftmax__fault_cl_every("clNoSuchFunction", CL_OUT_OF_RESOURCES) == 0,
+               "an unknown name was accepted");
+    clsoftmax__fault_cl_reset();
+
+    long before = clsoftmax__fault_alloc_live();
+    clsoftmax__fault_alloc_nth(2);
+    void* a = clsoftmax__fi_malloc(8);
+    void* b = clsoftmax__fi_malloc(8);
+    clsoftmax__fault_alloc_reset();
+    TEST_CHECK(a != NULL && b == NULL, "the second allocation was not failed (%p, %p)", a, b);
+    TEST_CHECK(clsoftmax__fault_alloc_live() == before + 1, "outstanding %ld, expected %ld",
+               clsoftmax__fault_alloc_live(), before + 1);
+    clsoftmax__fi_free(a);
+    TEST_CHECK(clsoftmax__fault_alloc_live() == before, "outstanding %ld after free",
+               clsoftmax__fault_alloc_live());
+}
+
+/* ---- the fallback policy --------------------------------------------------------- */
+
+/* An AUTO context (OpenCL on this machine) with fallback_on_error as asked, or from the
+   environment when use_env. */
+static clsoftmax_context* auto_context(int fallback, int use_env)
+{
+    clsoftmax_config config;
+    clsoftmax_config_init(&config);
+    config.backend = CLSOFTMAX_BACKEND_AUTO;
+    config.use_environment = use_env;
+    config.fallback_on_error = fallback;
+    clsoftmax_context* ctx = NULL;
+    clsoftmax_status st = clsoftmax_context_create(&config, &ctx);
+    TEST_CHECK(st == CLSOFTMAX_SUCCESS, "AUTO context: %s: %s", clsoftmax_status_name(st),
+               clsoftmax_last_create_error());
+    if (ctx != NULL)
+        TEST_CHECK(clsoftmax_context_backend(ctx) == CLSOFTMAX_BACKEND_OPENCL,
+                   "AUTO did not settle on OpenCL: %s", clsoftmax_context_fallback_reason(ctx));
+    return ctx;
+}
+
+/*
+ * Runs the host entry point on ctx with every call of `function` failing with err. expect_fallback:
+ * the call succeeds on the CPU, the backend says CPU and the reason names the function; else
+ * the error comes back, out untouched, the backend still OpenCL.
+ */
+static void check_host_fallback(clsoftmax_context* ctx, const char* function, cl_int err,
+                                int expect_fallback, unsigned line)
+{
+    static const op shape = {
+        "fallback", CLSOFTMAX_BACKEND_AUTO, STRIDED, NULL, NULL, NULL, NULL, NULL, NULL};
+    fixture f;
+    memset(&f, 0, sizeof f);
+    f.op = &shape;
+    f.ctx = ctx;
+    char why[256] = "";
+    if (!make_tensors(&f)) {
+        TEST_CHECK_AT(line, 0, "out of memory");
+        free_tensors(&f);
+        return;
+    }
+    CU_ASSERT_FATAL(clsoftmax__fault_cl_every(function, err));
+    clsoftmax_status st = clsoftmax_softmax_host(ctx, &f.desc, f.in, f.out);
+    unsigned long fired = clsoftmax__fault_cl_fired();
+    TEST_CHECK_AT(line, fired > 0, "%s was never called", function);
+    if (expect_fallback) {
+        TEST_CHECK_AT(line, st == CLSOFTMAX_SUCCESS, "%s failing: %s (%s)", function,
+                      clsoftmax_status_name(st), clsoftmax_context_last_error(ctx));
+        TEST_CHECK_AT(line, check_host(&f, why, sizeof why), "%s failing: %s", function, why);
+        TEST_CHECK_AT(line, clsoftmax_context_backend(ctx) == CLSOFTMAX_BACKEND_CPU,
+                      "the backend is still %d", (int)clsoftmax_context_backend(ctx));
+        TEST_CHECK_AT(line, test_contains(clsoftmax_context_fallback_reason(ctx), function),
+                      "the reason \"%s\" does not name %s", clsoftmax_context_fallback_reason(ctx),
+                      function);
+        /* The device is not asked again, even while it keeps failing. */
+        memcpy(f.out, f.sentinel, f.bytes);
+        clsoftmax__fault_cl_every(function, err);
+        st = clsoftmax_softmax_host(ctx, &f.desc, f.in, f.out);
+        TEST_CHECK_AT(line, st == CLSOFTMAX_SUCCESS && clsoftmax__fault_cl_calls() == 0,
+                      "after the fallback: %s, %lu OpenCL calls", clsoftmax_status_name(st),
+                      clsoftmax__fault_cl_calls());
+        TEST_CHECK_AT(line, check_host(&f, why, sizeof why), "after the fallback: %s", why);
+    } else {
+        TEST_CHECK_AT(line, st != CLSOFTMAX_SUCCESS, "%s failing, yet SUCCESS", function);
+        TEST_CHECK_AT(line, test_contains(clsoftmax_context_last_error(ctx), function),
+                      "the error \"%s\" does not name %s", clsoftmax_context_last_error(ctx),
+                      function);
+        if (!after_enqueue(function))
+            TEST_CHECK_AT(line, check_host_untouched(&f, why, sizeof why), "%s", why);
+        TEST_CHECK_AT(line, clsoftmax_context_backend(ctx) == CLSOFTMAX_BACKEND_OPENCL,
+                      "the backend changed without the policy");
+        TEST_CHECK_AT(line, clsoftmax_context_fallback_reason(ctx)[0] == '\0',
+                      "a fallback reason without the policy: %s",
+                      clsoftmax_context_fallback_reason(ctx));
+        /* Without the fault, the device works again. */
+        clsoftmax__fault_cl_reset();
+        st = clsoftmax_softmax_host(ctx, &f.desc, f.in, f.out);
+        TEST_CHECK_AT(line, st == CLSOFTMAX_SUCCESS && check_host(&f, why, sizeof why),
+                      "the next call: %s %s", clsoftmax_status_name(st), why);
+    }
+    clsoftmax__fault_cl_reset();
+    free_tensors(&f);
+}
+
+static void test_fallback_build(void)
+{
+    snapshot base;
+    snap(&base);
+    clsoftmax_context* ctx = auto_context(1, 0);
+    if (ctx != NULL)
+        check_host_fallback(ctx, "clBuildProgram", CL_BUILD_PROGRAM_FAILURE, 1, __LINE__);
+    clsoftmax_context_free(ctx);
+    ctx = auto_context(0, 0);
+    if (ctx != NULL)
+        check_host_fallback(ctx, "clBuildProgram", CL_BUILD_PROGRAM_FAILURE, 0, __LINE__);
+    clsoftmax_context_free(ctx);
+    check_counts(&base, ALL_KINDS, 1, "build failures", __LINE__);
+}
+
+static void test_fallback_device_error(void)
+{
+    static const struct {
+        const char* function;
+        cl_int err;
+    } faults[] = {
+        {"clEnqueueNDRangeKernel", CL_OUT_OF_RESOURCES},
+        {"clCreateBuffer", CL_MEM_OBJECT_ALLOCATION_FAILURE},
+        {"clFinish", CL_DEVICE_NOT_AVAILABLE},
+        {"clEnqueueMapBuffer", CL_INVALID_COMMAND_QUEUE},
+    };
+    snapshot base;
+    snap(&base);
+    for (size_t i = 0; i < sizeof faults / sizeof faults[0]; ++i) {
+        for (int policy = 0; policy <= 1; ++policy) {
+            clsoftmax_context* ctx = auto_context(policy, 0);
+            if (ctx != NULL)
+                check_host_fallback(ctx, faults[i].function, faults[i].err, policy, __LINE__);
+            clsoftmax_context_free(ctx);
+        }
+    }
+    check_counts(&base, ALL_KINDS, 1, "device errors", __LINE__);
+}
+
+/* The buffer entry point returns the error with the policy on, and the context stays OpenCL. */
+static void test_fallback_not_for_buffers(void)
+{
+    static const op shape = {
+        "buffer", CLSOFTMAX_BACKEND_AUTO, STRIDED, NULL, NULL, NULL, NULL, NULL, NULL};
+    snapshot base;
+    snap(&base);
+    fixture f;
+    memset(&f, 0, sizeof f);
+    f.op = &shape;
+    char why[256] = "";
+    cl_int err = CL_SUCCESS;
+    f.ctx = auto_context(1, 0);
+    if (f.ctx == NULL || !make_tensors(&f))
+        goto cleanup;
+    cl_context c = clsoftmax_context_cl_context(f.ctx);
+    f.in_buf = clCreateBuffer(c, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, f.bytes, f.in, &err);
+    CU_ASSERT_FATAL(err == CL_SUCCESS);
+    f.out_buf =
+        clCreateBuffer(c, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, f.bytes, f.sentinel, &err);
+    CU_ASSERT_FATAL(err == CL_SUCCESS);
+    f.event = SENTINEL_EVENT;
+    clsoftmax__fault_cl_every("clEnqueueNDRangeKernel", CL_OUT_OF_RESOURCES);
+    clsoftmax_status st = clsoftmax_softmax_buffer(f.ctx, &f.desc, f.in_buf, 0, f.out_buf, 0, NULL,
+                                                   0, NULL, &f.event);
+    clsoftmax__fault_cl_reset();
+    TEST_CHECK(st == CLSOFTMAX_OPENCL_ERROR, "injected enqueue failure: %s",
+               clsoftmax_status_name(st));
+    TEST_CHECK(test_contains(clsoftmax_context_last_error(f.ctx), "clEnqueueNDRangeKernel"),
+               "error: %s", clsoftmax_context_last_error(f.ctx));
+    TEST_CHECK(check_buffer_untouched(&f, why, sizeof why), "%s", why);
+    TEST_CHECK(clsoftmax_context_backend(f.ctx) == CLSOFTMAX_BACKEND_OPENCL,
+               "the buffer entry point fell back");
+    st = clsoftmax_softmax_buffer(f.ctx, &f.desc, f.in_buf, 0, f.out_buf, 0, NULL, 0, NULL,
+                                  &f.event);
+    TEST_CHECK(st == CLSOFTMAX_SUCCESS && check_buffer(&f, why, sizeof why), "next call: %s %s",
+               clsoftmax_status_name(st), why);
+cleanup:
+    if (f.in_buf != NULL)
+        clReleaseMemObject(f.in_buf);
+    if (f.out_buf != NULL)
+        clReleaseMemObject(f.out_buf);
+    teardown_host(&f);
+    check_counts(&base, ALL_KINDS, 1, "buffer entry point", __LINE__);
+}
+
+/* Only AUTO falls back: a context that asked for OpenCL gets its errors. */
+static void test_fallback_only_auto(void)
+{
+    clsoftmax_config config;
+    clsoftmax_config_init(&config);
+    config.backend = CLSOFTMAX_BACKEND_OPENCL;
+    config.use_environment = 0;
+    config.fallback_on_error = 1;
+    clsoftmax_context* ctx = NULL;
+    TEST_STATUS(clsoftmax_context_create(&config, &ctx), CLSOFTMAX_SUCCESS);
+    if (ctx != NULL)
+        check_host_fallback(ctx, "clBuildProgram", CL_BUILD_PROGRAM_FAILURE, 0, __LINE__);
+    clsoftmax_context_free(ctx);
+}
+
+/* Several threads on one context with the policy while the device fails every launch: every
+   call succeeds with the right numbers, whichever thread meets the failure first. */
+#define FALLBACK_THREADS 8
+#define FALLBACK_CALLS 40
+
+typedef struct fallback_worker {
+    clsoftmax_context* ctx;
+    unsigned failures;
+    char first[256];
+} fallback_worker;
+
+static void* fallback_work(void* arg)
+{
+    fallback_worker* w = arg;
+    static const op shape = {
+        "threads", CLSOFTMAX_BACKEND_AUTO, ROW_LOCAL, NULL, NULL, NULL, NULL, NULL, NULL};
+    fixture f;
+    memset(&f, 0, sizeof f);
+    f.op = &shape;
+    if (!make_tensors(&f)) {
+        w->failures = 1;
+        snprintf(w->first, sizeof w->first, "out of memory");
+    }
+    for (unsigned i = 0; w->failures == 0 && i < FALLBACK_CALLS; ++i) {
+        char why[128] = "";
+        clsoftmax_status st = clsoftmax_softmax_host(w->ctx, &f.desc, f.in, f.out);
+        if (st != CLSOFTMAX_SUCCESS || !check_host(&f, why, sizeof why)) {
+            w->failures++;
+            snprintf(w->first, sizeof w->first, "call %u: %s %s", i, clsoftmax_status_name(st),
+                     why);
+        }
+    }
+    free_tensors(&f);
+    return NULL;
+}
+
+static void test_fallback_threads(void)
+{
+    clsoftmax_context* ctx = auto_context(1, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+    fallback_worker workers[FALLBACK_THREADS];
+    pthread_t tids[FALLBACK_THREADS];
+    int started[FALLBACK_THREADS];
+    clsoftmax__fault_cl_every("clEnqueueNDRangeKernel", CL_OUT_OF_RESOURCES);
+    for (int t = 0; t < FALLBACK_THREADS; ++t) {
+        memset(&workers[t], 0, sizeof workers[t]);
+        workers[t].ctx = ctx;
+        started[t] = pthread_create(&tids[t], NULL, fallback_work, &workers[t]) == 0;
+    }
+    for (int t = 0; t < FALLBACK_THREADS; ++t) {
+        if (started[t])
+            pthread_join(tids[t], NULL);
+        TEST_CHECK(started[t] && workers[t].failures == 0, "thread %d: %u failures, first: %s", t,
+                   workers[t].failures, workers[t].first);
+    }
+    clsoftmax__fault_cl_reset();
+    TEST_CHECK(clsoftmax_context_backend(ctx) == CLSOFTMAX_BACKEND_CPU, "no fallback happened");
+    TEST_CHECK(test_contains(clsoftmax_context_fallback_reason(ctx), "clEnqueueNDRangeKernel"),
+               "reason: %s", clsoftmax_context_fallback_reason(ctx));
+    clsoftmax_context_free(ctx);
+}
+
+/* Sets or unsets name, returning a copy of its old value (or NULL) to restore. */
+static char* swap_env(const char* name, const char* value)
+{
+    const char* old = getenv(name);
+    char* saved = old != NULL ? strdup(old) : NULL;
+    if (value != NULL)
+        setenv(name, value, 1);
+    else
+        unsetenv(name);
+    return saved;
+}
+
+static void restore_env(const char* name, char* saved)
+{
+    if (saved != NULL)
+        setenv(name, saved, 1);
+    else
+        unsetenv(name);
+    free(saved);
+}
+
+/* CLSOFTMAX_FALLBACK=1 turns the policy on, =0 off; other values are refused. */
+static void test_fallback_environment(void)
+{
+    char* backend = swap_env("CLSOFTMAX_BACKEND", NULL);
+    char* device = swap_env("CLSOFTMAX_DEVICE", NULL);
+    char* fallback = swap_env("CLSOFTMAX_FALLBACK", "1");
+    clsoftmax_context* ctx = auto_context(0, 1);
+    if (ctx != NULL)
+        check_host_fallback(ctx, "clBuildProgram", CL_BUILD_PROGRAM_FAILURE, 1, __LINE__);
+    clsoftmax_context_free(ctx);
+
+    setenv("CLSOFTMAX_FALLBACK", "0", 1);
+    ctx = auto_context(1, 1);
+    if (ctx != NULL)
+        check_host_fallback(ctx, "clBuildProgram", CL_BUILD_PROGRAM_FAILURE, 0, __LINE__);
+    clsoftmax_context_free(ctx);
+
+    setenv("CLSOFTMAX_FALLBACK", "yes", 1);
+    clsoftmax_config config;
+    clsoftmax_config_init(&config);
+    ctx = NULL;
+    TEST_STATUS(clsoftmax_context_create(&config, &ctx), CLSOFTMAX_INVALID_ARGUMENT);
+    TEST_CHECK(test_contains(clsoftmax_last_create_error(), "CLSOFTMAX_FALLBACK"), "error: %s",
+               clsoftmax_last_create_error());
+    restore_env("CLSOFTMAX_FALLBACK", fallback);
+    restore_env("CLSOFTMAX_DEVICE", device);
+    restore_env("CLSOFTMAX_BACKEND", backend);
+}
+
+/* A config from before fallback_on_error (the shorter struct_size) is accepted, the field
+   beyond it never read; other sizes are refused. */
+static void test_fallback_old_config(void)
+{
+    clsoftmax_config config;
+    clsoftmax_config_init(&config);
+    config.use_environment = 0;
+    config.fallback_on_error = 1; /* past the old struct's end: must be ignored */
+    config.struct_size = offsetof(clsoftmax_config, fallback_on_error);
+    clsoftmax_context* ctx = NULL;
+    TEST_STATUS(clsoftmax_context_create(&config, &ctx), CLSOFTMAX_SUCCESS);
+    if (ctx != NULL)
+        check_host_fallback(ctx, "clBuildProgram", CL_BUILD_PROGRAM_FAILURE, 0, __LINE__);
+    clsoftmax_context_free(ctx);
+
+    config.struct_size = sizeof config + sizeof(size_t);
+    ctx = NULL;
+    TEST_STATUS(clsoftmax_context_create(&config, &ctx), CLSOFTMAX_INVALID_ARGUMENT);
+    CU_ASSERT_PTR_NULL(ctx);
+}
+
+void test_register_faults(void)
+{
+    CU_pSuite cpu = CU_add_suite("faults_cpu", NULL, NULL);
+    CU_add_test(cpu, "injector counts and names faults", test_injector);
+    CU_add_test(cpu, "every allocation of every CPU operation failed in turn", test_sweep_cpu);
+    CU_pSuite ocl = CU_add_suite("faults_opencl", NULL, NULL);
+    CU_add_test(ocl, "every OpenCL call and allocation of every operation failed in turn",
+                test_sweep_opencl);
+    CU_pSuite fb = CU_add_suite("fallback_opencl", NULL, NULL);
+    CU_add_test(fb, "a build failure: CPU with the policy, the error without", test_fallback_build);
+    CU_add_test(fb, "device errors: CPU with the policy, the error without",
+                test_fallback_device_error);
+    CU_add_test(fb, "the buffer entry point returns the error", test_fallback_not_for_buffers);
+    CU_add_test(fb, "only AUTO contexts fall back", test_fallback_only_auto);
+    CU_add_test(fb, "8 threads meet the failure together", test_fallback_threads);
+    CU_add_test(fb, "CLSOFTMAX_FALLBACK", test_fallback_environment);
+    CU_add_test(fb, "a config without fallback_on_error is accepted", test_fallback_old_config);
+}
