@@ -5,12 +5,18 @@
  *
  * Holds:
  *   group_max_dim1()/group_sum_dim1()  tree reductions over dimension 1 of a 2-D work-group
- *   softmax_strided                    the kernel
+ *   softmax_strided                    work-items on columns, the axis split across a group
+ *   softmax_strided_item               a work-item per VW neighbouring columns, no barrier
  *
- * Preprocessor parameters: none of its own (CLSOFTMAX_FP64 is read by common.cl).
+ * Preprocessor parameters: CLSOFTMAX_BLOCK (default 16): axis steps per block of the online
+ * recurrence. CLSOFTMAX_FP64 and CLSOFTMAX_VW are read by common.cl.
  */
 #ifndef CLSOFTMAX_COMMON_CL
 #error "softmax_strided.cl is built after common.cl (REAL and kahan_add)"
+#endif
+
+#ifndef CLSOFTMAX_BLOCK
+#define CLSOFTMAX_BLOCK 16
 #endif
 
 /*
@@ -116,6 +122,95 @@ __kernel void softmax_strided(__global const REAL* in, ulong in_off, __global RE
                     const REAL t = scale * x[k * inner];
                     y[k * inner] = exp(t - m) / sum;
                 }
+            }
+        }
+    }
+}
+
+/*
+ * Assumes inner > 1; any local size, no __local memory, no barrier. Work-item u takes VW
+ * neighbouring columns (o, i .. i + VW - 1) when inner % VW == 0, else one column; neighbouring
+ * work-items take neighbouring columns, and each loops over the whole axis, so there is no
+ * transpose and no reduction between work-items. Trick: per lane, the online (max, sum)
+ * recurrence in blocks of CLSOFTMAX_BLOCK axis steps (the block's max first, one rescale per
+ * block, one exp per element), so the input is read twice (recurrence, write), not three times.
+ */
+__kernel void softmax_strided_item(__global const REAL* in, ulong in_off, __global REAL* out,
+                                   ulong out_off, ulong outer, ulong n, ulong inner, REAL scale,
+                                   int log_op, __local REAL* scratch)
+{
+    (void)scratch;
+    if (inner % CLSOFTMAX_VW == 0) {
+        const ulong iv = inner / CLSOFTMAX_VW;
+        const ulong units = outer * iv;
+        for (ulong u = get_global_id(0); u < units; u += get_global_size(0)) {
+            const ulong o = u / iv;
+            const ulong base = o * n * inner + (u - o * iv) * CLSOFTMAX_VW;
+            __global const REAL* x = in + in_off + base;
+            __global REAL* y = out + out_off + base;
+            REALV m = (REALV)(-INFINITY);
+            REALV s = (REALV)0;
+            REALV c = (REALV)0;
+            for (ulong kb = 0; kb < n; kb += CLSOFTMAX_BLOCK) {
+                const ulong ke = min(n, kb + (ulong)CLSOFTMAX_BLOCK);
+                REALV bm = (REALV)(-INFINITY);
+                for (ulong k = kb; k < ke; ++k)
+                    bm = fmax(bm, scale * VLOAD(0, x + k * inner));
+                /* Per lane, as online_rescale() in common.cl: rescale only where bm raises m
+                   (select keeps exp(-inf - -inf) = NaN out of lanes that stay at -inf). */
+                const REALV nm = fmax(m, bm);
+                const REALV f = select((REALV)1, exp(m - nm), isgreater(nm, m));
+                s *= f;
+                c *= f;
+                m = nm;
+                const REALV ref = select(m, (REALV)0, isequal(m, (REALV)(-INFINITY)));
+                REALV bs = (REALV)0;
+                for (ulong k = kb; k < ke; ++k)
+                    bs += exp(scale * VLOAD(0, x + k * inner) - ref);
+                const REALV yk = bs - c;
+                const REALV t = s + yk;
+                c = (t - s) - yk;
+                s = t;
+            }
+            const REALV sum = select(s, (REALV)(NAN), isequal(m, (REALV)(-INFINITY)));
+            if (log_op) {
+                const REALV lse = log(sum);
+                for (ulong k = 0; k < n; ++k)
+                    VSTORE((scale * VLOAD(0, x + k * inner) - m) - lse, 0, y + k * inner);
+            } else {
+                for (ulong k = 0; k < n; ++k)
+                    VSTORE(exp(scale * VLOAD(0, x + k * inner) - m) / sum, 0, y + k * inner);
+            }
+        }
+    } else {
+        const ulong cols = outer * inner;
+        for (ulong u = get_global_id(0); u < cols; u += get_global_size(0)) {
+            const ulong o = u / inner;
+            const ulong base = o * n * inner + (u - o * inner);
+            __global const REAL* x = in + in_off + base;
+            __global REAL* y = out + out_off + base;
+            REAL m = -INFINITY;
+            REAL s = 0;
+            REAL c = 0;
+            for (ulong kb = 0; kb < n; kb += CLSOFTMAX_BLOCK) {
+                const ulong ke = min(n, kb + (ulong)CLSOFTMAX_BLOCK);
+                REAL bm = -INFINITY;
+                for (ulong k = kb; k < ke; ++k)
+                    bm = fmax(bm, scale * x[k * inner]);
+                const REAL ref = online_rescale(&m, &s, &c, bm);
+                REAL bs = 0;
+                for (ulong k = kb; k < ke; ++k)
+                    bs += exp(scale * x[k * inner] - ref);
+                kahan_add(&s, &c, bs);
+            }
+            const REAL sum = m == -INFINITY ? (REAL)NAN : s;
+            if (log_op) {
+                const REAL lse = log(sum);
+                for (ulong k = 0; k < n; ++k)
+                    y[k * inner] = (scale * x[k * inner] - m) - lse;
+            } else {
+                for (ulong k = 0; k < n; ++k)
+                    y[k * inner] = exp(scale * x[k * inner] - m) / sum;
             }
         }
     }
