@@ -232,7 +232,10 @@ clsoftmax_status clsoftmax__plan_make_params(const clsoftmax__layout* layout,
 
     const size_t n = layout->n;
     const size_t rows = layout->rows;
-    if (n >= eff[CLSOFTMAX_PARAM_SPLIT_ROW_MIN] && rows < cu * SPLIT_ROWS_PER_CU && n / vw >= 2) {
+    /* A SPLIT_ROW_MIN that was set splits rows that long however many there are. */
+    const int split_set = params != NULL && params[CLSOFTMAX_PARAM_SPLIT_ROW_MIN] != 0;
+    if (n >= eff[CLSOFTMAX_PARAM_SPLIT_ROW_MIN] && (split_set || rows < cu * SPLIT_ROWS_PER_CU) &&
+        n / vw >= 2) {
         /*
          * Few very long rows: chunks of each row on every compute unit. A CPU runs a chunk
          * as one work-item (no barrier to pay) unless the work-group size was set.

@@ -8,7 +8,7 @@
  *   kahan_add()              one step of Kahan's compensated sum
  *   group_max_1d()/group_sum_1d()  tree reductions over dimension 0 of a work-group
  *
- *   REALV, VLOAD/VSTORE      CLSOFTMAX_VW elements of REAL as one vector, loaded from any
+ *   REALV, VLOAD/VSTORE/VSELECT  CLSOFTMAX_VW elements of REAL as one vector, loaded from any
  *                            element-aligned address (vloadn needs no vector alignment)
  *   hmax_v()/hsum_v()        horizontal max (NaN skipped) and pairwise sum of a REALV
  *   online_rescale()         one block step of the online (max, sum) recurrence
@@ -60,10 +60,13 @@ typedef float REAL;
 typedef REAL REALV;
 #define VLOAD(i, p) ((p)[i])
 #define VSTORE(v, i, p) ((p)[i] = (v))
+/* select() on a double needs a long mask; the scalar relations return int */
+#define VSELECT(a, b, c) ((c) ? (b) : (a))
 #elif CLSOFTMAX_VW == 2 || CLSOFTMAX_VW == 4 || CLSOFTMAX_VW == 8 || CLSOFTMAX_VW == 16
 typedef CLSOFTMAX_CAT(REAL_NAME, CLSOFTMAX_VW) REALV;
 #define VLOAD(i, p) CLSOFTMAX_CAT(vload, CLSOFTMAX_VW)((i), (p))
 #define VSTORE(v, i, p) CLSOFTMAX_CAT(vstore, CLSOFTMAX_VW)((v), (i), (p))
+#define VSELECT(a, b, c) select((a), (b), (c))
 #else
 #error "CLSOFTMAX_VW must be 1, 2, 4, 8 or 16"
 #endif

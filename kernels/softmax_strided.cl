@@ -159,11 +159,11 @@ __kernel void softmax_strided_item(__global const REAL* in, ulong in_off, __glob
                 /* Per lane, as online_rescale() in common.cl: rescale only where bm raises m
                    (select keeps exp(-inf - -inf) = NaN out of lanes that stay at -inf). */
                 const REALV nm = fmax(m, bm);
-                const REALV f = select((REALV)1, exp(m - nm), isgreater(nm, m));
+                const REALV f = VSELECT((REALV)1, exp(m - nm), isgreater(nm, m));
                 s *= f;
                 c *= f;
                 m = nm;
-                const REALV ref = select(m, (REALV)0, isequal(m, (REALV)(-INFINITY)));
+                const REALV ref = VSELECT(m, (REALV)0, isequal(m, (REALV)(-INFINITY)));
                 REALV bs = (REALV)0;
                 for (ulong k = kb; k < ke; ++k)
                     bs += exp(scale * VLOAD(0, x + k * inner) - ref);
@@ -172,7 +172,7 @@ __kernel void softmax_strided_item(__global const REAL* in, ulong in_off, __glob
                 c = (t - s) - yk;
                 s = t;
             }
-            const REALV sum = select(s, (REALV)(NAN), isequal(m, (REALV)(-INFINITY)));
+            const REALV sum = VSELECT(s, (REALV)(NAN), isequal(m, (REALV)(-INFINITY)));
             if (log_op) {
                 const REALV lse = log(sum);
                 for (ulong k = 0; k < n; ++k)

@@ -479,7 +479,13 @@ static void test_params_steer(void)
     p[CLSOFTMAX_PARAM_SPLIT_ROW_MIN] = 5000;
     CU_ASSERT_EQUAL(strategy_of(&c, p, 1, 5000, 1), CLSOFTMAX__ROW_SPLIT);
     CU_ASSERT_EQUAL(strategy_of(&c, p, 1, 4999, 1), CLSOFTMAX__ROW_ITEM);
-    CU_ASSERT_EQUAL(strategy_of(&c, p, 2, 5000, 1), CLSOFTMAX__ROW_ITEM);
+    /* Set, it splits however many rows there are (while the groups stay bounded). */
+    CU_ASSERT_EQUAL(strategy_of(&c, p, 4, 5000, 1), CLSOFTMAX__ROW_SPLIT);
+    CU_ASSERT_EQUAL(strategy_of(&c, p, 100000, 5000, 1), CLSOFTMAX__ROW_ITEM);
+    /* Left to the device, only fewer rows than compute units are split. */
+    p[CLSOFTMAX_PARAM_SPLIT_ROW_MIN] = 0;
+    CU_ASSERT_EQUAL(strategy_of(&c, p, 2, 4194304, 1), CLSOFTMAX__ROW_ITEM);
+    CU_ASSERT_EQUAL(strategy_of(&c, p, 1, 4194304, 1), CLSOFTMAX__ROW_SPLIT);
     /* VECTOR_WIDTH and WORK_GROUP_SIZE reach the plan. */
     memset(p, 0, sizeof p);
     p[CLSOFTMAX_PARAM_VECTOR_WIDTH] = 2;

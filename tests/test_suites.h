@@ -6,10 +6,11 @@
 void test_register_status(void);   /* "status" */
 void test_register_validate(void); /* "validate" */
 void test_register_plan(void);     /* "plan" */
-void test_register_softmax(void);  /* "cpu", "opencl" */
+void test_register_softmax(void);  /* "cpu", "opencl", "group_opencl" */
 void test_register_buffer(void);   /* "buffer" */
 void test_register_context(void);  /* "context_cpu", "context_opencl" */
 void test_register_npy(void);      /* "npy" */
 void test_register_tool(void);     /* "tool", "tool_opencl" */
+void test_register_params(void);   /* "params", "params_opencl" */
 
 #endif
