@@ -448,6 +448,53 @@ static void test_long_rows_accuracy_opencl(void)
     free(in);
 }
 
+/* `clsoftmax tune --quick` writes the device's parameter file, which the next context loads. */
+static void test_tune_opencl(void)
+{
+    char dir[256];
+    snprintf(dir, sizeof dir, "/tmp/clsoftmax_tune_XXXXXX");
+    CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+    char sub[300];
+    snprintf(sub, sizeof sub, "%s/made/by/tune", dir);
+    setenv("CLSOFTMAX_PARAMS_DIR", sub, 1);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "'%s' tune --quick > '%s/stdout' 2> '%s/stderr'", CLSOFTMAX_TOOL_PATH,
+             dir, dir);
+    int rc = system(cmd);
+    TEST_CHECK(rc == 0, "%s exited with %d", cmd, rc);
+
+    clsoftmax_status st;
+    clsoftmax_context* ctx = create_env(CLSOFTMAX_BACKEND_OPENCL, &st);
+    CU_ASSERT_FATAL(ctx != NULL);
+    char path[1024];
+    TEST_STATUS(clsoftmax_context_params_file(ctx, path, sizeof path), CLSOFTMAX_SUCCESS);
+    const char* src = clsoftmax_context_params_source(ctx);
+    TEST_CHECK(strncmp(src, "file ", 5) == 0 && test_contains(src, path),
+               "after tune, source \"%s\"", src);
+    FILE* f = fopen(path, "r");
+    TEST_CHECK(f != NULL, "no file %s", path);
+    if (f != NULL) {
+        char line[256] = "";
+        TEST_CHECK(fgets(line, sizeof line, f) != NULL && strncmp(line, "# clsoftmax", 11) == 0,
+                   "header \"%s\"", line);
+        fclose(f);
+    }
+    /* The progress line went to stderr. */
+    snprintf(path, sizeof path, "%s/stderr", dir);
+    f = fopen(path, "r");
+    if (f != NULL) {
+        char text[4096] = "";
+        size_t got = fread(text, 1, sizeof text - 1, f);
+        text[got] = '\0';
+        TEST_CHECK(test_contains(text, "done"), "stderr \"%s\"", text);
+        fclose(f);
+    }
+    clsoftmax_context_free(ctx);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    TEST_CHECK(system(cmd) == 0, "%s", cmd);
+    setenv("CLSOFTMAX_PARAMS_DIR", temp_dir, 1);
+}
+
 void test_register_params(void)
 {
     CU_pSuite suite = CU_add_suite("params", suite_init, suite_cleanup);
@@ -462,5 +509,6 @@ void test_register_params(void)
         CU_add_test(suite, "the parameter file", test_file_opencl);
         CU_add_test(suite, "every strategy forced", test_strategies_opencl);
         CU_add_test(suite, "4 x 4194304 float32 accuracy", test_long_rows_accuracy_opencl);
+        CU_add_test(suite, "clsoftmax tune --quick", test_tune_opencl);
     }
 }

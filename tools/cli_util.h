@@ -63,4 +63,7 @@ float cli_normalish(uint64_t* state);
 /* Median of n values (sorts them in place); n >= 1. */
 double cli_median(double* values, size_t n);
 
+/* `clsoftmax tune` (cmd_tune.c) */
+int cmd_tune(int argc, char** argv);
+
 #endif /* CLSOFTMAX_CLI_UTIL_H */

@@ -33,6 +33,9 @@ static const char usage_text[] =
     "              softmax over an R x C float32 batch (default 16384 x 1000) on the\n"
     "              default device: first-call time, median of 7 runs, effective GB/s,\n"
     "              and a check against the CPU backend\n"
+    "  tune [--device SEL] [--quick] [--out FILE]\n"
+    "              time kernel parameters on the OpenCL device and write the device's\n"
+    "              parameter file, which contexts load at creation (`tune --help`)\n"
     "  --help, --version\n"
     "\n"
     "Options may come before or after the file names; `--opt=value` works too.\n"
@@ -599,6 +602,8 @@ int main(int argc, char** argv)
         return cmd_run(argc - 2, argv + 2);
     if (strcmp(command, "demo") == 0)
         return cmd_demo(argc - 2, argv + 2);
+    if (strcmp(command, "tune") == 0)
+        return cmd_tune(argc - 2, argv + 2);
     fprintf(stderr, "clsoftmax: unknown command '%s'\n\n", command);
     fputs(usage_text, stderr);
     return EXIT_USAGE;
