@@ -208,10 +208,16 @@ clsoftmax_status clsoftmax__plan_make_params(const clsoftmax__layout* layout,
                             : wg;
 
     if (layout->inner > 1 && cpu && rows_per_group > 1) {
-        size_t units =
-            layout->inner % vw == 0 ? layout->outer * (layout->inner / vw) : layout->rows;
+        /* The kernel's three widths: STRIDED_VECS vectors, one vector, one column. */
+        const size_t wide = vw * CLSOFTMAX__STRIDED_VECS;
+        size_t units = layout->inner % wide == 0 ? layout->outer * (layout->inner / wide)
+                       : layout->inner % vw == 0 ? layout->outer * (layout->inner / vw)
+                                                 : layout->rows;
         plan->strategy = CLSOFTMAX__STRIDED_ITEM;
-        plan_items(plan, units, rows_per_group, min_size(wg, dim0), caps, (size_t)elem);
+        /* Few wide work-items: groups small enough that every compute unit gets some. */
+        size_t want = units / (cu * 4);
+        plan_items(plan, units, min_size(rows_per_group, want > 0 ? want : 1), min_size(wg, dim0),
+                   caps, (size_t)elem);
         return CLSOFTMAX_SUCCESS;
     }
     if (layout->inner > 1) {

@@ -39,8 +39,11 @@ static const char* const kernel_names[CLSOFTMAX__K_COUNT] = {
  */
 static void build_options(clsoftmax_dtype dtype, size_t vw, char* buf, size_t size)
 {
-    snprintf(buf, size, "-cl-std=CL1.2%s -DCLSOFTMAX_VW=%zu -DCLSOFTMAX_PRIVATE_MAX=%d",
-             dtype == CLSOFTMAX_FLOAT64 ? " -DCLSOFTMAX_FP64" : "", vw, CLSOFTMAX__PRIVATE_MAX);
+    snprintf(buf, size,
+             "-cl-std=CL1.2%s -DCLSOFTMAX_VW=%zu -DCLSOFTMAX_PRIVATE_MAX=%d "
+             "-DCLSOFTMAX_STRIDED_VECS=%d",
+             dtype == CLSOFTMAX_FLOAT64 ? " -DCLSOFTMAX_FP64" : "", vw, CLSOFTMAX__PRIVATE_MAX,
+             CLSOFTMAX__STRIDED_VECS);
 }
 
 /* log2 of a vector width 1..16 (the cache index), or -1. */

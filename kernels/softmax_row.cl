@@ -14,6 +14,8 @@
  *   CLSOFTMAX_BLOCK        vectors per block of the online recurrence (default 16): a block is
  *                          read twice (max, then exp) from L1, never from memory
  *   CLSOFTMAX_PRIVATE_MAX  the longest row softmax_row_private holds (default 256 elements)
+ *   CLSOFTMAX_CACHED_ROW   the longest row softmax_row_item makes three cached passes over
+ *                          (default 65536 elements); longer rows: online, two passes
  *
  * Arguments, the same for every kernel of the library (host/launch.c sets them in this order):
  *   in, in_off        input buffer and offset in elements
@@ -43,6 +45,11 @@
  */
 #ifndef CLSOFTMAX_PRIVATE_MAX
 #define CLSOFTMAX_PRIVATE_MAX 256
+#endif
+/* The longest row softmax_row_item keeps to its core's cache (see cached_row()): 64K elements,
+   256 KiB of float32, half an L2 of the CPUs we know; longer rows take the online recurrence. */
+#ifndef CLSOFTMAX_CACHED_ROW
+#define CLSOFTMAX_CACHED_ROW 65536
 #endif
 
 /*
@@ -287,6 +294,61 @@ __kernel void softmax_row_private(__global const REAL* in, ulong in_off, __globa
 }
 
 /*
+ * One work-item's row that stays in its core's cache: the max first (no exp), then
+ * e = exp(t - m) written to y and summed (blocks of CLSOFTMAX_BLOCK vectors, compensated
+ * across blocks), then y scaled by 1 / sum, or for log-softmax (t - m) - log(sum) written
+ * from x. One exp per element where the online recurrence needs two; the extra passes run
+ * from cache. In place, each element is read from x before this work-item writes it.
+ */
+void cached_row(__global const REAL* x, __global REAL* y, ulong nv, ulong k0, ulong n, REAL scale,
+                int log_op)
+{
+    REALV vm = (REALV)(-INFINITY);
+    for (ulong j = 0; j < nv; ++j)
+        vm = fmax(vm, scale * VLOAD(j, x));
+    REAL m = hmax_v(vm);
+    for (ulong k = k0; k < n; ++k)
+        m = fmax(m, scale * x[k]);
+
+    REAL s = 0;
+    REAL c = 0;
+    for (ulong b = 0; b < nv; b += CLSOFTMAX_BLOCK) {
+        const ulong e = min(nv, b + (ulong)CLSOFTMAX_BLOCK);
+        REALV vs = (REALV)0;
+        if (log_op) {
+            for (ulong j = b; j < e; ++j)
+                vs += exp(scale * VLOAD(j, x) - m);
+        } else {
+            for (ulong j = b; j < e; ++j) {
+                const REALV ev = exp(scale * VLOAD(j, x) - m);
+                VSTORE(ev, j, y);
+                vs += ev;
+            }
+        }
+        kahan_add(&s, &c, hsum_v(vs));
+    }
+    for (ulong k = k0; k < n; ++k) {
+        const REAL ev = exp(scale * x[k] - m);
+        if (!log_op)
+            y[k] = ev;
+        kahan_add(&s, &c, ev);
+    }
+    const REAL sum = s - c;
+    if (log_op) {
+        const REAL lse = log(sum);
+        for (ulong j = 0; j < nv; ++j)
+            VSTORE((scale * VLOAD(j, x) - m) - lse, j, y);
+        for (ulong k = k0; k < n; ++k)
+            y[k] = (scale * x[k] - m) - lse;
+    } else {
+        for (ulong j = 0; j < nv; ++j)
+            VSTORE(VLOAD(j, y) / sum, j, y);
+        for (ulong k = k0; k < n; ++k)
+            y[k] = y[k] / sum;
+    }
+}
+
+/*
  * Assumes inner == 1; any local size, no __local memory, no barrier. A work-item per row (rows
  * grid-strided), for CPU devices with enough rows to share among their cores. Trick: the online
  * (max, sum) recurrence reads the row once, the write pass a second time (from cache when the
@@ -310,6 +372,10 @@ __kernel void softmax_row_item(__global const REAL* in, ulong in_off, __global R
             break;
         __global const REAL* x = in + in_off + r * n;
         __global REAL* y = out + out_off + r * n;
+        if (n <= CLSOFTMAX_CACHED_ROW) {
+            cached_row(x, y, nv, k0, n, scale, log_op);
+            continue;
+        }
         REAL m = -INFINITY;
         REAL s = 0;
         REAL c = 0;

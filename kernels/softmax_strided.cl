@@ -9,7 +9,9 @@
  *   softmax_strided_item               a work-item per VW neighbouring columns, no barrier
  *
  * Preprocessor parameters: CLSOFTMAX_BLOCK (default 16): axis steps per block of the online
- * recurrence. CLSOFTMAX_FP64 and CLSOFTMAX_VW are read by common.cl.
+ * recurrence; CLSOFTMAX_STRIDED_VECS (default 16): vectors of neighbouring columns per
+ * work-item of softmax_strided_item when inner is a multiple of that many. CLSOFTMAX_FP64 and
+ * CLSOFTMAX_VW are read by common.cl.
  */
 #ifndef CLSOFTMAX_COMMON_CL
 #error "softmax_strided.cl is built after common.cl (REAL and kahan_add)"
@@ -127,9 +129,78 @@ __kernel void softmax_strided(__global const REAL* in, ulong in_off, __global RE
     }
 }
 
+#ifndef CLSOFTMAX_STRIDED_VECS
+#define CLSOFTMAX_STRIDED_VECS 16
+#endif
+
 /*
- * Assumes inner > 1; any local size, no __local memory, no barrier. Work-item u takes VW
- * neighbouring columns (o, i .. i + VW - 1) when inner % VW == 0, else one column; neighbouring
+ * CLSOFTMAX_STRIDED_VECS neighbouring vectors of columns from x (y) on, over the axis (stride
+ * inner): the online recurrence per lane as in softmax_strided_item, several vectors at once
+ * so each axis step reads whole cache lines and a page serves more than one vector load.
+ */
+void strided_vecs(__global const REAL* x, __global REAL* y, ulong n, ulong inner, REAL scale,
+                  int log_op)
+{
+    REALV m[CLSOFTMAX_STRIDED_VECS];
+    REALV s[CLSOFTMAX_STRIDED_VECS];
+    REALV c[CLSOFTMAX_STRIDED_VECS];
+    for (int q = 0; q < CLSOFTMAX_STRIDED_VECS; ++q) {
+        m[q] = (REALV)(-INFINITY);
+        s[q] = (REALV)0;
+        c[q] = (REALV)0;
+    }
+    for (ulong kb = 0; kb < n; kb += CLSOFTMAX_BLOCK) {
+        const ulong ke = min(n, kb + (ulong)CLSOFTMAX_BLOCK);
+        REALV bm[CLSOFTMAX_STRIDED_VECS];
+        REALV bs[CLSOFTMAX_STRIDED_VECS];
+        REALV ref[CLSOFTMAX_STRIDED_VECS];
+        for (int q = 0; q < CLSOFTMAX_STRIDED_VECS; ++q)
+            bm[q] = (REALV)(-INFINITY);
+        for (ulong k = kb; k < ke; ++k) {
+            for (int q = 0; q < CLSOFTMAX_STRIDED_VECS; ++q)
+                bm[q] = fmax(bm[q], scale * VLOAD(q, x + k * inner));
+        }
+        for (int q = 0; q < CLSOFTMAX_STRIDED_VECS; ++q) {
+            const REALV nm = fmax(m[q], bm[q]);
+            const REALV f = VSELECT((REALV)1, exp(m[q] - nm), isgreater(nm, m[q]));
+            s[q] *= f;
+            c[q] *= f;
+            m[q] = nm;
+            ref[q] = VSELECT(nm, (REALV)0, isequal(nm, (REALV)(-INFINITY)));
+            bs[q] = (REALV)0;
+        }
+        for (ulong k = kb; k < ke; ++k) {
+            for (int q = 0; q < CLSOFTMAX_STRIDED_VECS; ++q)
+                bs[q] += exp(scale * VLOAD(q, x + k * inner) - ref[q]);
+        }
+        for (int q = 0; q < CLSOFTMAX_STRIDED_VECS; ++q) {
+            const REALV yk = bs[q] - c[q];
+            const REALV t = s[q] + yk;
+            c[q] = (t - s[q]) - yk;
+            s[q] = t;
+        }
+    }
+    for (int q = 0; q < CLSOFTMAX_STRIDED_VECS; ++q)
+        s[q] = VSELECT(s[q], (REALV)(NAN), isequal(m[q], (REALV)(-INFINITY)));
+    if (log_op) {
+        for (int q = 0; q < CLSOFTMAX_STRIDED_VECS; ++q)
+            c[q] = log(s[q]);
+        for (ulong k = 0; k < n; ++k) {
+            for (int q = 0; q < CLSOFTMAX_STRIDED_VECS; ++q)
+                VSTORE((scale * VLOAD(q, x + k * inner) - m[q]) - c[q], q, y + k * inner);
+        }
+    } else {
+        for (ulong k = 0; k < n; ++k) {
+            for (int q = 0; q < CLSOFTMAX_STRIDED_VECS; ++q)
+                VSTORE(exp(scale * VLOAD(q, x + k * inner) - m[q]) / s[q], q, y + k * inner);
+        }
+    }
+}
+
+/*
+ * Assumes inner > 1; any local size, no __local memory, no barrier. Work-item u takes
+ * STRIDED_VECS * VW neighbouring columns when inner is a multiple of that, else VW columns
+ * (o, i .. i + VW - 1) when inner % VW == 0, else one column; neighbouring
  * work-items take neighbouring columns, and each loops over the whole axis, so there is no
  * transpose and no reduction between work-items. Trick: per lane, the online (max, sum)
  * recurrence in blocks of CLSOFTMAX_BLOCK axis steps (the block's max first, one rescale per
@@ -140,7 +211,22 @@ __kernel void softmax_strided_item(__global const REAL* in, ulong in_off, __glob
                                    int log_op, __local REAL* scratch)
 {
     (void)scratch;
-    if (inner % CLSOFTMAX_VW == 0) {
+    const ulong wide = (ulong)CLSOFTMAX_VW * CLSOFTMAX_STRIDED_VECS;
+    if (inner % wide == 0) {
+        /* Rounds of the same count in every work-item (see ROUNDS in softmax_row.cl). */
+        const ulong iw = inner / wide;
+        const ulong units = outer * iw;
+        const ulong gsize = get_global_size(0);
+        const ulong rounds = units / gsize + (units % gsize != 0);
+        for (ulong round = 0; round < rounds; ++round) {
+            const ulong u = get_global_id(0) + round * gsize;
+            if (u >= units)
+                break;
+            const ulong o = u / iw;
+            const ulong base = o * n * inner + (u - o * iw) * wide;
+            strided_vecs(in + in_off + base, out + out_off + base, n, inner, scale, log_op);
+        }
+    } else if (inner % CLSOFTMAX_VW == 0) {
         const ulong iv = inner / CLSOFTMAX_VW;
         const ulong units = outer * iv;
         for (ulong u = get_global_id(0); u < units; u += get_global_size(0)) {
