@@ -134,6 +134,71 @@ __kernel void softmax_strided(__global const REAL* in, ulong in_off, __global RE
 #endif
 
 /*
+ * The axis lengths whose strip of STRIDED_VECS vectors a work-item keeps in its core's cache
+ * (4096 x 512 bytes of float32: 2 MiB): three passes, one exp per element, as cached_row() in
+ * softmax_row.cl; longer axes take the online recurrence (two reads, two exps).
+ */
+#ifndef CLSOFTMAX_STRIDED_CACHED
+#define CLSOFTMAX_STRIDED_CACHED 4096
+#endif
+
+/*
+ * As strided_vecs(), for a strip that stays in cache: per lane the max (no exp), then
+ * e = exp(t - m) stored to y and summed (blocks of CLSOFTMAX_BLOCK steps, compensated across
+ * blocks), then y / sum, or (t - m) - log(sum) from x for log-softmax. In place, each element
+ * is read from x before this work-item writes it.
+ */
+void strided_vecs_cached(__global const REAL* x, __global REAL* y, ulong n, ulong inner, REAL scale,
+                         int log_op)
+{
+    REALV m[CLSOFTMAX_STRIDED_VECS];
+    REALV s[CLSOFTMAX_STRIDED_VECS];
+    REALV c[CLSOFTMAX_STRIDED_VECS];
+    for (int q = 0; q < CLSOFTMAX_STRIDED_VECS; ++q) {
+        m[q] = (REALV)(-INFINITY);
+        s[q] = (REALV)0;
+        c[q] = (REALV)0;
+    }
+    for (ulong k = 0; k < n; ++k) {
+        for (int q = 0; q < CLSOFTMAX_STRIDED_VECS; ++q)
+            m[q] = fmax(m[q], scale * VLOAD(q, x + k * inner));
+    }
+    for (ulong kb = 0; kb < n; kb += CLSOFTMAX_BLOCK) {
+        const ulong ke = min(n, kb + (ulong)CLSOFTMAX_BLOCK);
+        REALV bs[CLSOFTMAX_STRIDED_VECS];
+        for (int q = 0; q < CLSOFTMAX_STRIDED_VECS; ++q)
+            bs[q] = (REALV)0;
+        for (ulong k = kb; k < ke; ++k) {
+            for (int q = 0; q < CLSOFTMAX_STRIDED_VECS; ++q) {
+                const REALV e = exp(scale * VLOAD(q, x + k * inner) - m[q]);
+                if (!log_op)
+                    VSTORE(e, q, y + k * inner);
+                bs[q] += e;
+            }
+        }
+        for (int q = 0; q < CLSOFTMAX_STRIDED_VECS; ++q) {
+            const REALV yk = bs[q] - c[q];
+            const REALV t = s[q] + yk;
+            c[q] = (t - s[q]) - yk;
+            s[q] = t;
+        }
+    }
+    if (log_op) {
+        for (int q = 0; q < CLSOFTMAX_STRIDED_VECS; ++q)
+            c[q] = log(s[q]);
+        for (ulong k = 0; k < n; ++k) {
+            for (int q = 0; q < CLSOFTMAX_STRIDED_VECS; ++q)
+                VSTORE((scale * VLOAD(q, x + k * inner) - m[q]) - c[q], q, y + k * inner);
+        }
+    } else {
+        for (ulong k = 0; k < n; ++k) {
+            for (int q = 0; q < CLSOFTMAX_STRIDED_VECS; ++q)
+                VSTORE(VLOAD(q, y + k * inner) / s[q], q, y + k * inner);
+        }
+    }
+}
+
+/*
  * CLSOFTMAX_STRIDED_VECS neighbouring vectors of columns from x (y) on, over the axis (stride
  * inner): the online recurrence per lane as in softmax_strided_item, several vectors at once
  * so each axis step reads whole cache lines and a page serves more than one vector load.
@@ -141,6 +206,10 @@ __kernel void softmax_strided(__global const REAL* in, ulong in_off, __global RE
 void strided_vecs(__global const REAL* x, __global REAL* y, ulong n, ulong inner, REAL scale,
                   int log_op)
 {
+    if (n <= CLSOFTMAX_STRIDED_CACHED) {
+        strided_vecs_cached(x, y, n, inner, scale, log_op);
+        return;
+    }
     REALV m[CLSOFTMAX_STRIDED_VECS];
     REALV s[CLSOFTMAX_STRIDED_VECS];
     REALV c[CLSOFTMAX_STRIDED_VECS];
