@@ -372,6 +372,7 @@ static void test_strategies_opencl(void)
         {"STRIDED_ITEM axis 0", "", 2, {300, 40}, 0},
         {"STRIDED_ITEM wide", "", 3, {2, 19, 256}, 1},
         {"STRIDED_ITEM wide axis 0", "", 2, {150, 384}, 0},
+        {"STRIDED_ITEM wide online", "", 3, {1, 4099, 128}, 1},
         {"ROW_ITEM online", "", 2, {2, 1048579}, 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i) {
