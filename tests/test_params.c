@@ -452,6 +452,72 @@ static void test_long_rows_accuracy_opencl(void)
     free(in);
 }
 
+/*
+ * ROW_SPLIT on device buffers: offsets, a wait list, the output event (the second kernel's),
+ * two launches back to back sharing the context's scratch.
+ */
+static void test_split_buffer_opencl(void)
+{
+    clsoftmax_context* ctx = test_context_create(CLSOFTMAX_BACKEND_OPENCL);
+    CU_ASSERT_FATAL(ctx != NULL);
+    TEST_STATUS(clsoftmax_context_set_param(ctx, CLSOFTMAX_PARAM_SPLIT_ROW_MIN, 1000),
+                CLSOFTMAX_SUCCESS);
+    const size_t dims[2] = {2, 30001};
+    const size_t count = dims[0] * dims[1];
+    const size_t in_off = 5;
+    const size_t out_off = 11;
+    float* host = malloc((count + in_off) * sizeof *host);
+    float* got = malloc((count + out_off) * sizeof *got);
+    long double* ref = malloc(count * sizeof *ref);
+    CU_ASSERT_FATAL(host != NULL && got != NULL && ref != NULL);
+    test_fill(host, CLSOFTMAX_FLOAT32, count + in_off, -20, 20, 99);
+    clsoftmax_desc desc;
+    clsoftmax_desc_init(&desc, CLSOFTMAX_FLOAT32, 2, dims, 1);
+    test_reference(&desc, host + in_off, ref);
+
+    cl_int err = CL_SUCCESS;
+    cl_context cl = clsoftmax_context_cl_context(ctx);
+    cl_command_queue q = clsoftmax_context_cl_queue(ctx);
+    cl_mem in = clCreateBuffer(cl, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR,
+                               (count + in_off) * sizeof *host, host, &err);
+    CU_ASSERT_FATAL(err == CL_SUCCESS);
+    cl_mem out = clCreateBuffer(cl, CL_MEM_READ_WRITE, (count + out_off) * sizeof *got, NULL, &err);
+    CU_ASSERT_FATAL(err == CL_SUCCESS);
+    cl_event user = clCreateUserEvent(cl, &err);
+    CU_ASSERT_FATAL(err == CL_SUCCESS);
+    cl_event first = NULL;
+    cl_event second = NULL;
+    TEST_STATUS(clsoftmax_softmax_buffer(ctx, &desc, in, in_off, out, out_off, q, 1, &user, &first),
+                CLSOFTMAX_SUCCESS);
+    /* The second launch (in place on the output) must wait for the first's scratch. */
+    desc.op = CLSOFTMAX_OP_LOG_SOFTMAX;
+    TEST_STATUS(clsoftmax_softmax_buffer(ctx, &desc, in, in_off, in, in_off, q, 1, &first, &second),
+                CLSOFTMAX_SUCCESS);
+    cl_int state = 0;
+    clGetEventInfo(first, CL_EVENT_COMMAND_EXECUTION_STATUS, sizeof state, &state, NULL);
+    TEST_CHECK(state != CL_COMPLETE, "the split ran before its wait list completed");
+    clSetUserEventStatus(user, CL_COMPLETE);
+    CU_ASSERT(clWaitForEvents(1, &second) == CL_SUCCESS);
+    CU_ASSERT(clEnqueueReadBuffer(q, out, CL_TRUE, 0, (count + out_off) * sizeof *got, got, 0, NULL,
+                                  NULL) == CL_SUCCESS);
+    TEST_COMPARE_DTYPE(got + out_off, CLSOFTMAX_FLOAT32, ref, count, "split, buffers, offsets");
+    desc.op = CLSOFTMAX_OP_LOG_SOFTMAX;
+    test_reference(&desc, host + in_off, ref);
+    CU_ASSERT(clEnqueueReadBuffer(q, in, CL_TRUE, 0, (count + in_off) * sizeof *host, got, 0, NULL,
+                                  NULL) == CL_SUCCESS);
+    TEST_COMPARE_DTYPE(got + in_off, CLSOFTMAX_FLOAT32, ref, count, "split log, in place");
+    TEST_CHECK(memcmp(got, host, in_off * sizeof *host) == 0, "wrote before the offset");
+    clReleaseEvent(first);
+    clReleaseEvent(second);
+    clReleaseEvent(user);
+    clReleaseMemObject(in);
+    clReleaseMemObject(out);
+    clsoftmax_context_free(ctx);
+    free(ref);
+    free(got);
+    free(host);
+}
+
 /* `clsoftmax tune --quick` writes the device's parameter file, which the next context loads. */
 static void test_tune_opencl(void)
 {
@@ -513,6 +579,7 @@ void test_register_params(void)
         CU_add_test(suite, "the parameter file", test_file_opencl);
         CU_add_test(suite, "every strategy forced", test_strategies_opencl);
         CU_add_test(suite, "4 x 4194304 float32 accuracy", test_long_rows_accuracy_opencl);
+        CU_add_test(suite, "ROW_SPLIT on buffers", test_split_buffer_opencl);
         CU_add_test(suite, "clsoftmax tune --quick", test_tune_opencl);
     }
 }
