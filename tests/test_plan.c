@@ -442,6 +442,17 @@ static void test_shapes_pocl(void)
     CU_ASSERT_EQUAL(p.vector_width, 8);
     TEST_STATUS(clsoftmax__plan_make_params(&l64, &c, NULL, 0, &p), CLSOFTMAX_SUCCESS);
     CU_ASSERT_EQUAL(p.vector_width, 4);
+    /* Long rows and wide column blocks: two registers per vector, unless the width was set. */
+    clsoftmax__layout long32 = make_layout(CLSOFTMAX_FLOAT32, 4, 32000, 1);
+    TEST_STATUS(clsoftmax__plan_make_params(&long32, &c, NULL, 0, &p), CLSOFTMAX_SUCCESS);
+    CU_ASSERT_EQUAL(p.vector_width, 16);
+    clsoftmax__layout cols64 = make_layout(CLSOFTMAX_FLOAT64, 1, 1000, 16384);
+    TEST_STATUS(clsoftmax__plan_make_params(&cols64, &c, NULL, 0, &p), CLSOFTMAX_SUCCESS);
+    CU_ASSERT_EQUAL(p.vector_width, 8);
+    size_t set[CLSOFTMAX_PARAM_COUNT] = {0};
+    set[CLSOFTMAX_PARAM_VECTOR_WIDTH] = 8;
+    TEST_STATUS(clsoftmax__plan_make_params(&long32, &c, set, 0, &p), CLSOFTMAX_SUCCESS);
+    CU_ASSERT_EQUAL(p.vector_width, 8);
 }
 
 static void test_shapes_gpu(void)
