@@ -63,44 +63,52 @@ typedef struct bench_data {
     size_t shape_count;
     const shape* shapes;
     int reps;
-    double* base; /* per shape: the defaults' median */
 } bench_data;
 
-/* Median seconds of reps runs of one shape after a warm-up (which compiles); <0 on failure. */
-static double time_shape(bench_data* b, const shape* s)
+/* Seconds of one run of a shape; <0 on failure (the reason on stderr). */
+static double run_once(bench_data* b, const shape* s)
 {
     const size_t dims[2] = {s->rows, s->cols};
     clsoftmax_desc desc;
     clsoftmax_desc_init(&desc, CLSOFTMAX_FLOAT32, 2, dims, s->axis);
     cl_command_queue q = clsoftmax_context_cl_queue(b->ctx);
-    double t[16];
-    for (int r = -1; r < b->reps; ++r) {
-        double t0 = cli_now_seconds();
-        clsoftmax_status st =
-            clsoftmax_softmax_buffer(b->ctx, &desc, b->in, 0, b->out, 0, NULL, 0, NULL, NULL);
-        if (st != CLSOFTMAX_SUCCESS || clFinish(q) != CL_SUCCESS) {
-            fprintf(stderr, "\nclsoftmax tune: %s: %s\n", clsoftmax_status_name(st),
-                    clsoftmax_context_last_error(b->ctx));
-            return -1;
-        }
-        if (r >= 0)
-            t[r] = cli_now_seconds() - t0;
+    double t0 = cli_now_seconds();
+    clsoftmax_status st =
+        clsoftmax_softmax_buffer(b->ctx, &desc, b->in, 0, b->out, 0, NULL, 0, NULL, NULL);
+    if (st != CLSOFTMAX_SUCCESS || clFinish(q) != CL_SUCCESS) {
+        fprintf(stderr, "\nclsoftmax tune: %s: %s\n", clsoftmax_status_name(st),
+                clsoftmax_context_last_error(b->ctx));
+        return -1;
     }
-    return cli_median(t, (size_t)b->reps);
+    return cli_now_seconds() - t0;
 }
 
-/* The score of the context's current parameters: mean time relative to the defaults'. */
-static double score(bench_data* b, int record_base)
+/*
+ * Time of param = value relative to param = current (the others as they are), the mean over
+ * the shapes of the ratio of medians. The two alternate run by run, after a warm-up of each
+ * (which compiles), so a machine busy with other work slows both alike. <0 on failure.
+ */
+static double compare(bench_data* b, clsoftmax_param param, size_t current, size_t value)
 {
     double total = 0;
     for (size_t i = 0; i < b->shape_count; ++i) {
-        double t = time_shape(b, &b->shapes[i]);
-        if (t < 0)
-            return -1;
-        if (record_base)
-            b->base[i] = t;
-        total += t / b->base[i];
+        double ta[16];
+        double tb[16];
+        for (int r = -1; r < b->reps; ++r) {
+            clsoftmax_context_set_param(b->ctx, param, current);
+            double a = run_once(b, &b->shapes[i]);
+            clsoftmax_context_set_param(b->ctx, param, value);
+            double c = run_once(b, &b->shapes[i]);
+            if (a < 0 || c < 0)
+                return -1;
+            if (r >= 0) {
+                ta[r] = a;
+                tb[r] = c;
+            }
+        }
+        total += cli_median(tb, (size_t)b->reps) / cli_median(ta, (size_t)b->reps);
     }
+    clsoftmax_context_set_param(b->ctx, param, current);
     return total / (double)b->shape_count;
 }
 
@@ -207,7 +215,7 @@ int cmd_tune(int argc, char** argv)
         return EXIT_USAGE;
     }
 
-    bench_data b = {ctx, NULL, NULL, 0, NULL, quick ? 3 : 7, NULL};
+    bench_data b = {ctx, NULL, NULL, 0, NULL, quick ? 3 : 7};
     b.shapes = quick ? quick_shapes : full_shapes;
     b.shape_count = quick ? sizeof quick_shapes / sizeof quick_shapes[0]
                           : sizeof full_shapes / sizeof full_shapes[0];
@@ -223,9 +231,8 @@ int cmd_tune(int argc, char** argv)
     int rc = EXIT_RUN_FAILED;
     size_t best[CLSOFTMAX_PARAM_COUNT] = {0};
     float* host = malloc(most * sizeof *host);
-    b.base = calloc(b.shape_count, sizeof *b.base);
     cl_int err = CL_SUCCESS;
-    if (host == NULL || b.base == NULL) {
+    if (host == NULL) {
         fprintf(stderr, "clsoftmax tune: out of memory\n");
         goto done;
     }
@@ -242,39 +249,39 @@ int cmd_tune(int argc, char** argv)
         goto done;
     }
 
-    size_t total_steps = 1;
+    size_t total_steps = 0;
     for (size_t c = 0; c < cand_count; ++c) {
         for (size_t v = 1; v < 6 && cand[c].values[v] != 0; ++v)
             ++total_steps;
     }
-    size_t step = 1;
+    size_t step = 0;
     fprintf(stderr, "clsoftmax tune: %s, %zu shapes, %d runs each\n",
             clsoftmax_context_device_name(ctx), b.shape_count, b.reps);
-    fprintf(stderr, "\r[%zu/%zu] the device's defaults ...", step, total_steps);
-    double best_score = score(&b, 1);
-    if (best_score < 0)
-        goto done;
-
     /* One parameter at a time, each kept at its best before the next is tried. */
+    double best_score = 1; /* the chosen set's time relative to the defaults' */
     for (size_t c = 0; c < cand_count; ++c) {
         const clsoftmax_param p = cand[c].param;
         const char* name = clsoftmax_param_name(p);
+        double param_best = 1;
         for (size_t v = 1; v < 6 && cand[c].values[v] != 0; ++v) {
             ++step;
-            fprintf(stderr, "\r\033[K[%zu/%zu] %s=%zu (best so far %.1f%% of the defaults)", step,
+            fprintf(stderr, "\r\033[K[%zu/%zu] %s=%zu (so far %.1f%% of the defaults' time)", step,
                     total_steps, name, cand[c].values[v], 100.0 * best_score);
+            size_t before = 0;
+            clsoftmax_context_get_param(ctx, p, &before);
             if (clsoftmax_context_set_param(ctx, p, cand[c].values[v]) != CLSOFTMAX_SUCCESS)
                 continue; /* not a value this device takes */
-            double s = score(&b, 0);
-            if (s < 0)
+            double r = compare(&b, p, before, cand[c].values[v]);
+            if (r < 0)
                 goto done;
-            /* 2% better at least: the machine's noise must not pick a value. */
-            if (s < best_score * 0.98) {
-                best_score = s;
+            /* 3% better at least: the machine's noise must not pick a value. */
+            if (r < 0.97) {
                 best[p] = cand[c].values[v];
+                param_best *= r;
             }
+            clsoftmax_context_set_param(ctx, p, best[p]);
         }
-        clsoftmax_context_set_param(ctx, p, best[p]);
+        best_score *= param_best;
     }
     fprintf(stderr, "\r\033[K[%zu/%zu] done: %.1f%% of the defaults' time\n", total_steps,
             total_steps, 100.0 * best_score);
@@ -293,7 +300,6 @@ done:
         clReleaseMemObject(b.in);
     if (b.out != NULL)
         clReleaseMemObject(b.out);
-    free(b.base);
     free(host);
     clsoftmax_context_free(ctx);
     return rc;
