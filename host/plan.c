@@ -244,7 +244,8 @@ clsoftmax_status clsoftmax__plan_make_params(const clsoftmax__layout* layout,
         plan->local[1] = lk;
         plan->groups[0] = group_count(cols / lx + (cols % lx != 0), caps);
         plan->groups[1] = 1;
-        plan->local_bytes = (size_t)(lx * lk * elem);
+        /* (max, sum) pairs: two REALs per work-item */
+        plan->local_bytes = (size_t)(2 * lx * lk * elem);
         return CLSOFTMAX_SUCCESS;
     }
 

@@ -4,7 +4,7 @@
  * documented in softmax_row.cl.
  *
  * Holds:
- *   group_max_dim1()/group_sum_dim1()  tree reductions over dimension 1 of a 2-D work-group
+ *   group_ms_merge_dim1()              merges (max, sum) pairs over dimension 1 of a group
  *   softmax_strided                    work-items on columns, the axis split across a group
  *   softmax_strided_item               a work-item per VW neighbouring columns, no barrier
  *
@@ -22,53 +22,42 @@
 #endif
 
 /*
- * Reduce v across dimension 1 of the work-group, separately for each dimension-0 position.
- * Assumes get_local_size(1) is a power of two and red holds get_local_size(0) *
- * get_local_size(1) REALs. Every work-item must call them; each gets its column's result.
+ * Merges (m, s) pairs across dimension 1 of the work-group, separately for each dimension-0
+ * position (see ms_merge() in common.cl). red holds 2 * LX * LK REALs; every work-item calls it
+ * and gets its column's pair.
  */
-REAL group_max_dim1(__local REAL* red, REAL v)
+void group_ms_merge_dim1(__local REAL* red, REAL* m, REAL* s)
 {
     const size_t lx = get_local_id(0);
     const size_t wx = get_local_size(0);
     const size_t ly = get_local_id(1);
-    red[ly * wx + lx] = v;
+    const size_t pairs = wx * get_local_size(1);
+    red[ly * wx + lx] = *m;
+    red[pairs + ly * wx + lx] = *s;
     barrier(CLK_LOCAL_MEM_FENCE);
-    for (size_t s = get_local_size(1) / 2; s > 0; s >>= 1) {
-        if (ly < s)
-            red[ly * wx + lx] = fmax(red[ly * wx + lx], red[(ly + s) * wx + lx]);
+    for (size_t st = get_local_size(1) / 2; st > 0; st >>= 1) {
+        if (ly < st) {
+            REAL mm = red[ly * wx + lx];
+            REAL ss = red[pairs + ly * wx + lx];
+            ms_merge(&mm, &ss, red[(ly + st) * wx + lx], red[pairs + (ly + st) * wx + lx]);
+            red[ly * wx + lx] = mm;
+            red[pairs + ly * wx + lx] = ss;
+        }
         barrier(CLK_LOCAL_MEM_FENCE);
     }
-    const REAL r = red[lx];
-    /* everyone has read its result before the next reduction overwrites red */
+    *m = red[lx];
+    *s = red[pairs + lx];
     barrier(CLK_LOCAL_MEM_FENCE);
-    return r;
-}
-
-REAL group_sum_dim1(__local REAL* red, REAL v)
-{
-    const size_t lx = get_local_id(0);
-    const size_t wx = get_local_size(0);
-    const size_t ly = get_local_id(1);
-    red[ly * wx + lx] = v;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (size_t s = get_local_size(1) / 2; s > 0; s >>= 1) {
-        if (ly < s)
-            red[ly * wx + lx] = red[ly * wx + lx] + red[(ly + s) * wx + lx];
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    const REAL r = red[lx];
-    barrier(CLK_LOCAL_MEM_FENCE);
-    return r;
 }
 
 /*
  * Assumes a 2-D work-group (LX, LK) of powers of two, one group along dimension 1, scratch of
- * LX * LK REALs. Dimension 0 walks columns (o, i) flattened as o * inner + i, grid-stride
+ * 2 * LX * LK REALs. Dimension 0 walks columns (o, i) flattened as o * inner + i, grid-stride
  * over outer * inner, so neighbouring work-items read neighbouring addresses; dimension 1
  * splits the axis: work-item ly takes k = ly, ly + LK, ...
- * Trick: per column, partial max then Kahan partial sum of exp(t - m) over a work-item's k's,
- * each combined across dimension 1 by a tree in local memory; t = scale * x is recomputed
- * bit-identically in each of the three passes over global memory.
+ * Trick: two passes over global memory, not three: per column, each work-item runs the online
+ * (max, sum) recurrence over its k's in blocks of CLSOFTMAX_BLOCK, the pairs merge across
+ * dimension 1 as a tree in local memory, then the write pass.
  */
 __kernel void softmax_strided(__global const REAL* in, ulong in_off, __global REAL* out,
                               ulong out_off, ulong outer, ulong n, ulong inner, REAL scale,
@@ -94,22 +83,26 @@ __kernel void softmax_strided(__global const REAL* in, ulong in_off, __global RE
         __global const REAL* x = in + in_off + base;
         __global REAL* y = out + out_off + base;
 
-        REAL pmax = -INFINITY;
-        if (live) {
-            for (ulong k = ly; k < n; k += wk)
-                pmax = fmax(pmax, scale * x[k * inner]);
-        }
-        const REAL m = group_max_dim1(scratch, pmax);
-
+        REAL m = -INFINITY;
         REAL s = 0;
         REAL c = 0;
         if (live) {
-            for (ulong k = ly; k < n; k += wk) {
-                const REAL t = scale * x[k * inner];
-                kahan_add(&s, &c, exp(t - m));
+            const ulong span = wk * CLSOFTMAX_BLOCK;
+            for (ulong kb = ly; kb < n; kb += span) {
+                const ulong ke = min(n, kb + span);
+                REAL bm = -INFINITY;
+                for (ulong k = kb; k < ke; k += wk)
+                    bm = fmax(bm, scale * x[k * inner]);
+                const REAL ref = online_rescale(&m, &s, &c, bm);
+                REAL bs = 0;
+                for (ulong k = kb; k < ke; k += wk)
+                    bs += exp(scale * x[k * inner] - ref);
+                kahan_add(&s, &c, bs);
             }
         }
-        const REAL sum = group_sum_dim1(scratch, s);
+        s -= c;
+        group_ms_merge_dim1(scratch, &m, &s);
+        const REAL sum = m == -INFINITY ? (REAL)NAN : s;
 
         /* The barriers above ordered every read of this column before any write to it. */
         if (live) {
