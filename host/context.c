@@ -172,14 +172,14 @@ clsoftmax_status clsoftmax_context_create(const clsoftmax_config* config,
     if (ctx == NULL)
         return create_failed(CLSOFTMAX_OUT_OF_MEMORY, "allocating the context failed");
 
+    char msg[sizeof create_error];
+    clsoftmax_status status = CLSOFTMAX_SUCCESS;
     if (cfg.backend == CLSOFTMAX_BACKEND_CPU) {
         context_setup_cpu(ctx, cfg.cpu_threads);
-        *context = ctx;
-        return CLSOFTMAX_SUCCESS;
+        goto params;
     }
 
-    char msg[sizeof create_error];
-    clsoftmax_status status = context_setup_opencl(ctx, cfg.device_selector, msg, sizeof msg);
+    status = context_setup_opencl(ctx, cfg.device_selector, msg, sizeof msg);
     /* AUTO falls back only when OpenCL has nothing usable; a selector the user
        gave that matches no device is their error, not a reason to fall back. */
     int selected = cfg.device_selector != NULL && cfg.device_selector[0] != '\0';
@@ -197,6 +197,14 @@ clsoftmax_status clsoftmax_context_create(const clsoftmax_config* config,
                              ctx->backend == CLSOFTMAX_BACKEND_OPENCL;
     /* What the CPU path uses should this context fall back to it. */
     ctx->cpu_threads = cfg.cpu_threads != 0 ? cfg.cpu_threads : clsoftmax__cpu_count();
+
+params:
+    /* The device's parameter file, then CLSOFTMAX_PARAMS (params.c). */
+    status = clsoftmax__params_load(ctx, cfg.use_environment, msg, sizeof msg);
+    if (status != CLSOFTMAX_SUCCESS) {
+        clsoftmax_context_free(ctx);
+        return create_failed(status, "%s", msg);
+    }
     *context = ctx;
     return CLSOFTMAX_SUCCESS;
 }
@@ -318,6 +326,14 @@ clsoftmax_status clsoftmax_context_create_borrowed(cl_context cl_ctx, cl_device_
     device_name[sizeof device_name - 1] = '\0';
     snprintf(ctx->device_name, sizeof ctx->device_name, "%.120s / %.120s", platform_name,
              device_name);
+    /* No config to turn the environment off: the device's parameter file, then
+       CLSOFTMAX_PARAMS, as for a created context. */
+    char msg[sizeof create_error];
+    clsoftmax_status status = clsoftmax__params_load(ctx, 1, msg, sizeof msg);
+    if (status != CLSOFTMAX_SUCCESS) {
+        clsoftmax_context_free(ctx);
+        return create_failed(status, "%s", msg);
+    }
     *context = ctx;
     return CLSOFTMAX_SUCCESS;
 }
@@ -330,6 +346,10 @@ void clsoftmax_context_free(clsoftmax_context* ctx)
         clFinish(ctx->queue);
     clsoftmax__program_cache_clear(&ctx->cache);
     clsoftmax__cpu_pool_free(ctx->cpu_pool);
+    if (ctx->split_busy != NULL)
+        clReleaseEvent(ctx->split_busy);
+    if (ctx->split_scratch != NULL)
+        clReleaseMemObject(ctx->split_scratch);
     if (ctx->queue != NULL)
         clReleaseCommandQueue(ctx->queue);
     if (ctx->cl_ctx != NULL)

@@ -158,6 +158,14 @@ cl_int clsoftmax__device_caps_query(cl_device_id device, clsoftmax__device_caps*
         CL_SUCCESS)
         unified = CL_FALSE;
     caps->host_unified_memory = unified == CL_TRUE;
+
+    /* Vector widths steer the kernels' vector loads; unknown (0) means scalar. */
+    if (clGetDeviceInfo(device, CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT, sizeof caps->native_vw_float,
+                        &caps->native_vw_float, NULL) != CL_SUCCESS)
+        caps->native_vw_float = 0;
+    if (clGetDeviceInfo(device, CL_DEVICE_NATIVE_VECTOR_WIDTH_DOUBLE, sizeof caps->native_vw_double,
+                        &caps->native_vw_double, NULL) != CL_SUCCESS)
+        caps->native_vw_double = 0;
     return CL_SUCCESS;
 }
 

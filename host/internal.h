@@ -46,6 +46,9 @@ typedef struct clsoftmax__device_caps {
     cl_uint address_bits;
     int has_fp64;
     int host_unified_memory;
+    /* CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT / _DOUBLE; 0: unknown */
+    cl_uint native_vw_float;
+    cl_uint native_vw_double;
 } clsoftmax__device_caps;
 
 typedef enum clsoftmax__strategy {
@@ -55,15 +58,58 @@ typedef enum clsoftmax__strategy {
     CLSOFTMAX__ROW_MULTIPASS = 1,
     /* inner > 1: work-items on neighbouring inner elements, the axis split
        across the group's second dimension, reductions in local memory */
-    CLSOFTMAX__STRIDED = 2
+    CLSOFTMAX__STRIDED = 2,
+    /* (The name ROW_MULTIPASS stays for the long-row strategy: it now makes two passes,
+       the online (max, sum) recurrence then the write.) */
+    /* inner == 1, short rows: a work-item per row, the row in private memory */
+    CLSOFTMAX__ROW_PRIVATE = 3,
+    /* inner == 1: a work-item per row, two passes (CPU devices) */
+    CLSOFTMAX__ROW_ITEM = 4,
+    /* inner == 1, few very long rows: each row split across work-groups, partial
+       (max, sum) pairs in a context-owned scratch buffer, merged by a second kernel */
+    CLSOFTMAX__ROW_SPLIT = 5,
+    /* inner > 1: a work-item per VECTOR_WIDTH neighbouring columns, looping over the
+       axis, no barrier (CPU devices) */
+    CLSOFTMAX__STRIDED_ITEM = 6
 } clsoftmax__strategy;
+
+#define CLSOFTMAX__STRATEGY_COUNT 7
 
 typedef struct clsoftmax__plan {
     clsoftmax__strategy strategy;
-    size_t local[2];    /* work-group size (dimension 1 is 1 for row kernels) */
-    size_t groups[2];   /* work-groups launched; kernels loop over the rest */
-    size_t local_bytes; /* dynamic __local bytes (row staging + reduction scratch) */
+    size_t local[2];      /* work-group size (dimension 1 is 1 for row kernels) */
+    size_t groups[2];     /* work-groups launched; kernels loop over the rest */
+    size_t local_bytes;   /* dynamic __local bytes (row staging + reduction scratch) */
+    size_t vector_width;  /* CLSOFTMAX_VW of the program the kernels come from */
+    size_t chunks;        /* ROW_SPLIT: work-groups per row (groups[0] = rows * chunks) */
+    size_t scratch_bytes; /* ROW_SPLIT: __global bytes of (max, sum) pairs */
 } clsoftmax__plan;
+
+/* The longest row softmax_row_private holds (its -DCLSOFTMAX_PRIVATE_MAX). */
+#define CLSOFTMAX__PRIVATE_MAX 256
+/*
+ * Vectors of columns per work-item of softmax_strided_item (its -DCLSOFTMAX_STRIDED_VECS):
+ * 16 x 8 floats = 512 contiguous bytes per axis step, which a CPU's prefetcher follows; one
+ * vector per work-item made every load a miss (1000 x 16384, axis 0: 120 ms, 16: 35-40 ms).
+ */
+#define CLSOFTMAX__STRIDED_VECS 16
+
+/*
+ * The values plan_make uses for params (clsoftmax_context_set_param's, 0: the device's
+ * choice): every entry filled with the value in effect for this device and dtype. params may
+ * be NULL (all 0).
+ */
+void clsoftmax__params_effective(const size_t* params, const clsoftmax__device_caps* caps,
+                                 size_t elem_size, size_t* effective);
+
+/*
+ * As clsoftmax__plan_make, with the context's parameters (see clsoftmax__params_effective);
+ * params NULL: the device's choices throughout.
+ */
+clsoftmax_status clsoftmax__plan_make_params(const clsoftmax__layout* layout,
+                                             const clsoftmax__device_caps* caps,
+                                             const size_t* params, size_t kernel_max_wg,
+                                             clsoftmax__plan* plan);
 
 /*
  * Chooses the kernel and its launch shape: a pure function of the layout, the
@@ -82,20 +128,36 @@ typedef enum clsoftmax__kernel_id {
     CLSOFTMAX__K_ROW_LOCAL = 0,
     CLSOFTMAX__K_ROW_MULTIPASS = 1,
     CLSOFTMAX__K_STRIDED = 2,
+    CLSOFTMAX__K_ROW_PRIVATE = 3,
+    CLSOFTMAX__K_ROW_ITEM = 4,
+    CLSOFTMAX__K_SPLIT_PARTIAL = 5,
+    CLSOFTMAX__K_SPLIT_WRITE = 6,
+    CLSOFTMAX__K_STRIDED_ITEM = 7,
     CLSOFTMAX__K_COUNT
 } clsoftmax__kernel_id;
 
 #define CLSOFTMAX__DTYPE_COUNT 2
+/* Programs per dtype: one per vector width 1, 2, 4, 8, 16 (index log2 of the width). */
+#define CLSOFTMAX__VW_COUNT 5
 
-/* One built program per dtype, built lazily, holding every kernel. */
+/* One built program per (dtype, vector width), built lazily, holding every kernel. */
 typedef struct clsoftmax__program_cache {
-    cl_program program[CLSOFTMAX__DTYPE_COUNT];
-    cl_kernel kernel[CLSOFTMAX__DTYPE_COUNT][CLSOFTMAX__K_COUNT];
-    size_t kernel_wg[CLSOFTMAX__DTYPE_COUNT][CLSOFTMAX__K_COUNT];
+    cl_program program[CLSOFTMAX__DTYPE_COUNT][CLSOFTMAX__VW_COUNT];
+    cl_kernel kernel[CLSOFTMAX__DTYPE_COUNT][CLSOFTMAX__VW_COUNT][CLSOFTMAX__K_COUNT];
+    size_t kernel_wg[CLSOFTMAX__DTYPE_COUNT][CLSOFTMAX__VW_COUNT][CLSOFTMAX__K_COUNT];
 } clsoftmax__program_cache;
 
 /*
- * The kernel for (id, dtype), building the dtype's program on first use.
+ * The kernel for (id, dtype) from the program built with vector width vw (1, 2, 4, 8, 16),
+ * building it on first use. As clsoftmax__kernel_get otherwise.
+ */
+clsoftmax_status clsoftmax__kernel_get_vw(clsoftmax_context* ctx, clsoftmax__kernel_id id,
+                                          clsoftmax_dtype dtype, size_t vw, cl_kernel* kernel,
+                                          size_t* max_wg);
+
+/*
+ * The kernel for (id, dtype) at the context's vector width for dtype, building the program
+ * on first use.
  * Caller holds ctx->lock. *max_wg receives CL_KERNEL_WORK_GROUP_SIZE.
  * Returns SUCCESS, UNSUPPORTED (float64 without fp64), BUILD_FAILURE (build log
  * in the last error), OPENCL_ERROR.
@@ -174,6 +236,13 @@ struct clsoftmax_context {
 
     /* clsoftmax_context_set_param values; 0: chosen for the device */
     size_t params[CLSOFTMAX_PARAM_COUNT];
+    /* where params came from (params.c); clsoftmax_context_params_source */
+    char params_source[1024];
+
+    /* ROW_SPLIT's (max, sum) pairs: grow-only, released by clsoftmax_context_free */
+    cl_mem split_scratch;
+    size_t split_scratch_bytes;
+    cl_event split_busy; /* completes with the last split launch, which used the scratch */
 
     cl_context cl_ctx;
     cl_device_id device;
@@ -219,6 +288,28 @@ cl_int clsoftmax__device_caps_query(cl_device_id device, clsoftmax__device_caps*
 clsoftmax_status clsoftmax__device_select(const char* selector, cl_platform_id* platform,
                                           cl_device_id* device, char* name, size_t name_size,
                                           cl_int* cl_err, char* msg, size_t msg_size);
+
+/* ---- tuning parameters (params.c) ------------------------------------- */
+
+/*
+ * At context creation, after the backend is set up: loads the device's parameter file (a
+ * malformed or missing one is skipped, the reason kept in ctx->params_source), then, when
+ * use_env, CLSOFTMAX_PARAMS. Returns SUCCESS or INVALID_ARGUMENT (a bad CLSOFTMAX_PARAMS;
+ * msg names the variable).
+ */
+clsoftmax_status clsoftmax__params_load(clsoftmax_context* ctx, int use_env, char* msg,
+                                        size_t msg_size);
+/* Checks value for param on ctx; on failure a sentence into msg. */
+clsoftmax_status clsoftmax__param_check(const clsoftmax_context* ctx, clsoftmax_param param,
+                                        size_t value, char* msg, size_t msg_size);
+/* The parameter's lower-case name ("work_group_size"), NULL for an unknown one. */
+const char* clsoftmax__param_name(clsoftmax_param param);
+/*
+ * The parameter file's path for ctx's device into path:
+ * ${CLSOFTMAX_PARAMS_DIR:-${XDG_CONFIG_HOME:-$HOME/.config}/clsoftmax}/<device key>.params.
+ * Returns 0 when no folder can be named (no HOME) or path is too small.
+ */
+int clsoftmax__params_path(const clsoftmax_context* ctx, char* path, size_t path_size);
 
 /* ---- errors (status.c) -------------------------------------------------- */
 

@@ -1,6 +1,6 @@
 /* program.c - kernel sources, build options, the per-context program cache and build logs.
  *
- * One program per dtype per context, built lazily from common.cl + softmax_row.cl +
+ * One program per (dtype, vector width) per context, built lazily from common.cl + softmax_row.cl +
  * softmax_strided.cl (embedded at build time by cmake/embed_kernels.cmake) with -D options;
  * the program and all its kernels stay in ctx->cache until the context is freed. The op and
  * the scale are kernel arguments, so one program per dtype serves every call.
@@ -31,17 +31,34 @@ static const char* const source_files[SOURCE_COUNT] = {"common.cl", "softmax_row
 
 /* Indexed by clsoftmax__kernel_id. */
 static const char* const kernel_names[CLSOFTMAX__K_COUNT] = {
-    "softmax_row_local", "softmax_row_multipass", "softmax_strided"};
+    "softmax_row_local", "softmax_row_multipass", "softmax_strided",     "softmax_row_private",
+    "softmax_row_item",  "softmax_split_partial", "softmax_split_write", "softmax_strided_item"};
 
 /*
  * -cl-std=CL1.2: the kernels use nothing newer, and it fixes the language on drivers whose
  * default is 3.0 with optional features. Never -cl-fast-relaxed-math or -cl-finite-math-only:
- * NaN and inf must propagate as IEEE says.
+ * NaN and inf must propagate as IEEE says. The vector width and the private row limit are
+ * spelled out so the options name the program exactly. -w: PoCL prints a build's warnings to
+ * stderr itself, and 16-wide vectors draw dozens of harmless ABI notes on AVX2 hosts.
  */
-static const char* const build_options[CLSOFTMAX__DTYPE_COUNT] = {
-    "-cl-std=CL1.2",
-    "-cl-std=CL1.2 -DCLSOFTMAX_FP64",
-};
+static void build_options(clsoftmax_dtype dtype, size_t vw, char* buf, size_t size)
+{
+    snprintf(buf, size,
+             "-cl-std=CL1.2 -w%s -DCLSOFTMAX_VW=%zu -DCLSOFTMAX_PRIVATE_MAX=%d "
+             "-DCLSOFTMAX_STRIDED_VECS=%d",
+             dtype == CLSOFTMAX_FLOAT64 ? " -DCLSOFTMAX_FP64" : "", vw, CLSOFTMAX__PRIVATE_MAX,
+             CLSOFTMAX__STRIDED_VECS);
+}
+
+/* log2 of a vector width 1..16 (the cache index), or -1. */
+static int vw_index(size_t vw)
+{
+    for (int i = 0; i < CLSOFTMAX__VW_COUNT; ++i) {
+        if (vw == ((size_t)1 << i))
+            return i;
+    }
+    return -1;
+}
 
 static const char* const dtype_names[CLSOFTMAX__DTYPE_COUNT] = {"float32", "float64"};
 
@@ -121,7 +138,7 @@ static void append_build_log(clsoftmax_context* ctx, cl_program program)
 }
 
 /* Builds the dtype's program and creates every kernel into ctx->cache; all or nothing. */
-static clsoftmax_status build_program(clsoftmax_context* ctx, clsoftmax_dtype dtype)
+static clsoftmax_status build_program(clsoftmax_context* ctx, clsoftmax_dtype dtype, size_t vw)
 {
     clsoftmax_status status = CLSOFTMAX_SUCCESS;
     cl_int err = CL_SUCCESS;
@@ -130,7 +147,9 @@ static clsoftmax_status build_program(clsoftmax_context* ctx, clsoftmax_dtype dt
     size_t wg[CLSOFTMAX__K_COUNT] = {0};
     char* loaded[SOURCE_COUNT] = {NULL};
     const char* sources[SOURCE_COUNT];
-    const char* options = build_options[dtype];
+    char options[256];
+    const int vi = vw_index(vw);
+    build_options(dtype, vw, options, sizeof options);
 
     const char* dir = getenv("CLSOFTMAX_KERNEL_DIR");
     const char* origin = "embedded sources";
@@ -204,10 +223,10 @@ built:
                  cleanup);
     }
 
-    ctx->cache.program[dtype] = program;
+    ctx->cache.program[dtype][vi] = program;
     for (size_t k = 0; k < CLSOFTMAX__K_COUNT; k++) {
-        ctx->cache.kernel[dtype][k] = kernels[k];
-        ctx->cache.kernel_wg[dtype][k] = wg[k];
+        ctx->cache.kernel[dtype][vi][k] = kernels[k];
+        ctx->cache.kernel_wg[dtype][vi][k] = wg[k];
     }
     program = NULL; /* owned by the cache now */
     for (size_t k = 0; k < CLSOFTMAX__K_COUNT; k++)
@@ -228,7 +247,20 @@ cleanup:
 clsoftmax_status clsoftmax__kernel_get(clsoftmax_context* ctx, clsoftmax__kernel_id id,
                                        clsoftmax_dtype dtype, cl_kernel* kernel, size_t* max_wg)
 {
-    if (ctx == NULL || kernel == NULL || (unsigned)id >= CLSOFTMAX__K_COUNT)
+    size_t eff[CLSOFTMAX_PARAM_COUNT];
+    if (ctx == NULL)
+        return CLSOFTMAX_INVALID_ARGUMENT;
+    clsoftmax__params_effective(ctx->params, &ctx->caps, dtype == CLSOFTMAX_FLOAT64 ? 8 : 4, eff);
+    return clsoftmax__kernel_get_vw(ctx, id, dtype, eff[CLSOFTMAX_PARAM_VECTOR_WIDTH], kernel,
+                                    max_wg);
+}
+
+clsoftmax_status clsoftmax__kernel_get_vw(clsoftmax_context* ctx, clsoftmax__kernel_id id,
+                                          clsoftmax_dtype dtype, size_t vw, cl_kernel* kernel,
+                                          size_t* max_wg)
+{
+    const int vi = vw_index(vw);
+    if (ctx == NULL || kernel == NULL || (unsigned)id >= CLSOFTMAX__K_COUNT || vi < 0)
         return clsoftmax__error(ctx, CLSOFTMAX_INVALID_ARGUMENT,
                                 "internal: bad arguments to clsoftmax__kernel_get");
     RETURN_ERROR_IF(ctx, dtype != CLSOFTMAX_FLOAT32 && dtype != CLSOFTMAX_FLOAT64,
@@ -240,14 +272,14 @@ clsoftmax_status clsoftmax__kernel_get(clsoftmax_context* ctx, clsoftmax__kernel
                     "float32 or the CPU backend",
                     ctx->device_name);
 
-    if (ctx->cache.program[dtype] == NULL) {
-        clsoftmax_status status = build_program(ctx, dtype);
+    if (ctx->cache.program[dtype][vi] == NULL) {
+        clsoftmax_status status = build_program(ctx, dtype, vw);
         if (status != CLSOFTMAX_SUCCESS)
             return status;
     }
-    *kernel = ctx->cache.kernel[dtype][id];
+    *kernel = ctx->cache.kernel[dtype][vi][id];
     if (max_wg != NULL)
-        *max_wg = ctx->cache.kernel_wg[dtype][id];
+        *max_wg = ctx->cache.kernel_wg[dtype][vi][id];
     return CLSOFTMAX_SUCCESS;
 }
 
@@ -256,14 +288,16 @@ void clsoftmax__program_cache_clear(clsoftmax__program_cache* cache)
     if (cache == NULL)
         return;
     for (size_t d = 0; d < CLSOFTMAX__DTYPE_COUNT; d++) {
-        for (size_t k = 0; k < CLSOFTMAX__K_COUNT; k++) {
-            if (cache->kernel[d][k] != NULL)
-                clReleaseKernel(cache->kernel[d][k]);
-            cache->kernel[d][k] = NULL;
-            cache->kernel_wg[d][k] = 0;
+        for (size_t v = 0; v < CLSOFTMAX__VW_COUNT; v++) {
+            for (size_t k = 0; k < CLSOFTMAX__K_COUNT; k++) {
+                if (cache->kernel[d][v][k] != NULL)
+                    clReleaseKernel(cache->kernel[d][v][k]);
+                cache->kernel[d][v][k] = NULL;
+                cache->kernel_wg[d][v][k] = 0;
+            }
+            if (cache->program[d][v] != NULL)
+                clReleaseProgram(cache->program[d][v]);
+            cache->program[d][v] = NULL;
         }
-        if (cache->program[d] != NULL)
-            clReleaseProgram(cache->program[d]);
-        cache->program[d] = NULL;
     }
 }

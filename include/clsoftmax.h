@@ -221,6 +221,38 @@ CLSOFTMAX_API clsoftmax_status clsoftmax_context_set_param(clsoftmax_context* co
 CLSOFTMAX_API clsoftmax_status clsoftmax_context_get_param(const clsoftmax_context* context,
                                                            clsoftmax_param param, size_t* value);
 
+/* ---- tuning parameters: names, files and sources ---------------------- */
+
+/*
+ * Where a context's parameters come from, in this order at creation:
+ *   1. the device's parameter file, written by `clsoftmax tune`:
+ *      ${CLSOFTMAX_PARAMS_DIR:-${XDG_CONFIG_HOME:-$HOME/.config}/clsoftmax}/<device>.params,
+ *      "name=value" lines (names as clsoftmax_param_name gives them), '#' comments; a file
+ *      that is malformed anywhere is ignored as a whole (see clsoftmax_context_params_source);
+ *   2. the environment variable CLSOFTMAX_PARAMS, "name=value,name=value"; a bad entry fails
+ *      context creation with INVALID_ARGUMENT (clsoftmax_last_create_error names it);
+ *   3. clsoftmax_context_set_param.
+ * Contexts created with config->use_environment = 0 skip 1 and 2.
+ */
+
+/* The parameter's name in files and CLSOFTMAX_PARAMS ("work_group_size"); "" if unknown. */
+CLSOFTMAX_API const char* clsoftmax_param_name(clsoftmax_param param);
+
+/*
+ * A sentence saying where the context's parameters came from: "file PATH", or "defaults
+ * (...)" with the reason no file was used (none there, or why it was ignored), followed by
+ * ", then CLSOFTMAX_PARAMS" when that was applied. Never NULL; "" for a NULL context.
+ */
+CLSOFTMAX_API const char* clsoftmax_context_params_source(const clsoftmax_context* context);
+
+/*
+ * The path of the parameter file for the context's device into path (path_size bytes),
+ * whether or not the file exists. Returns SUCCESS, UNSUPPORTED (the CPU backend has no
+ * parameter file), INVALID_ARGUMENT (NULL, no folder to name, path too small).
+ */
+CLSOFTMAX_API clsoftmax_status clsoftmax_context_params_file(const clsoftmax_context* context,
+                                                             char* path, size_t path_size);
+
 /* ---- the operation ------------------------------------------------------ */
 
 #define CLSOFTMAX_MAX_DIMS 8

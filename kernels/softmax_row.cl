@@ -4,9 +4,18 @@
  *
  * Holds:
  *   softmax_row_local      a work-group per row, the row staged in __local memory
- *   softmax_row_multipass  a work-group per row, three passes over global memory
+ *   softmax_row_multipass  a work-group per row, two passes: online (max, sum), then write
+ *   softmax_row_private    a work-item per short row, the row held in private memory
+ *   softmax_row_item       a work-item per row, two passes (online (max, sum), then write)
+ *   softmax_split_partial  rows split across work-groups: each writes its chunk's (max, sum)
+ *   softmax_split_write    merges a row's (max, sum) pairs, writes its chunk
  *
- * Preprocessor parameters: none of its own (CLSOFTMAX_FP64 is read by common.cl).
+ * Preprocessor parameters (CLSOFTMAX_FP64 and CLSOFTMAX_VW are read by common.cl):
+ *   CLSOFTMAX_BLOCK        vectors per block of the online recurrence (default 16): a block is
+ *                          read twice (max, then exp) from L1, never from memory
+ *   CLSOFTMAX_PRIVATE_MAX  the longest row softmax_row_private holds (default 256 elements)
+ *   CLSOFTMAX_CACHED_ROW   the longest row softmax_row_item makes three passes over, one exp
+ *                          per element (default 1048576); longer rows: online, two passes
  *
  * Arguments, the same for every kernel of the library (host/launch.c sets them in this order):
  *   in, in_off        input buffer and offset in elements
@@ -18,9 +27,33 @@
  *   log_op            0: softmax exp(t - m) / sum, 1: log-softmax (t - m) - log(sum)
  *   scratch           dynamic __local memory sized by the host (see each kernel)
  * Indices are ulong throughout: a tensor may hold more than 2^32 elements.
+ * The split kernels take two more: partial (a __global REAL buffer of 2 * rows * chunks) and
+ * chunks (work-groups per row).
  */
 #ifndef CLSOFTMAX_COMMON_CL
 #error "softmax_row.cl is built after common.cl (REAL and the reductions)"
+#endif
+
+#ifndef CLSOFTMAX_BLOCK
+#define CLSOFTMAX_BLOCK 16
+#endif
+/*
+ * ROUNDS: the work-item-per-row kernels loop over rows r = gid + round * global_size for a
+ * round count that is the same in every work-item, not `r += global_size` until r >= outer:
+ * PoCL runs a work-group's work-items as one loop it can vectorise only when every work-item's
+ * loop has the same trip count, and a copy written the second way ran 5x slower there.
+ */
+#ifndef CLSOFTMAX_PRIVATE_MAX
+#define CLSOFTMAX_PRIVATE_MAX 256
+#endif
+/*
+ * The longest row softmax_row_item makes three passes over (see cached_row()): 1M elements,
+ * 4 MiB of float32. On PoCL (Zen 3, AVX2) the exp, not memory, bounds a row: one exp per
+ * element beat the online recurrence's two even for rows beyond L2 (32 x 262144: 10 ms of CPU
+ * against 16). Longer rows, which only DRAM holds, take the online recurrence (two reads).
+ */
+#ifndef CLSOFTMAX_CACHED_ROW
+#define CLSOFTMAX_CACHED_ROW 1048576
 #endif
 
 /*
@@ -76,9 +109,83 @@ __kernel void softmax_row_local(__global const REAL* in, ulong in_off, __global 
 }
 
 /*
- * Assumes inner == 1, a power-of-two local size L, scratch of L REALs; for rows too long for
- * local memory. Trick: three passes over global memory (max of t, Kahan sum of exp(t - m),
- * write), each recomputing t = scale * x bit-identically, reductions as a tree in local memory.
+ * Online (max, sum) over the vectors j = j0, j0 + stride, ... < j1 of x (VW elements each),
+ * then the scalar elements k = k0, k0 + stride, ... < k1, into *m, *s, *c (see common.cl).
+ */
+void online_range(__global const REAL* x, ulong j0, ulong j1, ulong k0, ulong k1, ulong stride,
+                  REAL scale, REAL* m, REAL* s, REAL* c)
+{
+    const ulong span = stride * CLSOFTMAX_BLOCK;
+    for (ulong b = j0; b < j1; b += span) {
+        const ulong e = min(j1, b + span);
+        REALV vm = (REALV)(-INFINITY);
+        for (ulong j = b; j < e; j += stride)
+            vm = fmax(vm, scale * VLOAD(j, x));
+        const REAL ref = online_rescale(m, s, c, hmax_v(vm));
+        REALV vs = (REALV)0;
+        for (ulong j = b; j < e; j += stride)
+            vs += exp(scale * VLOAD(j, x) - ref);
+        kahan_add(s, c, hsum_v(vs));
+    }
+    for (ulong k = k0; k < k1; k += stride) {
+        const REAL t = scale * x[k];
+        const REAL ref = online_rescale(m, s, c, t);
+        kahan_add(s, c, exp(t - ref));
+    }
+}
+
+/* Writes y = exp(t - m) / sum (log_op: (t - m) - log(sum)) over the same index sets. */
+void write_range(__global const REAL* x, __global REAL* y, ulong j0, ulong j1, ulong k0, ulong k1,
+                 ulong stride, REAL scale, REAL m, REAL sum, int log_op)
+{
+    if (log_op) {
+        const REAL lse = log(sum);
+        for (ulong j = j0; j < j1; j += stride)
+            VSTORE((scale * VLOAD(j, x) - m) - lse, j, y);
+        for (ulong k = k0; k < k1; k += stride)
+            y[k] = (scale * x[k] - m) - lse;
+    } else {
+        for (ulong j = j0; j < j1; j += stride)
+            VSTORE(exp(scale * VLOAD(j, x) - m) / sum, j, y);
+        for (ulong k = k0; k < k1; k += stride)
+            y[k] = exp(scale * x[k] - m) / sum;
+    }
+}
+
+/* The sum a finished recurrence stands for: NaN for a row that is all -inf (see common.cl). */
+REAL online_sum(REAL m, REAL s) { return m == -INFINITY ? (REAL)NAN : s; }
+
+/*
+ * Merges the work-group's (m, s) pairs through red (2 L REALs); every work-item gets the
+ * result. Assumes a power-of-two local size; every work-item calls it.
+ */
+void group_ms_merge(__local REAL* red, REAL* m, REAL* s)
+{
+    const size_t lid = get_local_id(0);
+    const size_t lsz = get_local_size(0);
+    red[lid] = *m;
+    red[lsz + lid] = *s;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (size_t st = lsz / 2; st > 0; st >>= 1) {
+        if (lid < st) {
+            REAL mm = red[lid];
+            REAL ss = red[lsz + lid];
+            ms_merge(&mm, &ss, red[lid + st], red[lsz + lid + st]);
+            red[lid] = mm;
+            red[lsz + lid] = ss;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    *m = red[0];
+    *s = red[lsz];
+    barrier(CLK_LOCAL_MEM_FENCE);
+}
+
+/*
+ * Assumes inner == 1, a power-of-two local size L, scratch of 2 L REALs; for rows too long for
+ * local memory. Trick: two passes over global memory instead of three: each work-item runs the
+ * online (max, sum) recurrence over its vectors (j = lid, lid + L, ...: neighbouring
+ * work-items on neighbouring addresses), the pairs merge as a tree, then the write pass.
  */
 __kernel void softmax_row_multipass(__global const REAL* in, ulong in_off, __global REAL* out,
                                     ulong out_off, ulong outer, ulong n, ulong inner, REAL scale,
@@ -86,37 +193,274 @@ __kernel void softmax_row_multipass(__global const REAL* in, ulong in_off, __glo
 {
     const ulong lid = get_local_id(0);
     const ulong lsz = get_local_size(0);
+    const ulong nv = n / CLSOFTMAX_VW;
+    const ulong k0 = nv * CLSOFTMAX_VW + lid;
     (void)inner;
 
     for (ulong r = get_group_id(0); r < outer; r += get_num_groups(0)) {
         __global const REAL* x = in + in_off + r * n;
         __global REAL* y = out + out_off + r * n;
-
-        REAL pmax = -INFINITY;
-        for (ulong k = lid; k < n; k += lsz)
-            pmax = fmax(pmax, scale * x[k]);
-        const REAL m = group_max_1d(scratch, pmax);
-
+        REAL m = -INFINITY;
         REAL s = 0;
         REAL c = 0;
-        for (ulong k = lid; k < n; k += lsz) {
-            const REAL t = scale * x[k];
-            kahan_add(&s, &c, exp(t - m));
-        }
-        const REAL sum = group_sum_1d(scratch, s);
+        online_range(x, lid, nv, k0, n, lsz, scale, &m, &s, &c);
+        s -= c;
+        group_ms_merge(scratch, &m, &s);
+        /* The merge's barriers ordered every read of the row before any write to it. */
+        write_range(x, y, lid, nv, k0, n, lsz, scale, m, online_sum(m, s), log_op);
+    }
+}
 
-        /* In place, x[k] and y[k] are one element, read then written by this work-item. */
+/*
+ * Assumes inner == 1, n <= CLSOFTMAX_PRIVATE_MAX; any local size, no __local memory, no barrier.
+ * A work-item per row (rows grid-strided): every work-item runs the same loops, so a CPU
+ * device runs them back to back on vector registers. Trick: the row is read once into private
+ * memory as t = scale * x, max and sum run there (the sum's terms overwrite t for softmax), then
+ * the row is written once.
+ */
+__kernel void softmax_row_private(__global const REAL* in, ulong in_off, __global REAL* out,
+                                  ulong out_off, ulong outer, ulong n, ulong inner, REAL scale,
+                                  int log_op, __local REAL* scratch)
+{
+    REAL buf[CLSOFTMAX_PRIVATE_MAX];
+    const ulong nv = n / CLSOFTMAX_VW;
+    const ulong k0 = nv * CLSOFTMAX_VW;
+    (void)inner;
+    (void)scratch;
+
+    /* The same trip count in every work-item (see ROUNDS) */
+    const ulong gsize = get_global_size(0);
+    const ulong rounds = outer / gsize + (outer % gsize != 0);
+    for (ulong round = 0; round < rounds; ++round) {
+        const ulong r = get_global_id(0) + round * gsize;
+        if (r >= outer)
+            break;
+        __global const REAL* x = in + in_off + r * n;
+        __global REAL* y = out + out_off + r * n;
+
+#if CLSOFTMAX_VW > 1
+        /* A row of exactly one vector (1000000 x 8 on AVX2) stays in a register. */
+        if (n == CLSOFTMAX_VW) {
+            const REALV t = scale * VLOAD(0, x);
+            const REAL m = hmax_v(t);
+            if (log_op) {
+                VSTORE((t - m) - log(hsum_v(exp(t - m))), 0, y);
+            } else {
+                const REALV e = exp(t - m);
+                VSTORE(e / hsum_v(e), 0, y);
+            }
+            continue;
+        }
+#endif
+        REALV vm = (REALV)(-INFINITY);
+        for (ulong j = 0; j < nv; ++j) {
+            const REALV t = scale * VLOAD(j, x);
+            VSTORE(t, j, buf);
+            vm = fmax(vm, t);
+        }
+        REAL m = hmax_v(vm);
+        for (ulong k = k0; k < n; ++k) {
+            const REAL t = scale * x[k];
+            buf[k] = t;
+            m = fmax(m, t);
+        }
+
+        REALV vs = (REALV)0;
+        REAL s = 0;
         if (log_op) {
-            const REAL lse = log(sum);
-            for (ulong k = lid; k < n; k += lsz) {
-                const REAL t = scale * x[k];
-                y[k] = (t - m) - lse;
-            }
+            for (ulong j = 0; j < nv; ++j)
+                vs += exp(VLOAD(j, buf) - m);
+            for (ulong k = k0; k < n; ++k)
+                s += exp(buf[k] - m);
+            const REAL lse = log(hsum_v(vs) + s);
+            for (ulong j = 0; j < nv; ++j)
+                VSTORE((VLOAD(j, buf) - m) - lse, j, y);
+            for (ulong k = k0; k < n; ++k)
+                y[k] = (buf[k] - m) - lse;
         } else {
-            for (ulong k = lid; k < n; k += lsz) {
-                const REAL t = scale * x[k];
-                y[k] = exp(t - m) / sum;
+            for (ulong j = 0; j < nv; ++j) {
+                const REALV e = exp(VLOAD(j, buf) - m);
+                VSTORE(e, j, buf);
+                vs += e;
             }
+            for (ulong k = k0; k < n; ++k) {
+                const REAL e = exp(buf[k] - m);
+                buf[k] = e;
+                s += e;
+            }
+            const REAL sum = hsum_v(vs) + s;
+            for (ulong j = 0; j < nv; ++j)
+                VSTORE(VLOAD(j, buf) / sum, j, y);
+            for (ulong k = k0; k < n; ++k)
+                y[k] = buf[k] / sum;
         }
     }
+}
+
+/*
+ * One work-item's row that stays in its core's cache: the max first (no exp), then
+ * e = exp(t - m) written to y and summed (blocks of CLSOFTMAX_BLOCK vectors, compensated
+ * across blocks), then y scaled by 1 / sum, or for log-softmax (t - m) - log(sum) written
+ * from x. One exp per element where the online recurrence needs two; the extra passes run
+ * from cache. In place, each element is read from x before this work-item writes it.
+ */
+void cached_row(__global const REAL* x, __global REAL* y, ulong nv, ulong k0, ulong n, REAL scale,
+                int log_op)
+{
+    REALV vm = (REALV)(-INFINITY);
+    for (ulong j = 0; j < nv; ++j)
+        vm = fmax(vm, scale * VLOAD(j, x));
+    REAL m = hmax_v(vm);
+    for (ulong k = k0; k < n; ++k)
+        m = fmax(m, scale * x[k]);
+
+    REAL s = 0;
+    REAL c = 0;
+    for (ulong b = 0; b < nv; b += CLSOFTMAX_BLOCK) {
+        const ulong e = min(nv, b + (ulong)CLSOFTMAX_BLOCK);
+        REALV vs = (REALV)0;
+        if (log_op) {
+            for (ulong j = b; j < e; ++j)
+                vs += exp(scale * VLOAD(j, x) - m);
+        } else {
+            for (ulong j = b; j < e; ++j) {
+                const REALV ev = exp(scale * VLOAD(j, x) - m);
+                VSTORE(ev, j, y);
+                vs += ev;
+            }
+        }
+        kahan_add(&s, &c, hsum_v(vs));
+    }
+    for (ulong k = k0; k < n; ++k) {
+        const REAL ev = exp(scale * x[k] - m);
+        if (!log_op)
+            y[k] = ev;
+        kahan_add(&s, &c, ev);
+    }
+    const REAL sum = s - c;
+    if (log_op) {
+        const REAL lse = log(sum);
+        for (ulong j = 0; j < nv; ++j)
+            VSTORE((scale * VLOAD(j, x) - m) - lse, j, y);
+        for (ulong k = k0; k < n; ++k)
+            y[k] = (scale * x[k] - m) - lse;
+    } else {
+        for (ulong j = 0; j < nv; ++j)
+            VSTORE(VLOAD(j, y) / sum, j, y);
+        for (ulong k = k0; k < n; ++k)
+            y[k] = y[k] / sum;
+    }
+}
+
+/*
+ * Assumes inner == 1; any local size, no __local memory, no barrier. A work-item per row (rows
+ * grid-strided), for CPU devices with enough rows to share among their cores. Trick: the online
+ * (max, sum) recurrence reads the row once, the write pass a second time (from cache when the
+ * row fits there).
+ */
+__kernel void softmax_row_item(__global const REAL* in, ulong in_off, __global REAL* out,
+                               ulong out_off, ulong outer, ulong n, ulong inner, REAL scale,
+                               int log_op, __local REAL* scratch)
+{
+    const ulong nv = n / CLSOFTMAX_VW;
+    const ulong k0 = nv * CLSOFTMAX_VW;
+    (void)inner;
+    (void)scratch;
+
+    /* The same trip count in every work-item (see ROUNDS) */
+    const ulong gsize = get_global_size(0);
+    const ulong rounds = outer / gsize + (outer % gsize != 0);
+    for (ulong round = 0; round < rounds; ++round) {
+        const ulong r = get_global_id(0) + round * gsize;
+        if (r >= outer)
+            break;
+        __global const REAL* x = in + in_off + r * n;
+        __global REAL* y = out + out_off + r * n;
+        if (n <= CLSOFTMAX_CACHED_ROW) {
+            cached_row(x, y, nv, k0, n, scale, log_op);
+            continue;
+        }
+        REAL m = -INFINITY;
+        REAL s = 0;
+        REAL c = 0;
+        online_range(x, 0, nv, k0, n, 1, scale, &m, &s, &c);
+        write_range(x, y, 0, nv, k0, n, 1, scale, m, online_sum(m, s - c), log_op);
+    }
+}
+
+/*
+ * The vectors [*j0, *j1) and scalars [*k0, n) of chunk `chunk` of a row of n elements split
+ * into `chunks` nearly equal runs of whole vectors; the scalar tail belongs to the last chunk.
+ */
+void split_bounds(ulong n, ulong chunk, ulong chunks, ulong* j0, ulong* j1, ulong* k0)
+{
+    const ulong nv = n / CLSOFTMAX_VW;
+    const ulong per = nv / chunks + (nv % chunks != 0);
+    *j0 = min(nv, chunk * per);
+    *j1 = min(nv, *j0 + per);
+    *k0 = chunk + 1 == chunks ? nv * CLSOFTMAX_VW : n;
+}
+
+/*
+ * Assumes inner == 1, exactly outer * chunks work-groups (group g: row g / chunks, chunk
+ * g % chunks), a power-of-two local size L, scratch of 2 L REALs, partial of 2 * outer * chunks
+ * REALs. For a few very long rows: a row's chunks run on different compute units. Trick: each
+ * group runs the online recurrence over its chunk and leaves its (max, sum) pair in partial.
+ */
+__kernel void softmax_split_partial(__global const REAL* in, ulong in_off, __global REAL* out,
+                                    ulong out_off, ulong outer, ulong n, ulong inner, REAL scale,
+                                    int log_op, __local REAL* scratch, __global REAL* partial,
+                                    ulong chunks)
+{
+    const ulong lid = get_local_id(0);
+    const ulong lsz = get_local_size(0);
+    const ulong g = get_group_id(0);
+    const ulong r = g / chunks;
+    ulong j0, j1, k0;
+    (void)out;
+    (void)out_off;
+    (void)inner;
+    (void)log_op;
+    if (r >= outer)
+        return;
+    split_bounds(n, g - r * chunks, chunks, &j0, &j1, &k0);
+    __global const REAL* x = in + in_off + r * n;
+    REAL m = -INFINITY;
+    REAL s = 0;
+    REAL c = 0;
+    online_range(x, j0 + lid, j1, k0 + lid, n, lsz, scale, &m, &s, &c);
+    s -= c;
+    group_ms_merge(scratch, &m, &s);
+    if (lid == 0) {
+        partial[2 * g] = m;
+        partial[2 * g + 1] = s;
+    }
+}
+
+/*
+ * The same grid as softmax_split_partial, after it. Trick: every work-item merges its row's
+ * `chunks` pairs itself, in chunk order (a few dozen exps, identical in every work-item and
+ * group, so no barrier and no third kernel), then writes its share of the chunk.
+ */
+__kernel void softmax_split_write(__global const REAL* in, ulong in_off, __global REAL* out,
+                                  ulong out_off, ulong outer, ulong n, ulong inner, REAL scale,
+                                  int log_op, __local REAL* scratch, __global const REAL* partial,
+                                  ulong chunks)
+{
+    const ulong lid = get_local_id(0);
+    const ulong lsz = get_local_size(0);
+    const ulong g = get_group_id(0);
+    const ulong r = g / chunks;
+    ulong j0, j1, k0;
+    (void)inner;
+    (void)scratch;
+    if (r >= outer)
+        return;
+    REAL m = partial[2 * r * chunks];
+    REAL s = partial[2 * r * chunks + 1];
+    for (ulong q = 1; q < chunks; ++q)
+        ms_merge(&m, &s, partial[2 * (r * chunks + q)], partial[2 * (r * chunks + q) + 1]);
+    split_bounds(n, g - r * chunks, chunks, &j0, &j1, &k0);
+    write_range(in + in_off + r * n, out + out_off + r * n, j0 + lid, j1, k0 + lid, n, lsz, scale,
+                m, online_sum(m, s), log_op);
 }

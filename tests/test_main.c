@@ -34,6 +34,7 @@ int main(int argc, char** argv)
     test_register_prepare();
     test_register_cpu_kernels();
     test_register_limits();
+    test_register_params();
 
     CU_basic_set_mode(CU_BRM_VERBOSE);
     int ran = 0;

@@ -19,6 +19,8 @@ static clsoftmax__device_caps caps_pocl(void)
     c.address_bits = 64;
     c.has_fp64 = 1;
     c.host_unified_memory = 1;
+    c.native_vw_float = 8; /* AVX2 */
+    c.native_vw_double = 4;
     return c;
 }
 
@@ -70,6 +72,8 @@ static clsoftmax__device_caps caps_narrow_dims(void)
 
 static int is_pow2(size_t v) { return v != 0 && (v & (v - 1)) == 0; }
 
+static size_t elem_of(clsoftmax_dtype dtype) { return dtype == CLSOFTMAX_FLOAT64 ? 8 : 4; }
+
 static clsoftmax__layout make_layout(clsoftmax_dtype dtype, size_t outer, size_t n, size_t inner)
 {
     const size_t dims[3] = {outer, n, inner};
@@ -85,6 +89,25 @@ static clsoftmax__layout make_layout(clsoftmax_dtype dtype, size_t outer, size_t
 
 static size_t ceil_div(size_t a, size_t b) { return a / b + (a % b != 0); }
 
+/* The parameters check_plan() and row_local_limit() plan with (NULL: the device's choices). */
+static const size_t* g_params = NULL;
+
+/* Parameters that keep one work-group per row and never split: the group-per-row strategies. */
+static const size_t* group_per_row_params(void)
+{
+    static size_t p[CLSOFTMAX_PARAM_COUNT];
+    memset(p, 0, sizeof p);
+    p[CLSOFTMAX_PARAM_ROWS_PER_GROUP] = 1;
+    p[CLSOFTMAX_PARAM_SPLIT_ROW_MIN] = SIZE_MAX;
+    return p;
+}
+
+static int is_group_strategy(clsoftmax__strategy s)
+{
+    return s == CLSOFTMAX__ROW_LOCAL || s == CLSOFTMAX__ROW_MULTIPASS || s == CLSOFTMAX__STRIDED ||
+           s == CLSOFTMAX__ROW_SPLIT;
+}
+
 /*
  * Plans [outer, n, inner] and checks what every plan must satisfy for the
  * kernels to run: a strategy that fits the shape, power-of-two local sizes
@@ -97,7 +120,8 @@ static clsoftmax__plan check_plan(const clsoftmax__device_caps* caps, clsoftmax_
     clsoftmax__layout layout = make_layout(dtype, outer, n, inner);
     clsoftmax__plan plan;
     memset(&plan, 0xee, sizeof plan);
-    clsoftmax_status st = clsoftmax__plan_make(&layout, caps, kernel_max_wg, &plan);
+    clsoftmax_status st =
+        clsoftmax__plan_make_params(&layout, caps, g_params, kernel_max_wg, &plan);
     if (caps->address_bits < 64 && (cl_ulong)layout.bytes >= ((cl_ulong)1 << caps->address_bits)) {
         TEST_CHECK(st == CLSOFTMAX_SIZE_OVERFLOW,
                    "plan [%zu, %zu, %zu] dtype %d: %zu bytes on a %u-bit device gave %s", outer, n,
@@ -115,13 +139,30 @@ static clsoftmax__plan check_plan(const clsoftmax__device_caps* caps, clsoftmax_
                               ? kernel_max_wg
                               : caps->max_work_group_size;
     if (inner > 1) {
-        TEST_CHECK(plan.strategy == CLSOFTMAX__STRIDED, "[%zu, %zu, %zu]: strategy %d, not STRIDED",
-                   outer, n, inner, (int)plan.strategy);
+        TEST_CHECK(plan.strategy == CLSOFTMAX__STRIDED || plan.strategy == CLSOFTMAX__STRIDED_ITEM,
+                   "[%zu, %zu, %zu]: strategy %d, not a strided one", outer, n, inner,
+                   (int)plan.strategy);
     } else {
         TEST_CHECK(
-            plan.strategy == CLSOFTMAX__ROW_LOCAL || plan.strategy == CLSOFTMAX__ROW_MULTIPASS,
+            plan.strategy == CLSOFTMAX__ROW_LOCAL || plan.strategy == CLSOFTMAX__ROW_MULTIPASS ||
+                plan.strategy == CLSOFTMAX__ROW_PRIVATE || plan.strategy == CLSOFTMAX__ROW_ITEM ||
+                plan.strategy == CLSOFTMAX__ROW_SPLIT,
             "[%zu, %zu, 1]: strategy %d is not a row strategy", outer, n, (int)plan.strategy);
         TEST_CHECK(plan.local[1] == 1, "row kernel with local[1] = %zu", plan.local[1]);
+    }
+    TEST_CHECK(is_pow2(plan.vector_width) && plan.vector_width <= 16,
+               "[%zu, %zu, %zu]: vector width %zu", outer, n, inner, plan.vector_width);
+    if (plan.strategy == CLSOFTMAX__ROW_PRIVATE)
+        TEST_CHECK(n <= CLSOFTMAX__PRIVATE_MAX, "ROW_PRIVATE for a row of %zu > %d elements", n,
+                   CLSOFTMAX__PRIVATE_MAX);
+    if (plan.strategy == CLSOFTMAX__ROW_SPLIT) {
+        TEST_CHECK(plan.chunks >= 1 && plan.groups[0] == layout.rows * plan.chunks,
+                   "[%zu, %zu]: split into %zu chunks on %zu groups", outer, n, plan.chunks,
+                   plan.groups[0]);
+        TEST_CHECK(plan.chunks <= n / plan.vector_width, "[%zu, %zu]: %zu chunks of %zu-vectors",
+                   outer, n, plan.chunks, plan.vector_width);
+        TEST_CHECK(plan.scratch_bytes == 2 * layout.rows * plan.chunks * elem_of(dtype),
+                   "[%zu, %zu]: scratch of %zu bytes", outer, n, plan.scratch_bytes);
     }
     TEST_CHECK(is_pow2(plan.local[0]) && is_pow2(plan.local[1]),
                "[%zu, %zu, %zu]: local sizes %zu x %zu not powers of two", outer, n, inner,
@@ -136,8 +177,8 @@ static clsoftmax__plan check_plan(const clsoftmax__device_caps* caps, clsoftmax_
     TEST_CHECK(plan.local_bytes <= caps->local_mem_size,
                "[%zu, %zu, %zu] dtype %d: local_bytes %zu exceed local memory %llu", outer, n,
                inner, (int)dtype, plan.local_bytes, (unsigned long long)caps->local_mem_size);
-    /* Every work-item needs a slot of reduction scratch. */
-    TEST_CHECK(plan.local_bytes >= wg * elem,
+    /* Every work-item of a group strategy needs a slot of reduction scratch. */
+    TEST_CHECK(!is_group_strategy(plan.strategy) || plan.local_bytes >= wg * elem,
                "[%zu, %zu, %zu]: local_bytes %zu below the %zu x %zu reduction scratch", outer, n,
                inner, plan.local_bytes, wg, elem);
     if (plan.strategy == CLSOFTMAX__ROW_LOCAL)
@@ -145,8 +186,13 @@ static clsoftmax__plan check_plan(const clsoftmax__device_caps* caps, clsoftmax_
                    "ROW_LOCAL row of %zu elements staged in only %zu bytes", n, plan.local_bytes);
     TEST_CHECK(plan.groups[0] >= 1 && plan.groups[1] >= 1, "[%zu, %zu, %zu]: groups %zu x %zu",
                outer, n, inner, plan.groups[0], plan.groups[1]);
-    /* No group without work: rows for row kernels, column blocks for the strided one. */
+    /* No group without work: rows for row kernels, column blocks for the strided one, blocks
+       of work-items for the work-item kernels, chunks for a split. */
     size_t units = inner > 1 ? ceil_div(layout.rows, plan.local[0]) : layout.rows;
+    if (plan.strategy == CLSOFTMAX__ROW_PRIVATE || plan.strategy == CLSOFTMAX__ROW_ITEM)
+        units = ceil_div(layout.rows, plan.local[0]);
+    if (plan.strategy == CLSOFTMAX__ROW_SPLIT)
+        units = layout.rows * plan.chunks;
     TEST_CHECK(plan.groups[0] * plan.groups[1] <= units,
                "[%zu, %zu, %zu]: %zu x %zu groups for %zu units of work", outer, n, inner,
                plan.groups[0], plan.groups[1], units);
@@ -217,7 +263,7 @@ static size_t row_local_limit(const clsoftmax__device_caps* caps, clsoftmax_dtyp
         size_t mid = lo + (hi - lo) / 2;
         clsoftmax__layout layout = make_layout(dtype, 1, mid, 1);
         clsoftmax__plan plan;
-        if (clsoftmax__plan_make(&layout, caps, 0, &plan) != CLSOFTMAX_SUCCESS)
+        if (clsoftmax__plan_make_params(&layout, caps, g_params, 0, &plan) != CLSOFTMAX_SUCCESS)
             return 0;
         if (plan.strategy == CLSOFTMAX__ROW_LOCAL)
             lo = mid;
@@ -280,6 +326,8 @@ static void check_row_boundary(const clsoftmax__device_caps* caps, const char* n
 
 static void test_row_boundary(void)
 {
+    /* The boundary between the group-per-row strategies, as chosen when rows get a group. */
+    g_params = group_per_row_params();
     clsoftmax__device_caps pocl = caps_pocl();
     clsoftmax__device_caps gpu = caps_gpu();
     clsoftmax__device_caps tiny = caps_tiny();
@@ -298,11 +346,20 @@ static void test_row_boundary(void)
     /* The common 1000-wide row is staged everywhere, in both precisions. */
     p = check_plan(&tiny, CLSOFTMAX_FLOAT64, 16, 1000, 1, 0);
     CU_ASSERT_EQUAL(p.strategy, CLSOFTMAX__ROW_LOCAL);
+    g_params = NULL;
 }
 
 static void test_strided(void)
 {
     clsoftmax__device_caps gpu = caps_gpu();
+    /* On a CPU: a work-item per vector of columns, unless rows get a group of their own. */
+    clsoftmax__device_caps pocl = caps_pocl();
+    clsoftmax__plan q = check_plan(&pocl, CLSOFTMAX_FLOAT32, 1, 1000, 16384, 0);
+    CU_ASSERT_EQUAL(q.strategy, CLSOFTMAX__STRIDED_ITEM);
+    g_params = group_per_row_params();
+    q = check_plan(&pocl, CLSOFTMAX_FLOAT32, 1, 1000, 16384, 0);
+    CU_ASSERT_EQUAL(q.strategy, CLSOFTMAX__STRIDED);
+    g_params = NULL;
     clsoftmax__plan p = check_plan(&gpu, CLSOFTMAX_FLOAT32, 4, 33, 6, 0);
     CU_ASSERT_EQUAL(p.strategy, CLSOFTMAX__STRIDED);
     /* Any inner > 1 is strided, however long the axis or few the columns. */
@@ -353,6 +410,116 @@ static void test_pure(void)
     CU_ASSERT_EQUAL(a.local_bytes, b.local_bytes);
 }
 
+/* Plans [outer, n, inner] float32 with params and returns the strategy. */
+static clsoftmax__strategy strategy_of(const clsoftmax__device_caps* caps, const size_t* params,
+                                       size_t outer, size_t n, size_t inner)
+{
+    const size_t* saved = g_params;
+    g_params = params;
+    clsoftmax__plan p = check_plan(caps, CLSOFTMAX_FLOAT32, outer, n, inner, 0);
+    g_params = saved;
+    return p.strategy;
+}
+
+static void test_shapes_pocl(void)
+{
+    /* The shapes on a 2-core PoCL device, with the device's choices. */
+    clsoftmax__device_caps c = caps_pocl();
+    CU_ASSERT_EQUAL(strategy_of(&c, NULL, 1000000, 8, 1), CLSOFTMAX__ROW_PRIVATE);
+    CU_ASSERT_EQUAL(strategy_of(&c, NULL, 65536, 128, 1), CLSOFTMAX__ROW_PRIVATE);
+    CU_ASSERT_EQUAL(strategy_of(&c, NULL, 8192, 1024, 1), CLSOFTMAX__ROW_ITEM);
+    CU_ASSERT_EQUAL(strategy_of(&c, NULL, 16384, 1000, 1), CLSOFTMAX__ROW_ITEM);
+    CU_ASSERT_EQUAL(strategy_of(&c, NULL, 256, 32000, 1), CLSOFTMAX__ROW_ITEM);
+    CU_ASSERT_EQUAL(strategy_of(&c, NULL, 32, 262144, 1), CLSOFTMAX__ROW_ITEM);
+    CU_ASSERT_EQUAL(strategy_of(&c, NULL, 1, 1000, 16384), CLSOFTMAX__STRIDED_ITEM);
+    /* A single very long row is split across the cores. */
+    CU_ASSERT_EQUAL(strategy_of(&c, NULL, 1, 4194304, 1), CLSOFTMAX__ROW_SPLIT);
+    /* The CPU's native width, per dtype. */
+    clsoftmax__layout l32 = make_layout(CLSOFTMAX_FLOAT32, 4, 100, 1);
+    clsoftmax__layout l64 = make_layout(CLSOFTMAX_FLOAT64, 4, 100, 1);
+    clsoftmax__plan p;
+    TEST_STATUS(clsoftmax__plan_make_params(&l32, &c, NULL, 0, &p), CLSOFTMAX_SUCCESS);
+    CU_ASSERT_EQUAL(p.vector_width, 8);
+    TEST_STATUS(clsoftmax__plan_make_params(&l64, &c, NULL, 0, &p), CLSOFTMAX_SUCCESS);
+    CU_ASSERT_EQUAL(p.vector_width, 4);
+    /* Long rows and wide column blocks: two registers per vector, unless the width was set. */
+    clsoftmax__layout long32 = make_layout(CLSOFTMAX_FLOAT32, 4, 32000, 1);
+    TEST_STATUS(clsoftmax__plan_make_params(&long32, &c, NULL, 0, &p), CLSOFTMAX_SUCCESS);
+    CU_ASSERT_EQUAL(p.vector_width, 16);
+    clsoftmax__layout cols64 = make_layout(CLSOFTMAX_FLOAT64, 1, 1000, 16384);
+    TEST_STATUS(clsoftmax__plan_make_params(&cols64, &c, NULL, 0, &p), CLSOFTMAX_SUCCESS);
+    CU_ASSERT_EQUAL(p.vector_width, 8);
+    size_t set[CLSOFTMAX_PARAM_COUNT] = {0};
+    set[CLSOFTMAX_PARAM_VECTOR_WIDTH] = 8;
+    TEST_STATUS(clsoftmax__plan_make_params(&long32, &c, set, 0, &p), CLSOFTMAX_SUCCESS);
+    CU_ASSERT_EQUAL(p.vector_width, 8);
+}
+
+static void test_shapes_gpu(void)
+{
+    /* A GPU: short rows a work-item each, others a group per row, scalar (coalesced) loads. */
+    clsoftmax__device_caps g = caps_gpu();
+    CU_ASSERT_EQUAL(strategy_of(&g, NULL, 1000000, 8, 1), CLSOFTMAX__ROW_PRIVATE);
+    CU_ASSERT_EQUAL(strategy_of(&g, NULL, 65536, 128, 1), CLSOFTMAX__ROW_LOCAL);
+    CU_ASSERT_EQUAL(strategy_of(&g, NULL, 16384, 1000, 1), CLSOFTMAX__ROW_LOCAL);
+    CU_ASSERT_EQUAL(strategy_of(&g, NULL, 256, 32000, 1), CLSOFTMAX__ROW_MULTIPASS);
+    CU_ASSERT_EQUAL(strategy_of(&g, NULL, 4, 4194304, 1), CLSOFTMAX__ROW_SPLIT);
+    CU_ASSERT_EQUAL(strategy_of(&g, NULL, 1000, 16384, 2), CLSOFTMAX__STRIDED);
+    clsoftmax__layout l = make_layout(CLSOFTMAX_FLOAT32, 4, 100, 1);
+    clsoftmax__plan p;
+    TEST_STATUS(clsoftmax__plan_make_params(&l, &g, NULL, 0, &p), CLSOFTMAX_SUCCESS);
+    CU_ASSERT_EQUAL(p.vector_width, 1);
+}
+
+static void test_params_steer(void)
+{
+    clsoftmax__device_caps c = caps_pocl();
+    size_t p[CLSOFTMAX_PARAM_COUNT] = {0};
+    /* SHORT_ROW_LIMIT moves the private/item boundary. */
+    p[CLSOFTMAX_PARAM_SHORT_ROW_LIMIT] = 16;
+    CU_ASSERT_EQUAL(strategy_of(&c, p, 100, 16, 1), CLSOFTMAX__ROW_PRIVATE);
+    CU_ASSERT_EQUAL(strategy_of(&c, p, 100, 17, 1), CLSOFTMAX__ROW_ITEM);
+    /* ROWS_PER_GROUP 1: a work-group per row, staged or two-pass. */
+    memset(p, 0, sizeof p);
+    p[CLSOFTMAX_PARAM_ROWS_PER_GROUP] = 1;
+    CU_ASSERT_EQUAL(strategy_of(&c, p, 100, 8, 1), CLSOFTMAX__ROW_LOCAL);
+    CU_ASSERT_EQUAL(strategy_of(&c, p, 3, 200000, 1), CLSOFTMAX__ROW_MULTIPASS);
+    CU_ASSERT_EQUAL(strategy_of(&c, p, 3, 20, 5), CLSOFTMAX__STRIDED);
+    /* SPLIT_ROW_MIN: split a row of 5000 when there are fewer rows than compute units. */
+    memset(p, 0, sizeof p);
+    p[CLSOFTMAX_PARAM_SPLIT_ROW_MIN] = 5000;
+    CU_ASSERT_EQUAL(strategy_of(&c, p, 1, 5000, 1), CLSOFTMAX__ROW_SPLIT);
+    CU_ASSERT_EQUAL(strategy_of(&c, p, 1, 4999, 1), CLSOFTMAX__ROW_ITEM);
+    /* Set, it splits however many rows there are (while the groups stay bounded). */
+    CU_ASSERT_EQUAL(strategy_of(&c, p, 4, 5000, 1), CLSOFTMAX__ROW_SPLIT);
+    CU_ASSERT_EQUAL(strategy_of(&c, p, 100000, 5000, 1), CLSOFTMAX__ROW_ITEM);
+    /* Left to the device, only fewer rows than compute units are split. */
+    p[CLSOFTMAX_PARAM_SPLIT_ROW_MIN] = 0;
+    CU_ASSERT_EQUAL(strategy_of(&c, p, 2, 4194304, 1), CLSOFTMAX__ROW_ITEM);
+    CU_ASSERT_EQUAL(strategy_of(&c, p, 1, 4194304, 1), CLSOFTMAX__ROW_SPLIT);
+    /* VECTOR_WIDTH and WORK_GROUP_SIZE reach the plan. */
+    memset(p, 0, sizeof p);
+    p[CLSOFTMAX_PARAM_VECTOR_WIDTH] = 2;
+    p[CLSOFTMAX_PARAM_WORK_GROUP_SIZE] = 32;
+    p[CLSOFTMAX_PARAM_ROWS_PER_GROUP] = 1;
+    g_params = p;
+    clsoftmax__plan q = check_plan(&c, CLSOFTMAX_FLOAT32, 100, 1000, 1, 0);
+    g_params = NULL;
+    CU_ASSERT_EQUAL(q.vector_width, 2);
+    CU_ASSERT_EQUAL(q.local[0], 32);
+    /* A split with the work-group size set uses it; without, a CPU runs chunks as one item. */
+    p[CLSOFTMAX_PARAM_SPLIT_ROW_MIN] = 100000;
+    g_params = p;
+    q = check_plan(&c, CLSOFTMAX_FLOAT32, 1, 1000000, 1, 0);
+    CU_ASSERT_EQUAL(q.strategy, CLSOFTMAX__ROW_SPLIT);
+    CU_ASSERT_EQUAL(q.local[0], 32);
+    p[CLSOFTMAX_PARAM_WORK_GROUP_SIZE] = 0;
+    q = check_plan(&c, CLSOFTMAX_FLOAT32, 1, 1000000, 1, 0);
+    CU_ASSERT_EQUAL(q.local[0], 1);
+    CU_ASSERT(q.chunks >= 2);
+    g_params = NULL;
+}
+
 void test_register_plan(void)
 {
     CU_pSuite suite = CU_add_suite("plan", NULL, NULL);
@@ -366,4 +533,7 @@ void test_register_plan(void)
     CU_add_test(suite, "STRIDED for inner > 1", test_strided);
     CU_add_test(suite, "32-bit address space", test_address_bits);
     CU_add_test(suite, "pure function", test_pure);
+    CU_add_test(suite, "the issue's shapes on PoCL", test_shapes_pocl);
+    CU_add_test(suite, "the issue's shapes on a GPU", test_shapes_gpu);
+    CU_add_test(suite, "parameters steer the plan", test_params_steer);
 }

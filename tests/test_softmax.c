@@ -27,6 +27,21 @@ static int init_opencl(void)
     return g_ctx == NULL;
 }
 
+/*
+ * The work-group-per-row strategies (ROW_LOCAL, ROW_MULTIPASS, STRIDED): on a CPU device the
+ * defaults pick the work-item-per-row kernels, so this suite runs every test again with a
+ * work-group per row and scalar loads.
+ */
+static int init_group_opencl(void)
+{
+    g_ctx = test_context_create(CLSOFTMAX_BACKEND_OPENCL);
+    if (g_ctx == NULL)
+        return 1;
+    return clsoftmax_context_set_param(g_ctx, CLSOFTMAX_PARAM_ROWS_PER_GROUP, 1) !=
+               CLSOFTMAX_SUCCESS ||
+           clsoftmax_context_set_param(g_ctx, CLSOFTMAX_PARAM_VECTOR_WIDTH, 1) != CLSOFTMAX_SUCCESS;
+}
+
 static int cleanup_ctx(void)
 {
     clsoftmax_context_free(g_ctx);
@@ -701,4 +716,5 @@ void test_register_softmax(void)
     if (cpu != NULL)
         CU_add_test(cpu, "reference semantics", test_reference_semantics);
     add_tests(CU_add_suite("opencl", init_opencl, cleanup_ctx));
+    add_tests(CU_add_suite("group_opencl", init_group_opencl, cleanup_ctx));
 }

@@ -65,5 +65,7 @@ double cli_median(double* values, size_t n);
 
 /* `clsoftmax bench` (cmd_bench.c). */
 int cmd_bench(int argc, char** argv);
+/* `clsoftmax tune` (cmd_tune.c) */
+int cmd_tune(int argc, char** argv);
 
 #endif /* CLSOFTMAX_CLI_UTIL_H */

@@ -36,6 +36,9 @@ static const char usage_text[] =
     "  bench [--backend cpu|opencl|all] [--shapes LIST] [--dtype f32|f64] [--runs N] [--csv]\n"
     "              softmax throughput per shape (median of N runs, default 7) beside a copy\n"
     "              of the same bytes on the same device; `clsoftmax bench --help` for more\n"
+    "  tune [--device SEL] [--quick] [--out FILE]\n"
+    "              time kernel parameters on the OpenCL device and write the device's\n"
+    "              parameter file, which contexts load at creation (`tune --help`)\n"
     "  --help, --version\n"
     "\n"
     "Options may come before or after the file names; `--opt=value` works too.\n"
@@ -604,6 +607,8 @@ int main(int argc, char** argv)
         return cmd_demo(argc - 2, argv + 2);
     if (strcmp(command, "bench") == 0)
         return cmd_bench(argc - 2, argv + 2);
+    if (strcmp(command, "tune") == 0)
+        return cmd_tune(argc - 2, argv + 2);
     fprintf(stderr, "clsoftmax: unknown command '%s'\n\n", command);
     fputs(usage_text, stderr);
     return EXIT_USAGE;
