@@ -284,6 +284,7 @@ void clsoftmax_context_free(clsoftmax_context* ctx)
     if (ctx->queue != NULL)
         clFinish(ctx->queue);
     clsoftmax__program_cache_clear(&ctx->cache);
+    clsoftmax__ops_release(&ctx->ops);
     if (ctx->queue != NULL)
         clReleaseCommandQueue(ctx->queue);
     if (ctx->cl_ctx != NULL)

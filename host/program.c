@@ -257,3 +257,50 @@ void clsoftmax__program_cache_clear(clsoftmax__program_cache* cache)
         cache->program[d] = NULL;
     }
 }
+
+/* ---- programs of the head and attention operations (ops.c) ----------------------------- */
+
+/* Generated into the build tree as ops_kernel_sources.c from CLSOFTMAX_OPS_KERNELS. */
+extern const char* const clsoftmax__ops_cl_sources[];
+extern const char* const clsoftmax__ops_cl_names[];
+extern const size_t clsoftmax__ops_cl_count;
+
+#define OPS_SOURCE_MAX 8
+
+clsoftmax_status clsoftmax__program_build_ops(clsoftmax_context* ctx, size_t count,
+                                              const char* const* names, const char* options,
+                                              const char* what, cl_program* program)
+{
+    clsoftmax_status status = CLSOFTMAX_SUCCESS;
+    cl_int err = CL_SUCCESS;
+    const char* sources[OPS_SOURCE_MAX];
+    cl_program prog = NULL;
+
+    if (count == 0 || count > OPS_SOURCE_MAX)
+        return clsoftmax__error(ctx, CLSOFTMAX_INVALID_ARGUMENT,
+                                "internal: %zu sources for the %s program", count, what);
+    for (size_t s = 0; s < count; s++) {
+        sources[s] = NULL;
+        for (size_t e = 0; e < clsoftmax__ops_cl_count; e++)
+            if (strcmp(clsoftmax__ops_cl_names[e], names[s]) == 0)
+                sources[s] = clsoftmax__ops_cl_sources[e];
+        if (sources[s] == NULL)
+            return clsoftmax__error(ctx, CLSOFTMAX_BUILD_FAILURE,
+                                    "internal: kernel source %s is not embedded in the library",
+                                    names[s]);
+    }
+    prog = clCreateProgramWithSource(ctx->cl_ctx, (cl_uint)count, sources, NULL, &err);
+    if (err != CL_SUCCESS)
+        return clsoftmax__error_cl(ctx, clsoftmax__status_from_cl(err), "clCreateProgramWithSource",
+                                   err, "creating the %s program", what);
+    err = clBuildProgram(prog, 1, &ctx->device, options, NULL, NULL);
+    if (err != CL_SUCCESS) {
+        status = clsoftmax__error_cl(ctx, CLSOFTMAX_BUILD_FAILURE, "clBuildProgram", err,
+                                     "building the %s program with options \"%s\"", what, options);
+        append_build_log(ctx, prog);
+        clReleaseProgram(prog);
+        return status;
+    }
+    *program = prog;
+    return CLSOFTMAX_SUCCESS;
+}

@@ -27,6 +27,7 @@ int main(int argc, char** argv)
     test_register_context();
     test_register_npy();
     test_register_tool();
+    test_register_ops();
 
     CU_basic_set_mode(CU_BRM_VERBOSE);
     int ran = 0;

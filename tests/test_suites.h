@@ -11,5 +11,6 @@ void test_register_buffer(void);   /* "buffer" */
 void test_register_context(void);  /* "context_cpu", "context_opencl" */
 void test_register_npy(void);      /* "npy" */
 void test_register_tool(void);     /* "tool", "tool_opencl" */
+void test_register_ops(void);      /* "ops_cpu", "ops_opencl" */
 
 #endif

@@ -1,0 +1,257 @@
+/* cpu_ops.c - the CPU fallback of the head and attention: CBLAS (OpenBLAS) GEMMs + fused softmax.
+ *
+ * Numerics match the OpenCL kernels: in float32, t = scale * (l + b) (head) or
+ * t = scale * s + mask (attention) is rounded to float and t - max taken in float; exp and the
+ * row sum then run in double, a little more accurate than the device's Kahan sum in float.
+ * Includes <cblas.h> only, never OpenCL.
+ */
+#include "cpu_ops.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Row statistics of t: the max skipping NaN and the sum of exp(t - max) (NaN in, NaN sum). */
+static void stats_f(const float* t, size_t n, float* m_out, double* sum_out)
+{
+    float m = -INFINITY;
+    for (size_t j = 0; j < n; j++)
+        m = fmaxf(m, t[j]);
+    double sum = 0;
+    for (size_t j = 0; j < n; j++)
+        sum += exp((double)(t[j] - m));
+    *m_out = m;
+    *sum_out = sum;
+}
+
+static void stats_d(const double* t, size_t n, double* m_out, double* sum_out)
+{
+    double m = -INFINITY;
+    for (size_t j = 0; j < n; j++)
+        m = fmax(m, t[j]);
+    double sum = 0;
+    for (size_t j = 0; j < n; j++)
+        sum += exp(t[j] - m);
+    *m_out = m;
+    *sum_out = sum;
+}
+
+/* ---- classifier head ------------------------------------------------------ */
+
+/* Turns a row of logits into t in place: t = scale * (l + b). */
+static void head_t_f(float* row, size_t n, const float* bias, float scale)
+{
+    for (size_t j = 0; j < n; j++)
+        row[j] = bias != NULL ? scale * (row[j] + bias[j]) : scale * row[j];
+}
+
+static void head_t_d(double* row, size_t n, const double* bias, double scale)
+{
+    for (size_t j = 0; j < n; j++)
+        row[j] = bias != NULL ? scale * (row[j] + bias[j]) : scale * row[j];
+}
+
+/* The k best (t, j) of a row, larger t first, ties by the lower j, NaN ordered as -inf. */
+static void topk_select(const double* key, size_t n, size_t k, size_t* best)
+{
+    size_t have = 0;
+    for (size_t j = 0; j < n; j++) {
+        /* position of j among the kept ones: after every kept entry that comes before it */
+        size_t pos = have;
+        while (pos > 0 && key[j] > key[best[pos - 1]])
+            pos--;
+        if (pos >= k)
+            continue;
+        size_t last = have < k ? have : k - 1;
+        for (size_t q = last; q > pos; q--)
+            best[q] = best[q - 1];
+        best[pos] = j;
+        if (have < k)
+            have++;
+    }
+}
+
+int clsoftmax__cpu_linear_softmax(const clsoftmax__cpu_head_job* job)
+{
+    const size_t n = job->classes;
+    const size_t esz = job->is_double ? sizeof(double) : sizeof(float);
+    const int topk = job->topk > 0;
+    size_t block = job->rows;
+    void* scratch = NULL;
+    double* key = NULL;
+    size_t* best = NULL;
+    if (topk) {
+        size_t cap = CLSOFTMAX__CPU_OPS_SCRATCH / (n * esz);
+        block = cap == 0 ? 1 : (cap < job->rows ? cap : job->rows);
+        scratch = malloc(block * n * esz);
+        key = malloc(n * sizeof *key);
+        best = malloc(job->topk * sizeof *best);
+        if (scratch == NULL || key == NULL || best == NULL) {
+            free(scratch);
+            free(key);
+            free(best);
+            return -1;
+        }
+    }
+    const float scale_f = (float)job->scale;
+    for (size_t r0 = 0; r0 < job->rows; r0 += block) {
+        const size_t nr = job->rows - r0 < block ? job->rows - r0 : block;
+        void* l = topk ? scratch : (char*)job->out + r0 * n * esz;
+        if (job->is_double)
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nr, (int)n,
+                        (int)job->in_features, 1.0, (const double*)job->x + r0 * job->in_features,
+                        (int)job->in_features, (const double*)job->w, (int)job->in_features, 0.0,
+                        (double*)l, (int)n);
+        else
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nr, (int)n,
+                        (int)job->in_features, 1.0f, (const float*)job->x + r0 * job->in_features,
+                        (int)job->in_features, (const float*)job->w, (int)job->in_features, 0.0f,
+                        (float*)l, (int)n);
+        for (size_t r = 0; r < nr; r++) {
+            double m;
+            double sum;
+            if (job->is_double) {
+                double* t = (double*)l + r * n;
+                head_t_d(t, n, job->bias, job->scale);
+                stats_d(t, n, &m, &sum);
+                for (size_t j = 0; j < n && topk; j++)
+                    key[j] = isnan(t[j]) ? -INFINITY : t[j];
+                if (!topk) {
+                    for (size_t j = 0; j < n; j++)
+                        t[j] = job->log ? (t[j] - m) - log(sum) : exp(t[j] - m) / sum;
+                } else {
+                    topk_select(key, n, job->topk, best);
+                    double* vals = (double*)job->out + (r0 + r) * job->topk;
+                    for (size_t q = 0; q < job->topk; q++) {
+                        double d = t[best[q]] - m;
+                        vals[q] = job->log ? d - log(sum) : exp(d) / sum;
+                    }
+                }
+            } else {
+                float* t = (float*)l + r * n;
+                float mf;
+                head_t_f(t, n, job->bias, scale_f);
+                stats_f(t, n, &mf, &sum);
+                for (size_t j = 0; j < n && topk; j++)
+                    key[j] = isnan(t[j]) ? -INFINITY : (double)t[j];
+                if (!topk) {
+                    for (size_t j = 0; j < n; j++) {
+                        double d = (double)(t[j] - mf);
+                        t[j] = (float)(job->log ? d - log(sum) : exp(d) / sum);
+                    }
+                } else {
+                    topk_select(key, n, job->topk, best);
+                    float* vals = (float*)job->out + (r0 + r) * job->topk;
+                    for (size_t q = 0; q < job->topk; q++) {
+                        double d = (double)(t[best[q]] - mf);
+                        vals[q] = (float)(job->log ? d - log(sum) : exp(d) / sum);
+                    }
+                }
+            }
+            for (size_t q = 0; topk && q < job->topk; q++)
+                job->indices[(r0 + r) * job->topk + q] = (int64_t)best[q];
+        }
+    }
+    free(scratch);
+    free(key);
+    free(best);
+    return 0;
+}
+
+/* ---- attention -------------------------------------------------------------- */
+
+/* Key j is visible to query i of batch entry b. */
+static int visible(const clsoftmax__cpu_attention_job* job, size_t b, size_t i, size_t j)
+{
+    if (job->key_lengths != NULL && j >= job->key_lengths[b])
+        return 0;
+    return !job->causal || j + job->seq_q <= i + job->seq_k;
+}
+
+int clsoftmax__cpu_attention(const clsoftmax__cpu_attention_job* job)
+{
+    const size_t sk = job->seq_k;
+    const size_t esz = job->is_double ? sizeof(double) : sizeof(float);
+    size_t cap = CLSOFTMAX__CPU_OPS_SCRATCH / (sk * esz);
+    const size_t block = cap == 0 ? 1 : (cap < job->seq_q ? cap : job->seq_q);
+    void* s = malloc(block * sk * esz);
+    if (s == NULL)
+        return -1;
+    const float scale_f = (float)job->scale;
+    const size_t* qs = job->q_strides;
+    const size_t* ks = job->k_strides;
+    const size_t* vs = job->v_strides;
+    const size_t* os = job->o_strides;
+
+    for (size_t b = 0; b < job->batch; b++) {
+        for (size_t h = 0; h < job->heads; h++) {
+            const size_t q_base = b * qs[0] + h * qs[1];
+            const size_t k_base = b * ks[0] + h * ks[1];
+            const size_t v_base = b * vs[0] + h * vs[1];
+            const size_t o_base = b * os[0] + h * os[1];
+            size_t m_base = 0;
+            if (job->mask_batch > 0)
+                m_base = ((job->mask_batch > 1 ? b : 0) * job->mask_heads +
+                          (job->mask_heads > 1 ? h : 0)) *
+                         job->seq_q * sk;
+            for (size_t i0 = 0; i0 < job->seq_q; i0 += block) {
+                const size_t nq = job->seq_q - i0 < block ? job->seq_q - i0 : block;
+                if (job->is_double)
+                    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)sk,
+                                (int)job->d, 1.0, (const double*)job->q + q_base + i0 * qs[2],
+                                (int)qs[2], (const double*)job->k + k_base, (int)ks[2], 0.0,
+                                (double*)s, (int)sk);
+                else
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)sk,
+                                (int)job->d, 1.0f, (const float*)job->q + q_base + i0 * qs[2],
+                                (int)qs[2], (const float*)job->k + k_base, (int)ks[2], 0.0f,
+                                (float*)s, (int)sk);
+                for (size_t r = 0; r < nq; r++) {
+                    const size_t i = i0 + r;
+                    const size_t mrow = m_base + i * sk;
+                    double m;
+                    double sum;
+                    if (job->is_double) {
+                        double* t = (double*)s + r * sk;
+                        const double* mask = job->mask;
+                        for (size_t j = 0; j < sk; j++) {
+                            double v = job->scale * t[j];
+                            if (mask != NULL)
+                                v = v + mask[mrow + j];
+                            t[j] = visible(job, b, i, j) ? v : -INFINITY;
+                        }
+                        stats_d(t, sk, &m, &sum);
+                        for (size_t j = 0; j < sk; j++)
+                            t[j] = m == -INFINITY ? 0.0 : exp(t[j] - m) / sum;
+                    } else {
+                        float* t = (float*)s + r * sk;
+                        const float* mask = job->mask;
+                        float mf;
+                        for (size_t j = 0; j < sk; j++) {
+                            float v = scale_f * t[j];
+                            if (mask != NULL)
+                                v = v + mask[mrow + j];
+                            t[j] = visible(job, b, i, j) ? v : -INFINITY;
+                        }
+                        stats_f(t, sk, &mf, &sum);
+                        for (size_t j = 0; j < sk; j++)
+                            t[j] = mf == -INFINITY ? 0.0f : (float)(exp((double)(t[j] - mf)) / sum);
+                    }
+                }
+                if (job->is_double)
+                    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nq, (int)job->d_v,
+                                (int)sk, 1.0, (const double*)s, (int)sk,
+                                (const double*)job->v + v_base, (int)vs[2], 0.0,
+                                (double*)job->out + o_base + i0 * os[2], (int)os[2]);
+                else
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nq, (int)job->d_v,
+                                (int)sk, 1.0f, (const float*)s, (int)sk,
+                                (const float*)job->v + v_base, (int)vs[2], 0.0f,
+                                (float*)job->out + o_base + i0 * os[2], (int)os[2]);
+            }
+        }
+    }
+    free(s);
+    return 0;
+}
