@@ -100,63 +100,80 @@ static size_t mask_count(const clsoftmax_attention_desc* d)
     return d->mask_batch * d->mask_heads * d->seq_q * d->seq_k;
 }
 
+/* The n elements of a float32 or float64 array as doubles (exact), for fast indexing. */
+static double* as_double(const void* p, clsoftmax_dtype dt, size_t n)
+{
+    double* r = malloc((n ? n : 1) * sizeof *r);
+    for (size_t e = 0; p != NULL && e < n; e++)
+        r[e] = test_get(p, dt, e);
+    return r;
+}
+
 /*
  * ref[((b * heads + h) * seq_q + i) * d_v + c]: softmax(scale * q.k + mask) . v, hidden keys
- * dropped, a row with no visible key 0. For float32, t = scale * s is taken with the float
- * scale, as the library does.
+ * dropped, a row with no visible key 0. Products in double (exact inputs, 1e-16 relative),
+ * the softmax in long double. For float32, t = scale * s uses the float scale, as the library.
  */
-static void attention_ref(const clsoftmax_attention_desc* d, const void* q, const void* k,
-                          const void* v, const void* mask, long double* ref)
+static void attention_ref(const clsoftmax_attention_desc* d, const void* q_in, const void* k_in,
+                          const void* v_in, const void* mask_in, long double* ref)
 {
     const clsoftmax_dtype dt = d->dtype;
     const long double scale =
         dt == CLSOFTMAX_FLOAT32 ? (long double)(float)d->scale : (long double)d->scale;
+    double* q = as_double(q_in, dt, q_span(d));
+    double* k = as_double(k_in, dt, k_span(d));
+    double* v = as_double(v_in, dt, v_span(d));
+    double* mask = mask_in != NULL ? as_double(mask_in, dt, mask_count(d)) : NULL;
     long double* t = malloc(d->seq_k * sizeof *t);
-    int* vis = malloc(d->seq_k * sizeof *vis);
+    double* p = malloc(d->seq_k * sizeof *p);
     for (size_t b = 0; b < d->batch; b++)
         for (size_t h = 0; h < d->heads; h++)
             for (size_t i = 0; i < d->seq_q; i++) {
+                const double* qi =
+                    q + b * d->q_strides[0] + h * d->q_strides[1] + i * d->q_strides[2];
                 long double m = -INFINITY;
                 for (size_t j = 0; j < d->seq_k; j++) {
-                    vis[j] = (d->key_lengths == NULL || j < d->key_lengths[b]) &&
-                             (!d->causal || (long)j <= (long)i + (long)d->seq_k - (long)d->seq_q);
-                    long double s = 0;
+                    int vis = (d->key_lengths == NULL || j < d->key_lengths[b]) &&
+                              (!d->causal || (long)j <= (long)i + (long)d->seq_k - (long)d->seq_q);
+                    const double* kj =
+                        k + b * d->k_strides[0] + h * d->k_strides[1] + j * d->k_strides[2];
+                    double s = 0;
                     for (size_t c = 0; c < d->d; c++)
-                        s += (long double)test_get(q, dt,
-                                                   b * d->q_strides[0] + h * d->q_strides[1] +
-                                                       i * d->q_strides[2] + c) *
-                             test_get(k, dt,
-                                      b * d->k_strides[0] + h * d->k_strides[1] +
-                                          j * d->k_strides[2] + c);
+                        s += qi[c] * kj[c];
                     t[j] = scale * s;
                     if (mask != NULL) {
                         size_t mb = d->mask_batch > 1 ? b : 0;
                         size_t mh = d->mask_heads > 1 ? h : 0;
-                        t[j] += test_get(mask, dt,
-                                         ((mb * d->mask_heads + mh) * d->seq_q + i) * d->seq_k + j);
+                        t[j] += mask[((mb * d->mask_heads + mh) * d->seq_q + i) * d->seq_k + j];
                     }
-                    if (!vis[j] || isinf(t[j]))
-                        vis[j] = vis[j] && !(isinf(t[j]) && t[j] < 0);
-                    if (vis[j] && t[j] > m)
+                    if (!vis)
+                        t[j] = -INFINITY;
+                    if (t[j] > m)
                         m = t[j];
                 }
                 long double sum = 0;
                 for (size_t j = 0; j < d->seq_k; j++)
-                    sum += vis[j] ? expl(t[j] - m) : 0;
+                    sum += t[j] == -INFINITY ? 0 : expl(t[j] - m);
+                for (size_t j = 0; j < d->seq_k; j++)
+                    p[j] = sum == 0 || t[j] == -INFINITY ? 0.0 : (double)(expl(t[j] - m) / sum);
                 long double* o = ref + ((b * d->heads + h) * d->seq_q + i) * d->d_v;
-                for (size_t c = 0; c < d->d_v; c++) {
-                    long double acc = 0;
-                    for (size_t j = 0; j < d->seq_k && sum > 0; j++)
-                        if (vis[j])
-                            acc += expl(t[j] - m) / sum *
-                                   test_get(v, dt,
-                                            b * d->v_strides[0] + h * d->v_strides[1] +
-                                                j * d->v_strides[2] + c);
-                    o[c] = acc;
+                for (size_t c = 0; c < d->d_v; c++)
+                    o[c] = 0;
+                for (size_t j = 0; j < d->seq_k; j++) {
+                    if (p[j] == 0)
+                        continue;
+                    const double* vj =
+                        v + b * d->v_strides[0] + h * d->v_strides[1] + j * d->v_strides[2];
+                    for (size_t c = 0; c < d->d_v; c++)
+                        o[c] += p[j] * vj[c];
                 }
             }
+    free(q);
+    free(k);
+    free(v);
+    free(mask);
     free(t);
-    free(vis);
+    free(p);
 }
 
 /* Gathers the strided output into dense [b, h, i, c] order for comparison. */
@@ -639,6 +656,12 @@ static void test_attention_blocked(void)
     d.mask_heads = 2;
     check_attention_blocked(&d, 64, "causal + mask + key lengths", 701);
     /* one key per block: the online rescaling at its most frequent */
+    clsoftmax_attention_desc_init(&d, CLSOFTMAX_FLOAT32, 2, 2, 7, 20, 64, 80);
+    size_t lens1[2] = {15, 20};
+    d.key_lengths = lens1;
+    d.causal = 1;
+    d.mask_batch = 2;
+    d.mask_heads = 1;
     check_attention_blocked(&d, 1, "causal + mask + key lengths", 702);
     if (clsoftmax_context_supports_float64(g_ctx)) {
         clsoftmax_attention_desc_init(&d, CLSOFTMAX_FLOAT64, 1, 1, 64, 7, 128, 128);
