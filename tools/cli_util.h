@@ -63,4 +63,8 @@ float cli_normalish(uint64_t* state);
 /* Median of n values (sorts them in place); n >= 1. */
 double cli_median(double* values, size_t n);
 
+int cmd_attention(int argc, char** argv); /* cmd_ops.c */
+int cmd_head(int argc, char** argv);      /* cmd_ops.c */
+int cmd_bench_ops(int argc, char** argv); /* cmd_bench_ops.c */
+
 #endif /* CLSOFTMAX_CLI_UTIL_H */

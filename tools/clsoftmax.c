@@ -33,6 +33,13 @@ static const char usage_text[] =
     "              softmax over an R x C float32 batch (default 16384 x 1000) on the\n"
     "              default device: first-call time, median of 7 runs, effective GB/s,\n"
     "              and a check against the CPU backend\n"
+    "  attention Q.npy K.npy V.npy OUT.npy [--causal] [--mask M.npy] [--scale S] [--backend B]\n"
+    "              scaled-dot-product attention (`clsoftmax attention --help`)\n"
+    "  head X.npy W.npy OUT.npy [--bias B.npy] [--topk K] [--log] [--scale S] [--backend B]\n"
+    "              classifier head softmax(X . W^T + B), optionally top-K (`clsoftmax head "
+    "--help`)\n"
+    "  bench-ops --op attention|head [--backend B] [--quick]\n"
+    "              time the head and attention (GEMM vs softmax split, GFLOP/s)\n"
     "  --help, --version\n"
     "\n"
     "Options may come before or after the file names; `--opt=value` works too.\n"
@@ -599,6 +606,12 @@ int main(int argc, char** argv)
         return cmd_run(argc - 2, argv + 2);
     if (strcmp(command, "demo") == 0)
         return cmd_demo(argc - 2, argv + 2);
+    if (strcmp(command, "attention") == 0)
+        return cmd_attention(argc - 2, argv + 2);
+    if (strcmp(command, "head") == 0)
+        return cmd_head(argc - 2, argv + 2);
+    if (strcmp(command, "bench-ops") == 0)
+        return cmd_bench_ops(argc - 2, argv + 2);
     fprintf(stderr, "clsoftmax: unknown command '%s'\n\n", command);
     fputs(usage_text, stderr);
     return EXIT_USAGE;
