@@ -1,8 +1,8 @@
 /* cpu_ops.c - the CPU fallback of the head and attention: CBLAS (OpenBLAS) GEMMs + fused softmax.
  *
  * Numerics match the OpenCL kernels: in float32, t = scale * (l + b) (head) or
- * t = scale * s + mask (attention) is rounded to float and t - max taken in float; exp and the
- * row sum then run in double, a little more accurate than the device's Kahan sum in float.
+ * t = scale * s + mask (attention) is rounded to float, t - max and exp taken in float as on
+ * the device; the row sum runs in double (the device's Kahan sum in float is as accurate).
  * Includes <cblas.h> only, never OpenCL.
  */
 #include "cpu_ops.h"
@@ -20,7 +20,7 @@ static void stats_f(const float* t, size_t n, float* m_out, double* sum_out)
         m = fmaxf(m, t[j]);
     double sum = 0;
     for (size_t j = 0; j < n; j++)
-        sum += exp((double)(t[j] - m));
+        sum += expf(t[j] - m);
     *m_out = m;
     *sum_out = sum;
 }
@@ -137,8 +137,8 @@ int clsoftmax__cpu_linear_softmax(const clsoftmax__cpu_head_job* job)
                     key[j] = isnan(t[j]) ? -INFINITY : (double)t[j];
                 if (!topk) {
                     for (size_t j = 0; j < n; j++) {
-                        double d = (double)(t[j] - mf);
-                        t[j] = (float)(job->log ? d - log(sum) : exp(d) / sum);
+                        float d = t[j] - mf;
+                        t[j] = (float)(job->log ? d - log(sum) : expf(d) / sum);
                     }
                 } else {
                     topk_select(key, n, job->topk, best);
@@ -236,7 +236,7 @@ int clsoftmax__cpu_attention(const clsoftmax__cpu_attention_job* job)
                         }
                         stats_f(t, sk, &mf, &sum);
                         for (size_t j = 0; j < sk; j++)
-                            t[j] = mf == -INFINITY ? 0.0f : (float)(exp((double)(t[j] - mf)) / sum);
+                            t[j] = mf == -INFINITY ? 0.0f : (float)(expf(t[j] - mf) / sum);
                     }
                 }
                 if (job->is_double)
