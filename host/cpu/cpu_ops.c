@@ -9,6 +9,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -161,12 +162,111 @@ int clsoftmax__cpu_linear_softmax(const clsoftmax__cpu_head_job* job)
 
 /* ---- attention -------------------------------------------------------------- */
 
-/* Key j is visible to query i of batch entry b. */
-static int visible(const clsoftmax__cpu_attention_job* job, size_t b, size_t i, size_t j)
+/* Keys [0, limit) are visible to query i of batch entry b; the rest are hidden. */
+static size_t visible_limit(const clsoftmax__cpu_attention_job* job, size_t b, size_t i)
 {
-    if (job->key_lengths != NULL && j >= job->key_lengths[b])
-        return 0;
-    return !job->causal || j + job->seq_q <= i + job->seq_k;
+    size_t limit = job->seq_k;
+    if (job->key_lengths != NULL && job->key_lengths[b] < limit)
+        limit = job->key_lengths[b];
+    if (job->causal) {
+        /* j <= i + seq_k - seq_q, none when i + seq_k < seq_q */
+        size_t c = i + job->seq_k >= job->seq_q ? i + job->seq_k - job->seq_q + 1 : 0;
+        if (c < limit)
+            limit = c;
+    }
+    return limit;
+}
+
+/* One block of score rows turned into weights in place, by one thread. */
+typedef struct rows_task {
+    const clsoftmax__cpu_attention_job* job;
+    void* s;
+    size_t b, i0, m_base, r_begin, r_end;
+} rows_task;
+
+static void* attention_rows(void* arg)
+{
+    const rows_task* t = arg;
+    const clsoftmax__cpu_attention_job* job = t->job;
+    const size_t sk = job->seq_k;
+    const float scale_f = (float)job->scale;
+    for (size_t r = t->r_begin; r < t->r_end; r++) {
+        const size_t i = t->i0 + r;
+        const size_t mrow = t->m_base + i * sk;
+        const size_t limit = visible_limit(job, t->b, i);
+        if (job->is_double) {
+            double* x = (double*)t->s + r * sk;
+            const double* mask = job->mask;
+            double m = -INFINITY;
+            for (size_t j = 0; j < limit; j++) {
+                double v = job->scale * x[j];
+                if (mask != NULL)
+                    v = v + mask[mrow + j];
+                x[j] = v;
+                m = fmax(m, v);
+            }
+            double sum = 0;
+            for (size_t j = 0; j < limit; j++) {
+                x[j] = m == -INFINITY ? 0.0 : exp(x[j] - m);
+                sum += x[j];
+            }
+            for (size_t j = 0; j < limit; j++)
+                x[j] = sum == 0 ? 0.0 : x[j] / sum;
+            for (size_t j = limit; j < sk; j++)
+                x[j] = 0;
+        } else {
+            float* x = (float*)t->s + r * sk;
+            const float* mask = job->mask;
+            float m = -INFINITY;
+            for (size_t j = 0; j < limit; j++) {
+                float v = scale_f * x[j];
+                if (mask != NULL)
+                    v = v + mask[mrow + j];
+                x[j] = v;
+                m = fmaxf(m, v);
+            }
+            double sum = 0;
+            for (size_t j = 0; j < limit; j++) {
+                x[j] = m == -INFINITY ? 0.0f : expf(x[j] - m);
+                sum += x[j];
+            }
+            for (size_t j = 0; j < limit; j++)
+                x[j] = sum == 0 ? 0.0f : (float)(x[j] / sum);
+            for (size_t j = limit; j < sk; j++)
+                x[j] = 0;
+        }
+    }
+    return NULL;
+}
+
+#define CPU_OPS_MAX_THREADS 64
+
+/* Splits rows [0, nq) between threads; a share whose thread fails runs here. */
+static void attention_rows_parallel(rows_task base, size_t nq, unsigned threads)
+{
+    pthread_t tid[CPU_OPS_MAX_THREADS];
+    rows_task tasks[CPU_OPS_MAX_THREADS];
+    int started[CPU_OPS_MAX_THREADS] = {0};
+    size_t n = threads == 0 ? 1 : threads;
+    if (n > CPU_OPS_MAX_THREADS)
+        n = CPU_OPS_MAX_THREADS;
+    /* a thread is worth its start only with some 64 rows of work */
+    if (n > nq / 64)
+        n = nq / 64 > 0 ? nq / 64 : 1;
+    for (size_t w = 0; w < n; w++) {
+        tasks[w] = base;
+        tasks[w].r_begin = nq * w / n;
+        tasks[w].r_end = nq * (w + 1) / n;
+        if (w > 0)
+            started[w] = pthread_create(&tid[w], NULL, attention_rows, &tasks[w]) == 0;
+    }
+    attention_rows(&tasks[0]);
+    for (size_t w = 1; w < n; w++) {
+        if (started[w])
+            pthread_join(tid[w], NULL);
+        else
+            attention_rows(&tasks[w]);
+    }
 }
 
 int clsoftmax__cpu_attention(const clsoftmax__cpu_attention_job* job)
@@ -178,7 +278,6 @@ int clsoftmax__cpu_attention(const clsoftmax__cpu_attention_job* job)
     void* s = malloc(block * sk * esz);
     if (s == NULL)
         return -1;
-    const float scale_f = (float)job->scale;
     const size_t* qs = job->q_strides;
     const size_t* ks = job->k_strides;
     const size_t* vs = job->v_strides;
@@ -207,38 +306,8 @@ int clsoftmax__cpu_attention(const clsoftmax__cpu_attention_job* job)
                                 (int)job->d, 1.0f, (const float*)job->q + q_base + i0 * qs[2],
                                 (int)qs[2], (const float*)job->k + k_base, (int)ks[2], 0.0f,
                                 (float*)s, (int)sk);
-                for (size_t r = 0; r < nq; r++) {
-                    const size_t i = i0 + r;
-                    const size_t mrow = m_base + i * sk;
-                    double m;
-                    double sum;
-                    if (job->is_double) {
-                        double* t = (double*)s + r * sk;
-                        const double* mask = job->mask;
-                        for (size_t j = 0; j < sk; j++) {
-                            double v = job->scale * t[j];
-                            if (mask != NULL)
-                                v = v + mask[mrow + j];
-                            t[j] = visible(job, b, i, j) ? v : -INFINITY;
-                        }
-                        stats_d(t, sk, &m, &sum);
-                        for (size_t j = 0; j < sk; j++)
-                            t[j] = m == -INFINITY ? 0.0 : exp(t[j] - m) / sum;
-                    } else {
-                        float* t = (float*)s + r * sk;
-                        const float* mask = job->mask;
-                        float mf;
-                        for (size_t j = 0; j < sk; j++) {
-                            float v = scale_f * t[j];
-                            if (mask != NULL)
-                                v = v + mask[mrow + j];
-                            t[j] = visible(job, b, i, j) ? v : -INFINITY;
-                        }
-                        stats_f(t, sk, &mf, &sum);
-                        for (size_t j = 0; j < sk; j++)
-                            t[j] = mf == -INFINITY ? 0.0f : (float)(expf(t[j] - mf) / sum);
-                    }
-                }
+                rows_task task = {job, s, b, i0, m_base, 0, nq};
+                attention_rows_parallel(task, nq, job->threads);
                 if (job->is_double)
                     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nq, (int)job->d_v,
                                 (int)sk, 1.0, (const double*)s, (int)sk,

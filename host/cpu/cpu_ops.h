@@ -33,6 +33,7 @@ typedef struct clsoftmax__cpu_attention_job {
     const void* v;
     const void* mask;
     void* out;
+    unsigned threads; /* for the softmax rows; the GEMMs use OpenBLAS's own threads */
 } clsoftmax__cpu_attention_job;
 
 /* Bytes of score scratch one step may take; longer work is split into blocks of rows. */
