@@ -11,9 +11,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include "npy.h"
 #include "test_suites.h"
 #include "test_util.h"
+
+#ifndef CLSOFTMAX_TOOL_PATH
+#error "CLSOFTMAX_TOOL_PATH (the built tool's absolute path) must be defined"
+#endif
 
 static clsoftmax_context* g_ctx;
 
@@ -805,6 +812,150 @@ static void test_buffer_errors(void)
     clReleaseMemObject(out);
 }
 
+/* ---- the command-line tool ------------------------------------------------------------------ */
+
+/* Runs the tool with args (NULL-terminated), output discarded; its exit status, or -1. */
+static int run_cli(const char* const* args)
+{
+    char* argv[24];
+    size_t n = 0;
+    argv[n++] = (char*)CLSOFTMAX_TOOL_PATH;
+    for (; args[n - 1] != NULL && n < 23; n++)
+        argv[n] = (char*)args[n - 1];
+    argv[n] = NULL;
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (freopen("/dev/null", "w", stdout) == NULL || freopen("/dev/null", "w", stderr) == NULL)
+            _exit(126);
+        execv(CLSOFTMAX_TOOL_PATH, argv);
+        _exit(127);
+    }
+    int status = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+        return -1;
+    return WEXITSTATUS(status);
+}
+
+static void save(const char* path, size_t ndim, const size_t* dims, const void* data)
+{
+    npy_array a = {.dtype = NPY_FLOAT32, .ndim = ndim, .data = (void*)data};
+    a.count = 1;
+    for (size_t i = 0; i < ndim; i++) {
+        a.dims[i] = dims[i];
+        a.count *= dims[i];
+    }
+    char msg[256];
+    TEST_CHECK(npy_write(path, &a, msg, sizeof msg) == NPY_OK, "npy_write: %s", msg);
+}
+
+static void test_cli(void)
+{
+    const char* backend = backend_name();
+    char dir[] = "/tmp/clsoftmax_ops_XXXXXX";
+    if (mkdtemp(dir) == NULL) {
+        TEST_CHECK(0, "mkdtemp failed");
+        return;
+    }
+    char pq[64], pk[64], pv[64], pm[64], po[64], px[64], pw[64], pb[64], ph[64], phi[64];
+    snprintf(pq, sizeof pq, "%s/q.npy", dir);
+    snprintf(pk, sizeof pk, "%s/k.npy", dir);
+    snprintf(pv, sizeof pv, "%s/v.npy", dir);
+    snprintf(pm, sizeof pm, "%s/m.npy", dir);
+    snprintf(po, sizeof po, "%s/o.npy", dir);
+    snprintf(px, sizeof px, "%s/x.npy", dir);
+    snprintf(pw, sizeof pw, "%s/w.npy", dir);
+    snprintf(pb, sizeof pb, "%s/b.npy", dir);
+    snprintf(ph, sizeof ph, "%s/h.npy", dir);
+    snprintf(phi, sizeof phi, "%s/h.idx.npy", dir);
+
+    /* attention: causal with seq_q < seq_k, a mask whose first row hides every key */
+    clsoftmax_attention_desc d;
+    clsoftmax_attention_desc_init(&d, CLSOFTMAX_FLOAT32, 2, 2, 7, 9, 16, 8);
+    d.causal = 1;
+    d.mask_batch = 1;
+    d.mask_heads = 1;
+    float* q = alloc_filled(d.dtype, q_span(&d), 900);
+    float* k = alloc_filled(d.dtype, k_span(&d), 901);
+    float* v = alloc_filled(d.dtype, v_span(&d), 902);
+    float* m = alloc_filled(d.dtype, mask_count(&d), 903);
+    for (size_t j = 0; j < 9; j++)
+        m[j] = -INFINITY;
+    const size_t qd[4] = {2, 2, 7, 16}, kd[4] = {2, 2, 9, 16}, vd[4] = {2, 2, 9, 8};
+    const size_t md[2] = {7, 9};
+    save(pq, 4, qd, q);
+    save(pk, 4, kd, k);
+    save(pv, 4, vd, v);
+    save(pm, 2, md, m);
+    const char* a1[] = {"attention", pq, pk,          pv,      po,  "--causal",
+                        "--mask",    pm, "--backend", backend, NULL};
+    TEST_CHECK(run_cli(a1) == 0, "clsoftmax attention failed");
+    npy_array out = {0};
+    char msg[256];
+    if (npy_read(po, &out, msg, sizeof msg) == NPY_OK) {
+        size_t n = 2 * 2 * 7 * 8;
+        long double* ref = malloc(n * sizeof *ref);
+        attention_ref(&d, q, k, v, m, ref);
+        TEST_CHECK(out.ndim == 4 && out.dims[3] == 8 && out.count == n, "output shape");
+        if (out.count == n)
+            compare(out.data, d.dtype, ref, n, "cli attention");
+        free(ref);
+        npy_array_free(&out);
+    } else {
+        TEST_CHECK(0, "%s", msg);
+    }
+    /* K of another feature count: a usage error, and no output written */
+    const size_t bad[4] = {2, 2, 9, 15};
+    save(pk, 4, bad, k);
+    remove(po);
+    TEST_CHECK(run_cli(a1) == 2, "mismatched shapes should exit 2");
+    TEST_CHECK(access(po, F_OK) != 0, "an output appeared after an error");
+
+    /* head with bias and top-5 */
+    clsoftmax_head_desc h;
+    clsoftmax_head_desc_init(&h, CLSOFTMAX_FLOAT32, 5, 32, 100);
+    h.topk = 5;
+    float* x = alloc_filled(h.dtype, 5 * 32, 904);
+    float* w = alloc_filled(h.dtype, 100 * 32, 905);
+    float* b = alloc_filled(h.dtype, 100, 906);
+    const size_t xd[2] = {5, 32}, wd[2] = {100, 32}, bd[1] = {100};
+    save(px, 2, xd, x);
+    save(pw, 2, wd, w);
+    save(pb, 1, bd, b);
+    const char* a2[] = {"head",   px,  pw,          ph,      "--bias", pb,
+                        "--topk", "5", "--backend", backend, NULL};
+    TEST_CHECK(run_cli(a2) == 0, "clsoftmax head failed");
+    npy_array hv = {0}, hi = {0};
+    if (npy_read(ph, &hv, msg, sizeof msg) == NPY_OK &&
+        npy_read(phi, &hi, msg, sizeof msg) == NPY_OK) {
+        long double ref[25];
+        cl_long ri[25];
+        head_ref(&h, x, w, b, ref, ri);
+        TEST_CHECK(hv.count == 25 && hi.count == 25 && hi.dtype == NPY_FLOAT64, "top-k files");
+        if (hv.count == 25)
+            compare(hv.data, h.dtype, ref, 25, "cli head top-5");
+        for (size_t e = 0; hi.count == 25 && e < 25; e++)
+            TEST_CHECK(((double*)hi.data)[e] == (double)ri[e], "index %zu: %g, expected %lld", e,
+                       ((double*)hi.data)[e], (long long)ri[e]);
+    } else {
+        TEST_CHECK(0, "%s", msg);
+    }
+    npy_array_free(&hv);
+    npy_array_free(&hi);
+    const char* files[] = {pq, pk, pv, pm, po, px, pw, pb, ph, phi};
+    for (size_t i = 0; i < 10; i++)
+        remove(files[i]);
+    rmdir(dir);
+    free(q);
+    free(k);
+    free(v);
+    free(m);
+    free(x);
+    free(w);
+    free(b);
+}
+
 static void add_common(CU_pSuite s)
 {
     if (s == NULL)
@@ -817,6 +968,7 @@ static void add_common(CU_pSuite s)
     CU_add_test(s, "head top-k", test_head_topk);
     CU_add_test(s, "head errors", test_head_errors);
     CU_add_test(s, "attention errors", test_attention_errors);
+    CU_add_test(s, "command-line attention and head", test_cli);
 }
 
 void test_register_ops(void)
