@@ -889,7 +889,8 @@ clsoftmax_status clsoftmax_linear_softmax_host(clsoftmax_context* ctx,
                                        .w = w,
                                        .bias = bias,
                                        .out = out,
-                                       .indices = (int64_t*)indices};
+                                       .indices = (int64_t*)indices,
+                                       .threads = ctx->cpu_threads};
         if (clsoftmax__cpu_linear_softmax(&job) != 0)
             return fail(ctx, CLSOFTMAX_OUT_OF_MEMORY, "no host memory for the logits scratch");
         succeed(ctx);

@@ -443,7 +443,8 @@ static void check_head(const clsoftmax_head_desc* d, int with_bias, int integer,
 
 static void test_head_full(void)
 {
-    static const size_t shapes[][3] = {{1, 1, 1}, {7, 64, 10}, {64, 80, 1000}, {3, 128, 129}};
+    /* 160 x 1000: enough rows for the CPU path to split them across threads */
+    static const size_t shapes[][3] = {{1, 1, 1}, {7, 64, 10}, {160, 80, 1000}, {3, 128, 129}};
     for (size_t s = 0; s < 4; s++) {
         clsoftmax_head_desc d;
         clsoftmax_head_desc_init(&d, CLSOFTMAX_FLOAT32, shapes[s][0], shapes[s][1], shapes[s][2]);
@@ -479,6 +480,9 @@ static void test_head_topk(void)
     clsoftmax_head_desc_init(&d, CLSOFTMAX_FLOAT32, 3, 64, 32);
     d.topk = 32; /* k == classes: the whole row sorted */
     check_head(&d, 1, 1, "k = classes", 630);
+    clsoftmax_head_desc_init(&d, CLSOFTMAX_FLOAT32, 160, 4, 1000);
+    d.topk = 8; /* rows split across threads on the CPU, each with its own selection buffers */
+    check_head(&d, 1, 1, "ties, many rows", 635);
     if (clsoftmax_context_supports_float64(g_ctx)) {
         clsoftmax_head_desc_init(&d, CLSOFTMAX_FLOAT64, 5, 8, 500);
         d.topk = 7;

@@ -73,6 +73,106 @@ static void topk_select(const double* key, size_t n, size_t k, size_t* best)
     }
 }
 
+/* Rows [r_begin, r_end) of a block of logits l (block row 0 is row r0), by one thread. */
+typedef struct head_task {
+    const clsoftmax__cpu_head_job* job;
+    void* l;
+    size_t r0, r_begin, r_end;
+    double* key;  /* classes entries, top-k only */
+    size_t* best; /* topk entries, top-k only */
+} head_task;
+
+static void* head_rows(void* arg)
+{
+    const head_task* task = arg;
+    const clsoftmax__cpu_head_job* job = task->job;
+    const size_t n = job->classes;
+    const int topk = job->topk > 0;
+    const float scale_f = (float)job->scale;
+    double* key = task->key;
+    size_t* best = task->best;
+    for (size_t r = task->r_begin; r < task->r_end; r++) {
+        const size_t row = task->r0 + r;
+        double m;
+        double sum;
+        if (job->is_double) {
+            double* t = (double*)task->l + r * n;
+            head_t_d(t, n, job->bias, job->scale);
+            stats_d(t, n, &m, &sum);
+            for (size_t j = 0; j < n && topk; j++)
+                key[j] = isnan(t[j]) ? -INFINITY : t[j];
+            if (!topk) {
+                for (size_t j = 0; j < n; j++)
+                    t[j] = job->log ? (t[j] - m) - log(sum) : exp(t[j] - m) / sum;
+            } else {
+                topk_select(key, n, job->topk, best);
+                double* vals = (double*)job->out + row * job->topk;
+                for (size_t q = 0; q < job->topk; q++) {
+                    double d = t[best[q]] - m;
+                    vals[q] = job->log ? d - log(sum) : exp(d) / sum;
+                }
+            }
+        } else {
+            float* t = (float*)task->l + r * n;
+            float mf;
+            head_t_f(t, n, job->bias, scale_f);
+            stats_f(t, n, &mf, &sum);
+            for (size_t j = 0; j < n && topk; j++)
+                key[j] = isnan(t[j]) ? -INFINITY : (double)t[j];
+            if (!topk) {
+                const double lse = log(sum);
+                const double inv = 1.0 / sum;
+                for (size_t j = 0; j < n; j++) {
+                    float d = t[j] - mf;
+                    t[j] = (float)(job->log ? d - lse : expf(d) * inv);
+                }
+            } else {
+                topk_select(key, n, job->topk, best);
+                float* vals = (float*)job->out + row * job->topk;
+                for (size_t q = 0; q < job->topk; q++) {
+                    float d = t[best[q]] - mf;
+                    vals[q] = (float)(job->log ? d - log(sum) : expf(d) / sum);
+                }
+            }
+        }
+        for (size_t q = 0; topk && q < job->topk; q++)
+            job->indices[row * job->topk + q] = (int64_t)best[q];
+    }
+    return NULL;
+}
+
+#define CPU_OPS_MAX_THREADS 64
+
+/* Workers for rows rows of row_len elements: a thread is worth its start with ~64k elements. */
+static size_t worker_count(unsigned threads, size_t rows, size_t row_len)
+{
+    size_t n = threads == 0 ? 1 : threads;
+    if (n > CPU_OPS_MAX_THREADS)
+        n = CPU_OPS_MAX_THREADS;
+    size_t work = rows * row_len / 65536;
+    if (n > work)
+        n = work > 0 ? work : 1;
+    if (n > rows)
+        n = rows;
+    return n;
+}
+
+/* Runs fn on n tasks of task_size bytes each, task 0 here; a task whose thread fails runs here. */
+static void run_tasks(void* (*fn)(void*), void* tasks, size_t task_size, size_t n)
+{
+    pthread_t tid[CPU_OPS_MAX_THREADS];
+    int started[CPU_OPS_MAX_THREADS] = {0};
+    for (size_t w = 1; w < n; w++)
+        started[w] = pthread_create(&tid[w], NULL, fn, (char*)tasks + w * task_size) == 0;
+    fn(tasks);
+    for (size_t w = 1; w < n; w++) {
+        if (started[w])
+            pthread_join(tid[w], NULL);
+        else
+            fn((char*)tasks + w * task_size);
+    }
+}
+
 int clsoftmax__cpu_linear_softmax(const clsoftmax__cpu_head_job* job)
 {
     const size_t n = job->classes;
@@ -82,12 +182,13 @@ int clsoftmax__cpu_linear_softmax(const clsoftmax__cpu_head_job* job)
     void* scratch = NULL;
     double* key = NULL;
     size_t* best = NULL;
+    const size_t workers = worker_count(job->threads, job->rows, n);
     if (topk) {
         size_t cap = CLSOFTMAX__CPU_OPS_SCRATCH / (n * esz);
         block = cap == 0 ? 1 : (cap < job->rows ? cap : job->rows);
         scratch = malloc(block * n * esz);
-        key = malloc(n * sizeof *key);
-        best = malloc(job->topk * sizeof *best);
+        key = malloc(workers * n * sizeof *key);
+        best = malloc(workers * job->topk * sizeof *best);
         if (scratch == NULL || key == NULL || best == NULL) {
             free(scratch);
             free(key);
@@ -95,7 +196,7 @@ int clsoftmax__cpu_linear_softmax(const clsoftmax__cpu_head_job* job)
             return -1;
         }
     }
-    const float scale_f = (float)job->scale;
+    head_task tasks[CPU_OPS_MAX_THREADS];
     for (size_t r0 = 0; r0 < job->rows; r0 += block) {
         const size_t nr = job->rows - r0 < block ? job->rows - r0 : block;
         void* l = topk ? scratch : (char*)job->out + r0 * n * esz;
@@ -109,50 +210,17 @@ int clsoftmax__cpu_linear_softmax(const clsoftmax__cpu_head_job* job)
                         (int)job->in_features, 1.0f, (const float*)job->x + r0 * job->in_features,
                         (int)job->in_features, (const float*)job->w, (int)job->in_features, 0.0f,
                         (float*)l, (int)n);
-        for (size_t r = 0; r < nr; r++) {
-            double m;
-            double sum;
-            if (job->is_double) {
-                double* t = (double*)l + r * n;
-                head_t_d(t, n, job->bias, job->scale);
-                stats_d(t, n, &m, &sum);
-                for (size_t j = 0; j < n && topk; j++)
-                    key[j] = isnan(t[j]) ? -INFINITY : t[j];
-                if (!topk) {
-                    for (size_t j = 0; j < n; j++)
-                        t[j] = job->log ? (t[j] - m) - log(sum) : exp(t[j] - m) / sum;
-                } else {
-                    topk_select(key, n, job->topk, best);
-                    double* vals = (double*)job->out + (r0 + r) * job->topk;
-                    for (size_t q = 0; q < job->topk; q++) {
-                        double d = t[best[q]] - m;
-                        vals[q] = job->log ? d - log(sum) : exp(d) / sum;
-                    }
-                }
-            } else {
-                float* t = (float*)l + r * n;
-                float mf;
-                head_t_f(t, n, job->bias, scale_f);
-                stats_f(t, n, &mf, &sum);
-                for (size_t j = 0; j < n && topk; j++)
-                    key[j] = isnan(t[j]) ? -INFINITY : (double)t[j];
-                if (!topk) {
-                    for (size_t j = 0; j < n; j++) {
-                        float d = t[j] - mf;
-                        t[j] = (float)(job->log ? d - log(sum) : expf(d) / sum);
-                    }
-                } else {
-                    topk_select(key, n, job->topk, best);
-                    float* vals = (float*)job->out + (r0 + r) * job->topk;
-                    for (size_t q = 0; q < job->topk; q++) {
-                        double d = (double)(t[best[q]] - mf);
-                        vals[q] = (float)(job->log ? d - log(sum) : exp(d) / sum);
-                    }
-                }
-            }
-            for (size_t q = 0; topk && q < job->topk; q++)
-                job->indices[(r0 + r) * job->topk + q] = (int64_t)best[q];
+        const size_t nw = workers < nr ? workers : nr;
+        for (size_t w = 0; w < nw; w++) {
+            tasks[w] = (head_task){job,
+                                   l,
+                                   r0,
+                                   nr * w / nw,
+                                   nr * (w + 1) / nw,
+                                   topk ? key + w * n : NULL,
+                                   topk ? best + w * job->topk : NULL};
         }
+        run_tasks(head_rows, tasks, sizeof tasks[0], nw);
     }
     free(scratch);
     free(key);
@@ -239,34 +307,17 @@ static void* attention_rows(void* arg)
     return NULL;
 }
 
-#define CPU_OPS_MAX_THREADS 64
-
-/* Splits rows [0, nq) between threads; a share whose thread fails runs here. */
+/* Splits rows [0, nq) of a block of scores between the job's threads. */
 static void attention_rows_parallel(rows_task base, size_t nq, unsigned threads)
 {
-    pthread_t tid[CPU_OPS_MAX_THREADS];
     rows_task tasks[CPU_OPS_MAX_THREADS];
-    int started[CPU_OPS_MAX_THREADS] = {0};
-    size_t n = threads == 0 ? 1 : threads;
-    if (n > CPU_OPS_MAX_THREADS)
-        n = CPU_OPS_MAX_THREADS;
-    /* a thread is worth its start only with some 64 rows of work */
-    if (n > nq / 64)
-        n = nq / 64 > 0 ? nq / 64 : 1;
+    const size_t n = worker_count(threads, nq, base.job->seq_k);
     for (size_t w = 0; w < n; w++) {
         tasks[w] = base;
         tasks[w].r_begin = nq * w / n;
         tasks[w].r_end = nq * (w + 1) / n;
-        if (w > 0)
-            started[w] = pthread_create(&tid[w], NULL, attention_rows, &tasks[w]) == 0;
     }
-    attention_rows(&tasks[0]);
-    for (size_t w = 1; w < n; w++) {
-        if (started[w])
-            pthread_join(tid[w], NULL);
-        else
-            attention_rows(&tasks[w]);
-    }
+    run_tasks(attention_rows, tasks, sizeof tasks[0], n);
 }
 
 int clsoftmax__cpu_attention(const clsoftmax__cpu_attention_job* job)

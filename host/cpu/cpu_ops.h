@@ -17,6 +17,7 @@ typedef struct clsoftmax__cpu_head_job {
     const void* bias; /* may be NULL */
     void* out;
     int64_t* indices; /* topk > 0 only */
+    unsigned threads; /* for the softmax rows; the GEMM uses OpenBLAS's own threads */
 } clsoftmax__cpu_head_job;
 
 /* Validated arguments of clsoftmax_attention_host; strides in elements, feature stride 1. */
