@@ -490,6 +490,54 @@ static void test_head_topk(void)
     }
 }
 
+/*
+ * Special values follow the softmax's rules: a NaN or +inf among a row's t makes the row NaN
+ * (head: a NaN bias entry; attention: +inf and NaN in the additive mask), while the other
+ * rows stay finite and -inf only hides keys.
+ */
+static void test_special_values(void)
+{
+    const clsoftmax_dtype dt = CLSOFTMAX_FLOAT32;
+    clsoftmax_head_desc h;
+    clsoftmax_head_desc_init(&h, dt, 3, 8, 50);
+    float* x = alloc_filled(dt, 3 * 8, 950);
+    float* w = alloc_filled(dt, 50 * 8, 951);
+    float* b = alloc_filled(dt, 50, 952);
+    b[7] = NAN; /* every row gets NaN at class 7: every row is NaN */
+    float out[150];
+    long double ref[150];
+    head_ref(&h, x, w, b, ref, NULL);
+    TEST_STATUS(clsoftmax_linear_softmax_host(g_ctx, &h, x, w, b, out, NULL), CLSOFTMAX_SUCCESS);
+    TEST_CHECK(isnan(out[0]) && isnan(out[149]), "%s: NaN bias: rows not NaN", backend_name());
+    compare(out, dt, ref, 150, "head with a NaN bias");
+
+    clsoftmax_attention_desc d;
+    clsoftmax_attention_desc_init(&d, dt, 1, 2, 4, 6, 8, 8);
+    d.mask_batch = 1;
+    d.mask_heads = 1;
+    float* q = alloc_filled(dt, q_span(&d), 953);
+    float* k = alloc_filled(dt, k_span(&d), 954);
+    float* v = alloc_filled(dt, v_span(&d), 955);
+    float m[24] = {0};
+    m[1 * 6 + 2] = INFINITY; /* query 1: +inf among finite scores */
+    m[2 * 6 + 0] = NAN;      /* query 2: NaN */
+    for (size_t j = 0; j < 6; j++)
+        m[3 * 6 + j] = j == 4 ? 0.0f : -INFINITY; /* query 3: one visible key */
+    float o[64];
+    long double oref[64];
+    attention_ref(&d, q, k, v, m, oref);
+    TEST_STATUS(clsoftmax_attention_host(g_ctx, &d, q, k, v, m, o), CLSOFTMAX_SUCCESS);
+    compare(o, dt, oref, 64, "attention with +inf, NaN and -inf in the mask");
+    TEST_CHECK(!isnan(o[0]) && isnan(o[8]) && isnan(o[16]) && !isnan(o[24]),
+               "%s: attention NaN rows misplaced", backend_name());
+    free(x);
+    free(w);
+    free(b);
+    free(q);
+    free(k);
+    free(v);
+}
+
 /* ---- argument errors ------------------------------------------------------------------------- */
 
 static void test_head_errors(void)
@@ -970,6 +1018,7 @@ static void add_common(CU_pSuite s)
     CU_add_test(s, "attention strided views", test_attention_strided);
     CU_add_test(s, "head full rows", test_head_full);
     CU_add_test(s, "head top-k", test_head_topk);
+    CU_add_test(s, "NaN and infinities", test_special_values);
     CU_add_test(s, "head errors", test_head_errors);
     CU_add_test(s, "attention errors", test_attention_errors);
     CU_add_test(s, "command-line attention and head", test_cli);
