@@ -675,7 +675,7 @@ static size_t attn_ws_bytes(const clsoftmax_attention_desc* desc, size_t bk)
 static size_t attn_preferred_block(const clsoftmax_attention_desc* desc)
 {
     size_t per_key = desc->heads * desc->seq_q * dtype_size(desc->dtype);
-    size_t bk = per_key > OPS_SCRATCH_CAP ? 1 : OPS_SCRATCH_CAP / per_key;
+    size_t bk = per_key == 0 || per_key > OPS_SCRATCH_CAP ? 1 : OPS_SCRATCH_CAP / per_key;
     return bk < desc->seq_k ? bk : desc->seq_k;
 }
 

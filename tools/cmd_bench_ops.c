@@ -210,7 +210,8 @@ static int bench_attention(const bench_ctx* b, int quick, const char* label)
         char shape[64];
         snprintf(shape, sizeof shape, "b%zu h%zu s%zu d%zu%s", c->batch, c->heads, c->seq, c->d,
                  c->causal ? " causal" : "");
-        double flops = 2.0 * c->batch * c->heads * c->seq * c->seq * (2.0 * c->d);
+        double flops = 2.0 * (double)c->batch * (double)c->heads * (double)c->seq * (double)c->seq *
+                       (2.0 * (double)c->d);
         print_row(shape, label, flops, total, step, plain);
         printf("%-34s %-7s %9.2f   (all masks: causal + additive + key lengths; x%.2f of total)\n",
                "  same, all masks", label, masked * 1e3, masked / total);
@@ -289,7 +290,8 @@ static int bench_head(const bench_ctx* b, int quick, const char* label)
         char shape[64];
         snprintf(shape, sizeof shape, "rows%zu in%zu cls%zu%s", c->rows, c->in, c->classes,
                  c->topk ? " top5" : " +bias");
-        print_row(shape, label, 2.0 * c->rows * c->in * c->classes, total, step, plain);
+        print_row(shape, label, 2.0 * (double)c->rows * (double)c->in * (double)c->classes, total,
+                  step, plain);
         fflush(stdout);
     }
     return 0;

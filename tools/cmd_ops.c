@@ -371,7 +371,7 @@ int cmd_head(int argc, char** argv)
         goto done;
     }
     const size_t odims[2] = {rows, cols};
-    if (d.topk > 0) {
+    if (d.topk > 0 && idx != NULL && idx_f != NULL) {
         for (size_t e = 0; e < rows * d.topk; e++)
             idx_f[e] = (double)idx[e];
         idx_open = 0;

@@ -183,7 +183,7 @@ int clsoftmax__cpu_linear_softmax(const clsoftmax__cpu_head_job* job)
     double* key = NULL;
     size_t* best = NULL;
     const size_t workers = worker_count(job->threads, job->rows, n);
-    if (topk) {
+    if (topk && n > 0 && workers > 0) {
         size_t cap = CLSOFTMAX__CPU_OPS_SCRATCH / (n * esz);
         block = cap == 0 ? 1 : (cap < job->rows ? cap : job->rows);
         scratch = malloc(block * n * esz);
