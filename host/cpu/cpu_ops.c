@@ -18,7 +18,7 @@ static void stats_f(const float* t, size_t n, float* m_out, double* sum_out)
 {
     float m = -INFINITY;
     for (size_t j = 0; j < n; j++)
-        m = fmaxf(m, t[j]);
+        m = t[j] > m ? t[j] : m; /* skips NaN; fmaxf is a libm call without fast-math */
     double sum = 0;
     for (size_t j = 0; j < n; j++)
         sum += expf(t[j] - m);
@@ -30,7 +30,7 @@ static void stats_d(const double* t, size_t n, double* m_out, double* sum_out)
 {
     double m = -INFINITY;
     for (size_t j = 0; j < n; j++)
-        m = fmax(m, t[j]);
+        m = t[j] > m ? t[j] : m;
     double sum = 0;
     for (size_t j = 0; j < n; j++)
         sum += exp(t[j] - m);
@@ -271,15 +271,17 @@ static void* attention_rows(void* arg)
                 if (mask != NULL)
                     v = v + mask[mrow + j];
                 x[j] = v;
-                m = fmax(m, v);
+                m = v > m ? v : m;
             }
             double sum = 0;
             for (size_t j = 0; j < limit; j++) {
                 x[j] = m == -INFINITY ? 0.0 : exp(x[j] - m);
                 sum += x[j];
             }
+            /* times 1/sum, as the device kernel does; 1/0 (all hidden) is taken as 0 */
+            const double inv = sum == 0 ? 0.0 : 1.0 / sum;
             for (size_t j = 0; j < limit; j++)
-                x[j] = sum == 0 ? 0.0 : x[j] / sum;
+                x[j] = x[j] * inv;
             for (size_t j = limit; j < sk; j++)
                 x[j] = 0;
         } else {
@@ -291,15 +293,16 @@ static void* attention_rows(void* arg)
                 if (mask != NULL)
                     v = v + mask[mrow + j];
                 x[j] = v;
-                m = fmaxf(m, v);
+                m = v > m ? v : m; /* skips NaN; fmaxf is a libm call without fast-math */
             }
             double sum = 0;
             for (size_t j = 0; j < limit; j++) {
                 x[j] = m == -INFINITY ? 0.0f : expf(x[j] - m);
                 sum += x[j];
             }
+            const double inv = sum == 0 ? 0.0 : 1.0 / sum;
             for (size_t j = 0; j < limit; j++)
-                x[j] = sum == 0 ? 0.0f : (float)(x[j] / sum);
+                x[j] = (float)(x[j] * inv);
             for (size_t j = limit; j < sk; j++)
                 x[j] = 0;
         }
