@@ -24,6 +24,11 @@
  */
 #define OPS_LOCAL_MAX_CPU 32
 #define OPS_LOCAL_MAX 128
+/*
+ * Most __local bytes a staged row may take (and at most half the device's local memory):
+ * beyond it the kernels re-read global memory instead, which keeps GPU occupancy up.
+ */
+#define OPS_STAGE_MAX_BYTES ((size_t)32 << 10)
 /* Work-groups per launch; the kernels loop over the remaining rows. */
 #define OPS_GROUPS_MAX ((size_t)1 << 16)
 
@@ -442,6 +447,12 @@ static size_t local_size(const clsoftmax_context* ctx, size_t kernel_wg, size_t 
     return l;
 }
 
+/* A row of bytes staged in __local memory fits the cap and half the device's local memory. */
+static int stage_fits(const clsoftmax_context* ctx, size_t bytes)
+{
+    return bytes <= OPS_STAGE_MAX_BYTES && bytes <= ctx->caps.local_mem_size / 2;
+}
+
 /* A buffer's size and context against offset + count elements of esz bytes. Holds lock. */
 static clsoftmax_status check_buffer(clsoftmax_context* ctx, cl_mem buf, const char* name,
                                      size_t offset, size_t count, size_t esz)
@@ -630,7 +641,13 @@ static clsoftmax_status head_enqueue(clsoftmax_context* ctx, const clsoftmax_hea
         SET_ARG(kernel, a++, has_bias);
         CHECK_CL(ctx, set_real(kernel, a++, desc->dtype, desc->scale), cleanup);
         SET_ARG(kernel, a++, log_op);
-        if (topk) {
+        if (!topk) {
+            /* Stage the row of t in __local memory when it fits comfortably. */
+            const cl_int staged = stage_fits(ctx, (n + lsz) * esz);
+            SET_ARG(kernel, a++, staged);
+            CHECK_CL(ctx, clSetKernelArg(kernel, a++, (staged ? n + lsz : lsz) * esz, NULL),
+                     cleanup);
+        } else {
             const cl_ulong k = desc->topk;
             const cl_ulong v_off = hb->out_off + r0 * desc->topk;
             const cl_ulong i_off = hb->indices_off + r0 * desc->topk;
@@ -641,8 +658,6 @@ static clsoftmax_status head_enqueue(clsoftmax_context* ctx, const clsoftmax_hea
             SET_ARG(kernel, a++, i_off);
             CHECK_CL(ctx, clSetKernelArg(kernel, a++, lsz * esz, NULL), cleanup);
             CHECK_CL(ctx, clSetKernelArg(kernel, a++, lsz * sizeof(cl_long), NULL), cleanup);
-        } else {
-            CHECK_CL(ctx, clSetKernelArg(kernel, a++, lsz * esz, NULL), cleanup);
         }
         const size_t groups = nr < OPS_GROUPS_MAX ? nr : OPS_GROUPS_MAX;
         const size_t global = groups * lsz;
@@ -747,7 +762,7 @@ static clsoftmax_status attention_enqueue(clsoftmax_context* ctx,
 
             /* Stage the row of t in __local memory when it fits comfortably. */
             const size_t lsz = lsz_full;
-            const cl_int staged = (nk + lsz) * esz <= ctx->caps.local_mem_size / 2;
+            const cl_int staged = stage_fits(ctx, (nk + lsz) * esz);
             const cl_ulong a_s_off = s_off;
             const cl_ulong heads = desc->heads;
             const cl_ulong seq_q = sq;

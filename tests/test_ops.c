@@ -256,6 +256,12 @@ static void test_attention_shapes(void)
 static void test_attention_masks(void)
 {
     clsoftmax_attention_desc d;
+    /* 9000 keys in one block: longer than the kernel stages in local memory */
+    size_t long_lens[2] = {9000, 8000};
+    clsoftmax_attention_desc_init(&d, CLSOFTMAX_FLOAT32, 2, 1, 3, 9000, 16, 16);
+    d.causal = 1;
+    d.key_lengths = long_lens;
+    check_attention(&d, "causal + key lengths, long rows", 230);
     /* causal square, causal with fewer queries (KV cache), causal with more queries (the
        first seq_q - seq_k rows see nothing: 0) */
     static const size_t causal[][2] = {{64, 64}, {7, 64}, {64, 7}, {129, 1000}};
@@ -453,6 +459,14 @@ static void test_head_full(void)
         d.op = CLSOFTMAX_OP_LOG_SOFTMAX;
         d.scale = 0.5;
         check_head(&d, 1, 0, "bias scale 0.5", 520 + s);
+    }
+    {
+        /* rows longer than the kernels stage in local memory (32 KiB): the re-reading path */
+        clsoftmax_head_desc d;
+        clsoftmax_head_desc_init(&d, CLSOFTMAX_FLOAT32, 2, 8, 10000);
+        check_head(&d, 1, 0, "long rows", 540);
+        d.op = CLSOFTMAX_OP_LOG_SOFTMAX;
+        check_head(&d, 1, 0, "long rows", 541);
     }
     if (clsoftmax_context_supports_float64(g_ctx)) {
         clsoftmax_head_desc d;
