@@ -24,11 +24,6 @@
  */
 #define OPS_LOCAL_MAX_CPU 32
 #define OPS_LOCAL_MAX 128
-/*
- * Most __local bytes a staged row may take (and at most half the device's local memory):
- * beyond it the kernels re-read global memory instead, which keeps GPU occupancy up.
- */
-#define OPS_STAGE_MAX_BYTES ((size_t)32 << 10)
 /* Work-groups per launch; the kernels loop over the remaining rows. */
 #define OPS_GROUPS_MAX ((size_t)1 << 16)
 
@@ -447,10 +442,14 @@ static size_t local_size(const clsoftmax_context* ctx, size_t kernel_wg, size_t 
     return l;
 }
 
-/* A row of bytes staged in __local memory fits the cap and half the device's local memory. */
+/*
+ * A row of bytes staged in __local memory leaves half the device's local memory free (PoCL's
+ * 512 KiB stage rows of 65536 floats; a GPU's 48 KiB rows of 6000): beyond it the kernels
+ * re-read global memory instead.
+ */
 static int stage_fits(const clsoftmax_context* ctx, size_t bytes)
 {
-    return bytes <= OPS_STAGE_MAX_BYTES && bytes <= ctx->caps.local_mem_size / 2;
+    return bytes <= ctx->caps.local_mem_size / 2;
 }
 
 /* A buffer's size and context against offset + count elements of esz bytes. Holds lock. */

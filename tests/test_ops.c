@@ -256,9 +256,9 @@ static void test_attention_shapes(void)
 static void test_attention_masks(void)
 {
     clsoftmax_attention_desc d;
-    /* 9000 keys in one block: longer than the kernel stages in local memory */
-    size_t long_lens[2] = {9000, 8000};
-    clsoftmax_attention_desc_init(&d, CLSOFTMAX_FLOAT32, 2, 1, 3, 9000, 16, 16);
+    /* 70000 keys in one block: longer than the kernel stages in local memory */
+    size_t long_lens[2] = {70000, 50000};
+    clsoftmax_attention_desc_init(&d, CLSOFTMAX_FLOAT32, 2, 1, 3, 70000, 4, 4);
     d.causal = 1;
     d.key_lengths = long_lens;
     check_attention(&d, "causal + key lengths, long rows", 230);
@@ -461,9 +461,10 @@ static void test_head_full(void)
         check_head(&d, 1, 0, "bias scale 0.5", 520 + s);
     }
     {
-        /* rows longer than the kernels stage in local memory (32 KiB): the re-reading path */
+        /* rows longer than the kernels stage in local memory (half of PoCL's 512 KiB): the
+           re-reading path */
         clsoftmax_head_desc d;
-        clsoftmax_head_desc_init(&d, CLSOFTMAX_FLOAT32, 2, 8, 10000);
+        clsoftmax_head_desc_init(&d, CLSOFTMAX_FLOAT32, 2, 4, 70000);
         check_head(&d, 1, 0, "long rows", 540);
         d.op = CLSOFTMAX_OP_LOG_SOFTMAX;
         check_head(&d, 1, 0, "long rows", 541);
