@@ -21,6 +21,31 @@ else()
     message(FATAL_ERROR "CLBlast not found: install libclblast-dev (tools/install-deps.sh)")
 endif()
 
+# CBLAS for the CPU backend's matrix products (head, attention): OpenBLAS through pkg-config,
+# else CMake's FindBLAS with cblas.h found beside it. Only host/cpu/ includes <cblas.h>.
+if(PKG_CONFIG_FOUND)
+    pkg_check_modules(OPENBLAS IMPORTED_TARGET openblas)
+endif()
+if(OPENBLAS_FOUND)
+    set(CLSOFTMAX_CBLAS_TARGET PkgConfig::OPENBLAS)
+else()
+    set(BLA_VENDOR OpenBLAS)
+    find_package(BLAS)
+    find_path(CLSOFTMAX_CBLAS_INCLUDE_DIR cblas.h PATH_SUFFIXES openblas openblas-pthread)
+    if(BLAS_FOUND AND CLSOFTMAX_CBLAS_INCLUDE_DIR)
+        add_library(clsoftmax_cblas INTERFACE IMPORTED)
+        set_target_properties(clsoftmax_cblas PROPERTIES
+            INTERFACE_LINK_LIBRARIES "${BLAS_LIBRARIES}"
+            INTERFACE_INCLUDE_DIRECTORIES "${CLSOFTMAX_CBLAS_INCLUDE_DIR}")
+        set(CLSOFTMAX_CBLAS_TARGET clsoftmax_cblas)
+    endif()
+endif()
+if(CLSOFTMAX_CBLAS_TARGET)
+    message(STATUS "CBLAS: ${CLSOFTMAX_CBLAS_TARGET}")
+else()
+    message(FATAL_ERROR "OpenBLAS (CBLAS) not found: install libopenblas-dev (tools/install-deps.sh)")
+endif()
+
 if(CLSOFTMAX_BUILD_TESTS)
     if(NOT PKG_CONFIG_FOUND)
         message(FATAL_ERROR "pkg-config is needed to find CUnit (tools/install-deps.sh)")

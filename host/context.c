@@ -350,6 +350,7 @@ void clsoftmax_context_free(clsoftmax_context* ctx)
         clReleaseEvent(ctx->split_busy);
     if (ctx->split_scratch != NULL)
         clReleaseMemObject(ctx->split_scratch);
+    clsoftmax__ops_release(&ctx->ops);
     if (ctx->queue != NULL)
         clReleaseCommandQueue(ctx->queue);
     if (ctx->cl_ctx != NULL)

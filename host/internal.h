@@ -216,6 +216,60 @@ cl_program clsoftmax__binary_cache_load(clsoftmax_context* ctx, const char* cons
 /* Writes program's binary for ctx->device to the cache (atomically); silent on failure. */
 void clsoftmax__binary_cache_store(clsoftmax_context* ctx, const char* const* sources, size_t count,
                                    const char* options, cl_program program);
+/* ---- head and attention (ops.c, clblast_ops.c, program.c) --------------- */
+
+typedef enum clsoftmax__ops_kernel_id {
+    CLSOFTMAX__OPS_K_LINEAR = 0,
+    CLSOFTMAX__OPS_K_TOPK = 1,
+    CLSOFTMAX__OPS_K_ATTENTION = 2,
+    CLSOFTMAX__OPS_K_COUNT
+} clsoftmax__ops_kernel_id;
+
+/* The ops kernels' programs (one per dtype) and the context-owned scratch buffer. */
+typedef struct clsoftmax__ops_cache {
+    cl_program program[CLSOFTMAX__DTYPE_COUNT];
+    cl_kernel kernel[CLSOFTMAX__DTYPE_COUNT][CLSOFTMAX__OPS_K_COUNT];
+    size_t kernel_wg[CLSOFTMAX__DTYPE_COUNT][CLSOFTMAX__OPS_K_COUNT];
+    cl_mem scratch;
+    size_t scratch_bytes;
+} clsoftmax__ops_cache;
+
+/* Releases the ops programs, kernels and scratch (context.c calls it on free). */
+void clsoftmax__ops_release(clsoftmax__ops_cache* ops);
+
+/*
+ * Builds a program for the context's device from count embedded sources named
+ * like "linear_softmax.cl" (ops kernels, cmake's CLSOFTMAX_OPS_KERNELS) with
+ * options; on failure the last error holds the options and the build log.
+ * what names the program in messages. Caller holds ctx->lock.
+ * Returns SUCCESS, BUILD_FAILURE, OPENCL_ERROR, OUT_OF_MEMORY.
+ */
+clsoftmax_status clsoftmax__program_build_ops(clsoftmax_context* ctx, size_t count,
+                                              const char* const* names, const char* options,
+                                              const char* what, cl_program* program);
+
+/*
+ * C = alpha * A . op(B) + beta * C for batch matrices (row-major, A not
+ * transposed, B transposed when trans_b), on queue, through CLBlast's
+ * strided batched GEMM; CLBlast's status is translated into ours with its
+ * code and name in the message. Caller holds ctx->lock.
+ */
+typedef struct clsoftmax__gemm {
+    clsoftmax_dtype dtype;
+    int trans_b;
+    size_t m, n, k;
+    double alpha, beta;
+    cl_mem a;
+    size_t a_off, lda, a_stride;
+    cl_mem b;
+    size_t b_off, ldb, b_stride;
+    cl_mem c;
+    size_t c_off, ldc, c_stride;
+    size_t batch;
+} clsoftmax__gemm;
+
+clsoftmax_status clsoftmax__gemm_enqueue(clsoftmax_context* ctx, const clsoftmax__gemm* g,
+                                         cl_command_queue queue);
 
 /* ---- the context (context.c) -------------------------------------------- */
 
@@ -253,6 +307,8 @@ struct clsoftmax_context {
 
     /* binary_cache.c's doings, for tests: programs loaded, files written, files rejected */
     unsigned disk_cache_loads, disk_cache_stores, disk_cache_rejects;
+    /* the head and attention operations (ops.c): kernels and grow-only scratch */
+    clsoftmax__ops_cache ops;
 
     /* serialises kernel-argument setting, enqueues and the last error */
     pthread_mutex_t lock;

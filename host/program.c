@@ -301,3 +301,74 @@ void clsoftmax__program_cache_clear(clsoftmax__program_cache* cache)
         }
     }
 }
+
+/* ---- programs of the head and attention operations (ops.c) ----------------------------- */
+
+/* Generated into the build tree as ops_kernel_sources.c from CLSOFTMAX_OPS_KERNELS. */
+extern const char* const clsoftmax__ops_cl_sources[];
+extern const char* const clsoftmax__ops_cl_names[];
+extern const size_t clsoftmax__ops_cl_count;
+
+#define OPS_SOURCE_MAX 8
+
+clsoftmax_status clsoftmax__program_build_ops(clsoftmax_context* ctx, size_t count,
+                                              const char* const* names, const char* options,
+                                              const char* what, cl_program* program)
+{
+    clsoftmax_status status = CLSOFTMAX_SUCCESS;
+    cl_int err = CL_SUCCESS;
+    const char* sources[OPS_SOURCE_MAX];
+    char* loaded[OPS_SOURCE_MAX] = {NULL};
+    cl_program prog = NULL;
+
+    if (count == 0 || count > OPS_SOURCE_MAX)
+        return clsoftmax__error(ctx, CLSOFTMAX_INVALID_ARGUMENT,
+                                "internal: %zu sources for the %s program", count, what);
+    /* As for the softmax program, CLSOFTMAX_KERNEL_DIR replaces the embedded sources. */
+    const char* dir = getenv("CLSOFTMAX_KERNEL_DIR");
+    for (size_t s = 0; dir != NULL && dir[0] != '\0' && s < count; s++) {
+        char why[4200];
+        loaded[s] = read_text_file(dir, names[s], why, sizeof why);
+        if (loaded[s] == NULL) {
+            status = clsoftmax__error(ctx, CLSOFTMAX_BUILD_FAILURE,
+                                      "CLSOFTMAX_KERNEL_DIR is set but the %s sources could not "
+                                      "be loaded: %s",
+                                      what, why);
+            goto cleanup;
+        }
+    }
+    for (size_t s = 0; s < count; s++) {
+        sources[s] = loaded[s];
+        for (size_t e = 0; sources[s] == NULL && e < clsoftmax__ops_cl_count; e++)
+            if (strcmp(clsoftmax__ops_cl_names[e], names[s]) == 0)
+                sources[s] = clsoftmax__ops_cl_sources[e];
+        if (sources[s] == NULL) {
+            status = clsoftmax__error(ctx, CLSOFTMAX_BUILD_FAILURE,
+                                      "internal: kernel source %s is not embedded in the library",
+                                      names[s]);
+            goto cleanup;
+        }
+    }
+    prog = clCreateProgramWithSource(ctx->cl_ctx, (cl_uint)count, sources, NULL, &err);
+    if (err != CL_SUCCESS) {
+        status =
+            clsoftmax__error_cl(ctx, clsoftmax__status_from_cl(err), "clCreateProgramWithSource",
+                                err, "creating the %s program", what);
+        goto cleanup;
+    }
+    err = clBuildProgram(prog, 1, &ctx->device, options, NULL, NULL);
+    if (err != CL_SUCCESS) {
+        status = clsoftmax__error_cl(
+            ctx, CLSOFTMAX_BUILD_FAILURE, "clBuildProgram", err,
+            "building the %s program (%s) with options \"%s\"", what,
+            dir != NULL && dir[0] != '\0' ? "CLSOFTMAX_KERNEL_DIR" : "embedded sources", options);
+        append_build_log(ctx, prog);
+        clReleaseProgram(prog);
+        goto cleanup;
+    }
+    *program = prog;
+cleanup:
+    for (size_t s = 0; s < count; s++)
+        free(loaded[s]);
+    return status;
+}

@@ -358,6 +358,175 @@ CLSOFTMAX_API clsoftmax_status clsoftmax_softmax_buffer(clsoftmax_context* conte
 CLSOFTMAX_API clsoftmax_status clsoftmax_prepare(clsoftmax_context* context,
                                                  const clsoftmax_desc* desc);
 
+/* ---- operations: classifier head and attention ---------------------------- */
+
+/*
+ * Softmax where it sits in inference pipelines: after a matrix product. The
+ * products run through CLBlast on the OpenCL backend and through CBLAS
+ * (OpenBLAS) on the CPU backend; the bias, scale and masks are fused into the
+ * softmax step. Both operations have a host-memory entry point (either
+ * backend, blocking) and a device-buffer entry point (OpenCL backend only) in
+ * OpenCL's enqueue shape: every command, CLBlast's included, goes onto the
+ * caller's queue after wait_list, and *event (when not NULL) completes with the
+ * last of them. The queue must be in-order (CLBlast's calls take no wait list),
+ * else INVALID_QUEUE. Validation (shapes, strides, NULL buffers, buffer sizes
+ * through clGetMemObjectInfo) runs before anything is enqueued; on error
+ * nothing is enqueued and outputs and *event are untouched.
+ */
+
+/* The most entries per row clsoftmax_linear_softmax* returns with top-k. */
+#define CLSOFTMAX_MAX_TOPK 32
+
+/*
+ * Classifier head: Y = softmax(scale * (X . W^T + b)) (or log-softmax) for
+ * X [rows, in_features], W [classes, in_features], optional bias b [classes],
+ * all dense row-major. In float32 the logit l = X . W^T is a float, then
+ * t = scale * (l + b) is computed in float as the softmax's t (see
+ * clsoftmax_desc). topk 0: Y is [rows, classes]. topk k in 1..32 (and <= classes):
+ * Y is [rows, k] holding the k largest probabilities (log-probabilities) of each
+ * row in decreasing order, ties broken by the lower class index, and indices is
+ * [rows, k] cl_long class indices. A row holding NaN gives NaN values; its
+ * indices then order NaN logits as the lowest.
+ * Initialise with clsoftmax_head_desc_init() (struct_size as clsoftmax_config).
+ */
+typedef struct clsoftmax_head_desc {
+    size_t struct_size;
+    clsoftmax_dtype dtype;
+    size_t rows;
+    size_t in_features;
+    size_t classes;
+    double scale;    /* finite; default 1 */
+    clsoftmax_op op; /* default SOFTMAX */
+    size_t topk;     /* 0 (default): full rows; 1..CLSOFTMAX_MAX_TOPK */
+} clsoftmax_head_desc;
+
+/* Fills desc with the sizes, scale 1, op SOFTMAX, topk 0. Checks nothing. */
+CLSOFTMAX_API void clsoftmax_head_desc_init(clsoftmax_head_desc* desc, clsoftmax_dtype dtype,
+                                            size_t rows, size_t in_features, size_t classes);
+
+/*
+ * Host memory, either backend, blocking. bias may be NULL (no bias). indices
+ * must be NULL when topk is 0 and non-NULL otherwise. out and indices must
+ * not overlap the inputs (OVERLAP). Returns SUCCESS, INVALID_ARGUMENT,
+ * INVALID_SHAPE (a zero size, topk > 32 or > classes), INVALID_DTYPE,
+ * INVALID_SCALE, SIZE_OVERFLOW, OVERLAP, UNSUPPORTED, OPENCL_ERROR,
+ * BUILD_FAILURE, OUT_OF_MEMORY.
+ */
+CLSOFTMAX_API clsoftmax_status clsoftmax_linear_softmax_host(clsoftmax_context* context,
+                                                             const clsoftmax_head_desc* desc,
+                                                             const void* x, const void* w,
+                                                             const void* bias, void* out,
+                                                             cl_long* indices);
+
+/*
+ * Device buffers, OpenCL backend, asynchronous (see the section's head).
+ * Offsets in elements (indices: in cl_long elements). bias NULL: no bias;
+ * indices NULL exactly when topk is 0. With top-k the logits pass through a
+ * scratch buffer owned by the context (grown on demand, at most 64 MiB: rows
+ * are processed in blocks), so such calls must run one after another on the
+ * device, as for clsoftmax_attention_buffer's context workspace. The statuses of
+ * clsoftmax_linear_softmax_host plus BUFFER_TOO_SMALL, INVALID_QUEUE, INVALID_CONTEXT.
+ */
+CLSOFTMAX_API clsoftmax_status clsoftmax_linear_softmax_buffer(
+    clsoftmax_context* context, const clsoftmax_head_desc* desc, cl_mem x, size_t x_offset,
+    cl_mem w, size_t w_offset, cl_mem bias, size_t bias_offset, cl_mem out, size_t out_offset,
+    cl_mem indices, size_t indices_offset, cl_command_queue queue, cl_uint num_wait,
+    const cl_event* wait_list, cl_event* event);
+
+/*
+ * Scaled-dot-product attention: O = softmax(scale * Q . K^T + mask) . V with
+ * Q [batch, heads, seq_q, d], K [batch, heads, seq_k, d], V [batch, heads,
+ * seq_k, d_v] and O [batch, heads, seq_q, d_v]. Each tensor has explicit
+ * element strides for (batch, head, seq, feature); the feature stride must be
+ * 1 and the seq stride at least the feature count (CLBlast's leading
+ * dimension); O's elements must not overlap one another. Strides let Q, K, V
+ * be views of a packed [batch, seq, heads, d] tensor.
+ *
+ * Masks combine freely:
+ *   causal       key j is visible to query i when j <= i + (seq_k - seq_q): the
+ *                causal square aligned to the end (the last query sees every
+ *                key), PyTorch's causal_lower_right and a KV cache's rule; with
+ *                seq_q > seq_k the first seq_q - seq_k queries see no key.
+ *   additive     mask_batch x mask_heads x seq_q x seq_k dense values (dtype)
+ *                added to the scaled scores, mask_batch 1 or batch and
+ *                mask_heads 1 or heads (1 broadcasts); -inf hides a key.
+ *                mask_batch 0 means none.
+ *   key_lengths  a host array of batch counts, each <= seq_k: keys at or past
+ *                key_lengths[b] are hidden (padding). NULL means none. Read
+ *                during the call only.
+ * A query row whose keys are all hidden gives an output row of 0, not NaN
+ * (PyTorch's and ONNX's attention do the same). Scores are t = scale * s + mask
+ * (float32: in float), softmax as clsoftmax_desc, NaN rules included.
+ * Initialise with clsoftmax_attention_desc_init().
+ */
+typedef struct clsoftmax_attention_desc {
+    size_t struct_size;
+    clsoftmax_dtype dtype;
+    size_t batch;
+    size_t heads;
+    size_t seq_q;
+    size_t seq_k;
+    size_t d;
+    size_t d_v;
+    size_t q_strides[4]; /* batch, head, seq, feature; in elements */
+    size_t k_strides[4];
+    size_t v_strides[4];
+    size_t o_strides[4];
+    double scale; /* finite; init: 1 / sqrt(d) */
+    int causal;   /* non-zero: the causal mask above */
+    size_t mask_batch;
+    size_t mask_heads;
+    const size_t* key_lengths;
+} clsoftmax_attention_desc;
+
+/* Fills desc: dense C-order strides for each tensor, scale 1/sqrt(d), no mask. */
+CLSOFTMAX_API void clsoftmax_attention_desc_init(clsoftmax_attention_desc* desc,
+                                                 clsoftmax_dtype dtype, size_t batch, size_t heads,
+                                                 size_t seq_q, size_t seq_k, size_t d, size_t d_v);
+
+/*
+ * Workspace for clsoftmax_attention_buffer, in bytes: *min_bytes is the least
+ * it runs with (keys one at a time), *bytes what it uses to take up to 64 MiB
+ * of scores per step (the whole seq_k where that fits). Keys are processed in
+ * blocks as large as the workspace allows, with an online softmax (running max
+ * and sum, the partial output rescaled) across blocks. Either pointer may be
+ * NULL. The CPU backend needs none (0). Returns the statuses of validation.
+ */
+CLSOFTMAX_API clsoftmax_status
+clsoftmax_attention_workspace_size(clsoftmax_context* context, const clsoftmax_attention_desc* desc,
+                                   size_t* min_bytes, size_t* bytes);
+
+/*
+ * Host memory, either backend, blocking. q, k, v, out span their strides'
+ * extent (offset of the last element + 1); mask is the dense additive mask or
+ * NULL (exactly when mask_batch is 0). Elements of out between strided rows
+ * are left as they are. Returns SUCCESS, INVALID_ARGUMENT (NULLs, bad strides,
+ * key_lengths beyond seq_k), INVALID_SHAPE, INVALID_DTYPE, INVALID_SCALE,
+ * SIZE_OVERFLOW, OVERLAP, UNSUPPORTED, OPENCL_ERROR, BUILD_FAILURE,
+ * OUT_OF_MEMORY.
+ */
+CLSOFTMAX_API clsoftmax_status clsoftmax_attention_host(clsoftmax_context* context,
+                                                        const clsoftmax_attention_desc* desc,
+                                                        const void* q, const void* k, const void* v,
+                                                        const void* mask, void* out);
+
+/*
+ * Device buffers, OpenCL backend, asynchronous (see the section's head).
+ * workspace NULL: a scratch buffer owned by the context (grow-only, the `bytes`
+ * of clsoftmax_attention_workspace_size, kept until the context is freed), so
+ * calls using it must run one after another on the device (one in-order queue,
+ * or ordered by events); give each concurrent queue its own workspace.
+ * Otherwise workspace_bytes (>= min_bytes) of the caller's buffer from offset 0
+ * are used.
+ * The statuses of clsoftmax_attention_host plus BUFFER_TOO_SMALL,
+ * INVALID_QUEUE, INVALID_CONTEXT.
+ */
+CLSOFTMAX_API clsoftmax_status clsoftmax_attention_buffer(
+    clsoftmax_context* context, const clsoftmax_attention_desc* desc, cl_mem q, size_t q_offset,
+    cl_mem k, size_t k_offset, cl_mem v, size_t v_offset, cl_mem mask, size_t mask_offset,
+    cl_mem out, size_t out_offset, cl_mem workspace, size_t workspace_bytes, cl_command_queue queue,
+    cl_uint num_wait, const cl_event* wait_list, cl_event* event);
+
 /* ---- devices ------------------------------------------------------------ */
 
 /*

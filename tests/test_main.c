@@ -35,6 +35,7 @@ int main(int argc, char** argv)
     test_register_cpu_kernels();
     test_register_limits();
     test_register_params();
+    test_register_ops();
 
     CU_basic_set_mode(CU_BRM_VERBOSE);
     int ran = 0;

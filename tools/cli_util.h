@@ -67,5 +67,8 @@ double cli_median(double* values, size_t n);
 int cmd_bench(int argc, char** argv);
 /* `clsoftmax tune` (cmd_tune.c) */
 int cmd_tune(int argc, char** argv);
+int cmd_attention(int argc, char** argv); /* cmd_ops.c */
+int cmd_head(int argc, char** argv);      /* cmd_ops.c */
+int cmd_bench_ops(int argc, char** argv); /* cmd_bench_ops.c */
 
 #endif /* CLSOFTMAX_CLI_UTIL_H */

@@ -39,6 +39,13 @@ static const char usage_text[] =
     "  tune [--device SEL] [--quick] [--out FILE]\n"
     "              time kernel parameters on the OpenCL device and write the device's\n"
     "              parameter file, which contexts load at creation (`tune --help`)\n"
+    "  attention Q.npy K.npy V.npy OUT.npy [--causal] [--mask M.npy] [--scale S] [--backend B]\n"
+    "              scaled-dot-product attention (`clsoftmax attention --help`)\n"
+    "  head X.npy W.npy OUT.npy [--bias B.npy] [--topk K] [--log] [--scale S] [--backend B]\n"
+    "              classifier head softmax(X . W^T + B), optionally top-K (`clsoftmax head "
+    "--help`)\n"
+    "  bench-ops --op attention|head [--backend B] [--quick]\n"
+    "              time the head and attention (GEMM vs softmax split, GFLOP/s)\n"
     "  --help, --version\n"
     "\n"
     "Options may come before or after the file names; `--opt=value` works too.\n"
@@ -609,6 +616,12 @@ int main(int argc, char** argv)
         return cmd_bench(argc - 2, argv + 2);
     if (strcmp(command, "tune") == 0)
         return cmd_tune(argc - 2, argv + 2);
+    if (strcmp(command, "attention") == 0)
+        return cmd_attention(argc - 2, argv + 2);
+    if (strcmp(command, "head") == 0)
+        return cmd_head(argc - 2, argv + 2);
+    if (strcmp(command, "bench-ops") == 0)
+        return cmd_bench_ops(argc - 2, argv + 2);
     fprintf(stderr, "clsoftmax: unknown command '%s'\n\n", command);
     fputs(usage_text, stderr);
     return EXIT_USAGE;

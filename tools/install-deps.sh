@@ -15,6 +15,7 @@ packages=(
     opencl-headers
     pocl-opencl-icd # an OpenCL device on the CPU, so the OpenCL tests run without a GPU
     libclblast-dev
+    libopenblas-dev # CBLAS for the CPU backend's head and attention products
     libcunit1-dev
     clinfo
     python3 # the conformance checker in .ci/run
