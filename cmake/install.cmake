@@ -34,6 +34,11 @@ if(CLSOFTMAX_BUILD_SHARED)
 else()
     set(CLSOFTMAX_PC_CFLAGS "-DCLSOFTMAX_STATIC_DEFINE")
 endif()
+# What a static link needs beside us, as pkg-config modules (Debian ships both .pc files).
+set(CLSOFTMAX_PC_REQUIRES_PRIVATE "clblast")
+if(CLSOFTMAX_CBLAS_TARGET STREQUAL "PkgConfig::OPENBLAS")
+    string(APPEND CLSOFTMAX_PC_REQUIRES_PRIVATE " openblas")
+endif()
 configure_file(cmake/clsoftmax.pc.in ${CMAKE_CURRENT_BINARY_DIR}/clsoftmax.pc @ONLY)
 install(FILES ${CMAKE_CURRENT_BINARY_DIR}/clsoftmax.pc
     DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
