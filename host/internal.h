@@ -369,6 +369,12 @@ int clsoftmax__params_path(const clsoftmax_context* ctx, char* path, size_t path
 
 /* ---- errors (status.c) -------------------------------------------------- */
 
+/* The entry points' error recording (softmax.c, shared with ops.c). clsoftmax__fail records
+   msg as the last error and returns status; clsoftmax__succeed clears it. Both take ctx->lock,
+   since other threads may share ctx; the caller must not hold it. */
+clsoftmax_status clsoftmax__fail(clsoftmax_context* ctx, clsoftmax_status status, const char* msg);
+void clsoftmax__succeed(clsoftmax_context* ctx);
+
 /* The OpenCL error code's name, e.g. "CL_OUT_OF_RESOURCES"; never NULL. */
 const char* clsoftmax__cl_error_name(cl_int err);
 

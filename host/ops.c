@@ -300,21 +300,6 @@ static clsoftmax_status validate_attention(const clsoftmax_attention_desc* desc,
 
 /* ---- shared helpers --------------------------------------------------------------------- */
 
-static clsoftmax_status fail(clsoftmax_context* ctx, clsoftmax_status status, const char* msg)
-{
-    pthread_mutex_lock(&ctx->lock);
-    clsoftmax__error(ctx, status, "%s", msg);
-    pthread_mutex_unlock(&ctx->lock);
-    return status;
-}
-
-static void succeed(clsoftmax_context* ctx)
-{
-    pthread_mutex_lock(&ctx->lock);
-    clsoftmax__error_clear(ctx);
-    pthread_mutex_unlock(&ctx->lock);
-}
-
 static int ranges_overlap(const void* a, size_t a_len, const void* b, size_t b_len)
 {
     uintptr_t x = (uintptr_t)a;
@@ -875,13 +860,13 @@ clsoftmax_status clsoftmax_linear_softmax_host(clsoftmax_context* ctx,
         status = backend_limits(ctx, desc->dtype, lim, 3, msg, sizeof msg);
     }
     if (status != CLSOFTMAX_SUCCESS)
-        return fail(ctx, status, msg);
+        return clsoftmax__fail(ctx, status, msg);
     if (x == NULL || w == NULL || out == NULL)
-        return fail(ctx, CLSOFTMAX_INVALID_ARGUMENT,
-                    x == NULL ? "x is NULL" : (w == NULL ? "w is NULL" : "out is NULL"));
+        return clsoftmax__fail(ctx, CLSOFTMAX_INVALID_ARGUMENT,
+                               x == NULL ? "x is NULL" : (w == NULL ? "w is NULL" : "out is NULL"));
     if ((desc->topk > 0) != (indices != NULL))
-        return fail(ctx, CLSOFTMAX_INVALID_ARGUMENT,
-                    "indices must be non-NULL exactly when topk > 0");
+        return clsoftmax__fail(ctx, CLSOFTMAX_INVALID_ARGUMENT,
+                               "indices must be non-NULL exactly when topk > 0");
     const size_t ob = sz.out * sz.esz;
     const size_t ib = sz.indices * sizeof(cl_long);
     if (ranges_overlap(out, ob, x, sz.x * sz.esz) || ranges_overlap(out, ob, w, sz.w * sz.esz) ||
@@ -889,7 +874,8 @@ clsoftmax_status clsoftmax_linear_softmax_host(clsoftmax_context* ctx,
         ranges_overlap(indices, ib, x, sz.x * sz.esz) ||
         ranges_overlap(indices, ib, w, sz.w * sz.esz) ||
         ranges_overlap(indices, ib, bias, sz.bias * sz.esz) || ranges_overlap(indices, ib, out, ob))
-        return fail(ctx, CLSOFTMAX_OVERLAP, "an output overlaps an input or the other output");
+        return clsoftmax__fail(ctx, CLSOFTMAX_OVERLAP,
+                               "an output overlaps an input or the other output");
 
     if (ctx->backend == CLSOFTMAX_BACKEND_CPU) {
         clsoftmax__cpu_head_job job = {.is_double = desc->dtype == CLSOFTMAX_FLOAT64,
@@ -906,8 +892,9 @@ clsoftmax_status clsoftmax_linear_softmax_host(clsoftmax_context* ctx,
                                        .indices = (int64_t*)indices,
                                        .threads = ctx->cpu_threads};
         if (clsoftmax__cpu_linear_softmax(&job) != 0)
-            return fail(ctx, CLSOFTMAX_OUT_OF_MEMORY, "no host memory for the logits scratch");
-        succeed(ctx);
+            return clsoftmax__fail(ctx, CLSOFTMAX_OUT_OF_MEMORY,
+                                   "no host memory for the logits scratch");
+        clsoftmax__succeed(ctx);
         return CLSOFTMAX_SUCCESS;
     }
 
@@ -957,9 +944,10 @@ clsoftmax_linear_softmax_buffer(clsoftmax_context* ctx, const clsoftmax_head_des
     if (ctx == NULL)
         return CLSOFTMAX_INVALID_ARGUMENT;
     if (ctx->backend != CLSOFTMAX_BACKEND_OPENCL)
-        return fail(ctx, CLSOFTMAX_UNSUPPORTED,
-                    "the device-buffer entry point needs an OpenCL context; this one is the "
-                    "CPU fallback");
+        return clsoftmax__fail(
+            ctx, CLSOFTMAX_UNSUPPORTED,
+            "the device-buffer entry point needs an OpenCL context; this one is the "
+            "CPU fallback");
     char msg[256];
     head_sizes sz;
     const char* why = NULL;
@@ -967,12 +955,12 @@ clsoftmax_linear_softmax_buffer(clsoftmax_context* ctx, const clsoftmax_head_des
     if (status == CLSOFTMAX_SUCCESS)
         status = backend_limits(ctx, desc->dtype, NULL, 0, msg, sizeof msg);
     if (status != CLSOFTMAX_SUCCESS)
-        return fail(ctx, status, msg);
+        return clsoftmax__fail(ctx, status, msg);
     if ((desc->topk > 0) != (indices != NULL))
-        return fail(ctx, CLSOFTMAX_INVALID_ARGUMENT,
-                    "indices must be non-NULL exactly when topk > 0");
+        return clsoftmax__fail(ctx, CLSOFTMAX_INVALID_ARGUMENT,
+                               "indices must be non-NULL exactly when topk > 0");
     if (check_wait_list(num_wait, wait_list, &why) != CLSOFTMAX_SUCCESS)
-        return fail(ctx, CLSOFTMAX_INVALID_ARGUMENT, why);
+        return clsoftmax__fail(ctx, CLSOFTMAX_INVALID_ARGUMENT, why);
 
     pthread_mutex_lock(&ctx->lock);
     clsoftmax__error_clear(ctx);
@@ -1023,13 +1011,13 @@ clsoftmax_status clsoftmax_attention_workspace_size(clsoftmax_context* ctx,
     attn_sizes sz;
     clsoftmax_status status = validate_attention(desc, &sz, msg, sizeof msg);
     if (status != CLSOFTMAX_SUCCESS)
-        return fail(ctx, status, msg);
+        return clsoftmax__fail(ctx, status, msg);
     const int cpu = ctx->backend == CLSOFTMAX_BACKEND_CPU;
     if (min_bytes != NULL)
         *min_bytes = cpu ? 0 : attn_ws_bytes(desc, 1);
     if (bytes != NULL)
         *bytes = cpu ? 0 : attn_ws_bytes(desc, attn_preferred_block(desc));
-    succeed(ctx);
+    clsoftmax__succeed(ctx);
     return CLSOFTMAX_SUCCESS;
 }
 
@@ -1056,17 +1044,17 @@ clsoftmax_status clsoftmax_attention_host(clsoftmax_context* ctx,
     if (status == CLSOFTMAX_SUCCESS)
         status = attention_limits(ctx, desc, msg, sizeof msg);
     if (status != CLSOFTMAX_SUCCESS)
-        return fail(ctx, status, msg);
+        return clsoftmax__fail(ctx, status, msg);
     if (q == NULL || k == NULL || v == NULL || out == NULL)
-        return fail(ctx, CLSOFTMAX_INVALID_ARGUMENT, "q, k, v and out must not be NULL");
+        return clsoftmax__fail(ctx, CLSOFTMAX_INVALID_ARGUMENT, "q, k, v and out must not be NULL");
     if ((desc->mask_batch > 0) != (mask != NULL))
-        return fail(ctx, CLSOFTMAX_INVALID_ARGUMENT,
-                    "mask must be non-NULL exactly when desc->mask_batch > 0");
+        return clsoftmax__fail(ctx, CLSOFTMAX_INVALID_ARGUMENT,
+                               "mask must be non-NULL exactly when desc->mask_batch > 0");
     const size_t ob = sz.o * sz.esz;
     if (ranges_overlap(out, ob, q, sz.q * sz.esz) || ranges_overlap(out, ob, k, sz.k * sz.esz) ||
         ranges_overlap(out, ob, v, sz.v * sz.esz) ||
         ranges_overlap(out, ob, mask, sz.mask * sz.esz))
-        return fail(ctx, CLSOFTMAX_OVERLAP, "out overlaps an input");
+        return clsoftmax__fail(ctx, CLSOFTMAX_OVERLAP, "out overlaps an input");
 
     if (ctx->backend == CLSOFTMAX_BACKEND_CPU) {
         clsoftmax__cpu_attention_job job = {.is_double = desc->dtype == CLSOFTMAX_FLOAT64,
@@ -1091,8 +1079,9 @@ clsoftmax_status clsoftmax_attention_host(clsoftmax_context* ctx,
         memcpy(job.v_strides, desc->v_strides, sizeof job.v_strides);
         memcpy(job.o_strides, desc->o_strides, sizeof job.o_strides);
         if (clsoftmax__cpu_attention(&job) != 0)
-            return fail(ctx, CLSOFTMAX_OUT_OF_MEMORY, "no host memory for the score scratch");
-        succeed(ctx);
+            return clsoftmax__fail(ctx, CLSOFTMAX_OUT_OF_MEMORY,
+                                   "no host memory for the score scratch");
+        clsoftmax__succeed(ctx);
         return CLSOFTMAX_SUCCESS;
     }
 
@@ -1142,9 +1131,10 @@ clsoftmax_attention_buffer(clsoftmax_context* ctx, const clsoftmax_attention_des
     if (ctx == NULL)
         return CLSOFTMAX_INVALID_ARGUMENT;
     if (ctx->backend != CLSOFTMAX_BACKEND_OPENCL)
-        return fail(ctx, CLSOFTMAX_UNSUPPORTED,
-                    "the device-buffer entry point needs an OpenCL context; this one is the "
-                    "CPU fallback");
+        return clsoftmax__fail(
+            ctx, CLSOFTMAX_UNSUPPORTED,
+            "the device-buffer entry point needs an OpenCL context; this one is the "
+            "CPU fallback");
     char msg[256];
     attn_sizes sz;
     const char* why = NULL;
@@ -1152,18 +1142,18 @@ clsoftmax_attention_buffer(clsoftmax_context* ctx, const clsoftmax_attention_des
     if (status == CLSOFTMAX_SUCCESS)
         status = attention_limits(ctx, desc, msg, sizeof msg);
     if (status != CLSOFTMAX_SUCCESS)
-        return fail(ctx, status, msg);
+        return clsoftmax__fail(ctx, status, msg);
     if ((desc->mask_batch > 0) != (mask != NULL))
-        return fail(ctx, CLSOFTMAX_INVALID_ARGUMENT,
-                    "mask must be non-NULL exactly when desc->mask_batch > 0");
+        return clsoftmax__fail(ctx, CLSOFTMAX_INVALID_ARGUMENT,
+                               "mask must be non-NULL exactly when desc->mask_batch > 0");
     if (check_wait_list(num_wait, wait_list, &why) != CLSOFTMAX_SUCCESS)
-        return fail(ctx, CLSOFTMAX_INVALID_ARGUMENT, why);
+        return clsoftmax__fail(ctx, CLSOFTMAX_INVALID_ARGUMENT, why);
     const size_t min_ws = attn_ws_bytes(desc, 1);
     if (workspace != NULL && workspace_bytes < min_ws) {
         snprintf(msg, sizeof msg,
                  "workspace_bytes %zu is below the %zu bytes this attention needs at least",
                  workspace_bytes, min_ws);
-        return fail(ctx, CLSOFTMAX_BUFFER_TOO_SMALL, msg);
+        return clsoftmax__fail(ctx, CLSOFTMAX_BUFFER_TOO_SMALL, msg);
     }
 
     pthread_mutex_lock(&ctx->lock);

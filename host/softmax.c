@@ -13,7 +13,7 @@ static int ranges_overlap(uintptr_t a, size_t a_len, uintptr_t b, size_t b_len)
 }
 
 /* Records a validation failure under the lock (other threads may share ctx). */
-static clsoftmax_status fail(clsoftmax_context* ctx, clsoftmax_status status, const char* msg)
+clsoftmax_status clsoftmax__fail(clsoftmax_context* ctx, clsoftmax_status status, const char* msg)
 {
     pthread_mutex_lock(&ctx->lock);
     clsoftmax__error(ctx, status, "%s", msg);
@@ -21,7 +21,7 @@ static clsoftmax_status fail(clsoftmax_context* ctx, clsoftmax_status status, co
     return status;
 }
 
-static void succeed(clsoftmax_context* ctx)
+void clsoftmax__succeed(clsoftmax_context* ctx)
 {
     pthread_mutex_lock(&ctx->lock);
     clsoftmax__error_clear(ctx);
@@ -68,7 +68,7 @@ static void run_on_cpu(clsoftmax_context* ctx, const clsoftmax_desc* desc,
     clsoftmax__cpu_pool* pool = ctx->cpu_pool;
     pthread_mutex_unlock(&ctx->lock);
     clsoftmax__cpu_softmax(&job, threads, pool);
-    succeed(ctx);
+    clsoftmax__succeed(ctx);
 }
 
 clsoftmax_status clsoftmax_softmax_host(clsoftmax_context* ctx, const clsoftmax_desc* desc,
@@ -80,15 +80,17 @@ clsoftmax_status clsoftmax_softmax_host(clsoftmax_context* ctx, const clsoftmax_
     clsoftmax__layout layout;
     clsoftmax_status status = validate_common(ctx, desc, &layout, msg, sizeof msg);
     if (status != CLSOFTMAX_SUCCESS)
-        return fail(ctx, status, msg);
+        return clsoftmax__fail(ctx, status, msg);
     if (in == NULL || out == NULL)
-        return fail(ctx, CLSOFTMAX_INVALID_ARGUMENT, in == NULL ? "in is NULL" : "out is NULL");
+        return clsoftmax__fail(ctx, CLSOFTMAX_INVALID_ARGUMENT,
+                               in == NULL ? "in is NULL" : "out is NULL");
     /* A tensor that would run past the end of the address space cannot be the caller's. */
     if ((uintptr_t)in > UINTPTR_MAX - layout.bytes || (uintptr_t)out > UINTPTR_MAX - layout.bytes)
-        return fail(ctx, CLSOFTMAX_SIZE_OVERFLOW,
-                    "in or out plus the tensor's byte count wraps the address space");
+        return clsoftmax__fail(ctx, CLSOFTMAX_SIZE_OVERFLOW,
+                               "in or out plus the tensor's byte count wraps the address space");
     if (in != out && ranges_overlap((uintptr_t)in, layout.bytes, (uintptr_t)out, layout.bytes))
-        return fail(ctx, CLSOFTMAX_OVERLAP, "in and out overlap without being the same pointer");
+        return clsoftmax__fail(ctx, CLSOFTMAX_OVERLAP,
+                               "in and out overlap without being the same pointer");
 
     if (ctx->backend == CLSOFTMAX_BACKEND_CPU || clsoftmax__fell_back(ctx)) {
         run_on_cpu(ctx, desc, &layout, in, out);
@@ -172,22 +174,24 @@ clsoftmax_status clsoftmax_softmax_buffer(clsoftmax_context* ctx, const clsoftma
     if (ctx == NULL)
         return CLSOFTMAX_INVALID_ARGUMENT;
     if (ctx->backend != CLSOFTMAX_BACKEND_OPENCL)
-        return fail(ctx, CLSOFTMAX_UNSUPPORTED,
-                    "the device-buffer entry point needs an OpenCL context; this one is the "
-                    "CPU fallback");
+        return clsoftmax__fail(
+            ctx, CLSOFTMAX_UNSUPPORTED,
+            "the device-buffer entry point needs an OpenCL context; this one is the "
+            "CPU fallback");
     char msg[256];
     clsoftmax__layout layout;
     clsoftmax_status status = validate_common(ctx, desc, &layout, msg, sizeof msg);
     if (status != CLSOFTMAX_SUCCESS)
-        return fail(ctx, status, msg);
+        return clsoftmax__fail(ctx, status, msg);
     if (in == NULL || out == NULL)
-        return fail(ctx, CLSOFTMAX_INVALID_ARGUMENT, in == NULL ? "in is NULL" : "out is NULL");
+        return clsoftmax__fail(ctx, CLSOFTMAX_INVALID_ARGUMENT,
+                               in == NULL ? "in is NULL" : "out is NULL");
     if ((num_wait == 0) != (wait_list == NULL))
-        return fail(ctx, CLSOFTMAX_INVALID_ARGUMENT,
-                    "wait_list must be NULL exactly when num_wait is 0");
+        return clsoftmax__fail(ctx, CLSOFTMAX_INVALID_ARGUMENT,
+                               "wait_list must be NULL exactly when num_wait is 0");
     for (cl_uint i = 0; i < num_wait; ++i)
         if (wait_list[i] == NULL)
-            return fail(ctx, CLSOFTMAX_INVALID_ARGUMENT, "wait_list holds a NULL event");
+            return clsoftmax__fail(ctx, CLSOFTMAX_INVALID_ARGUMENT, "wait_list holds a NULL event");
 
     pthread_mutex_lock(&ctx->lock);
     clsoftmax__error_clear(ctx);
@@ -220,9 +224,9 @@ clsoftmax_status clsoftmax_prepare(clsoftmax_context* ctx, const clsoftmax_desc*
     clsoftmax__layout layout;
     clsoftmax_status status = validate_common(ctx, desc, &layout, msg, sizeof msg);
     if (status != CLSOFTMAX_SUCCESS)
-        return fail(ctx, status, msg);
+        return clsoftmax__fail(ctx, status, msg);
     if (ctx->backend == CLSOFTMAX_BACKEND_CPU) {
-        succeed(ctx); /* nothing to compile */
+        clsoftmax__succeed(ctx); /* nothing to compile */
         return CLSOFTMAX_SUCCESS;
     }
     pthread_mutex_lock(&ctx->lock);
