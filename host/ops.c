@@ -492,19 +492,33 @@ static clsoftmax_status check_queue(clsoftmax_context* ctx, cl_command_queue que
     return CLSOFTMAX_SUCCESS;
 }
 
-static clsoftmax_status check_wait_list(cl_uint num_wait, const cl_event* wait_list,
-                                        const char** why)
+/* The caller's queue, checked, or the context's when queue is NULL. Holds lock. */
+static clsoftmax_status pick_queue(clsoftmax_context* ctx, cl_command_queue* queue)
 {
-    if ((num_wait == 0) != (wait_list == NULL)) {
-        *why = "wait_list must be NULL exactly when num_wait is 0";
-        return CLSOFTMAX_INVALID_ARGUMENT;
+    if (*queue == NULL) {
+        *queue = ctx->queue;
+        return CLSOFTMAX_SUCCESS;
     }
-    for (cl_uint i = 0; i < num_wait; ++i)
-        if (wait_list[i] == NULL) {
-            *why = "wait_list holds a NULL event";
-            return CLSOFTMAX_INVALID_ARGUMENT;
-        }
-    return CLSOFTMAX_SUCCESS;
+    return check_queue(ctx, *queue);
+}
+
+/* One device-buffer argument of a buffer entry point; an optional one is skipped when NULL. */
+typedef struct buf_arg {
+    cl_mem buf;
+    const char* name;
+    size_t offset, count, esz;
+    int optional;
+} buf_arg;
+
+/* check_buffer on each argument in order; the first failure wins. Holds lock. */
+static clsoftmax_status check_buffers(clsoftmax_context* ctx, const buf_arg* args, size_t count)
+{
+    clsoftmax_status status = CLSOFTMAX_SUCCESS;
+    for (size_t i = 0; i < count && status == CLSOFTMAX_SUCCESS; i++)
+        if (!(args[i].optional && args[i].buf == NULL))
+            status = check_buffer(ctx, args[i].buf, args[i].name, args[i].offset, args[i].count,
+                                  args[i].esz);
+    return status;
 }
 
 /* The first command waits for the caller's events; CLBlast takes no wait list. Holds lock. */
@@ -825,7 +839,8 @@ cleanup:
 
 /* ---- public entry points: the head ---------------------------------------------------------- */
 
-/* Device buffer of count elements holding host data (or uninitialised when data is NULL). */
+/* Device buffer of count elements holding host data (or uninitialised when data is NULL). Holds
+   lock. */
 static clsoftmax_status make_buffer(clsoftmax_context* ctx, size_t bytes, const void* data,
                                     const char* name, cl_mem* buf)
 {
@@ -843,6 +858,41 @@ static clsoftmax_status make_buffer(clsoftmax_context* ctx, size_t bytes, const 
                                    "%zu bytes for %s", bytes, name);
     }
     return CLSOFTMAX_SUCCESS;
+}
+
+/* One host argument of a host entry point, copied to (upload) or allocated for it on the device;
+   skipped when host is NULL (an absent optional argument). */
+typedef struct host_arg {
+    const void* host;
+    size_t bytes;
+    const char* name;
+    int upload;
+    cl_mem* buf;
+} host_arg;
+
+/* make_buffer for each argument in order; the first failure wins. Holds lock. */
+static clsoftmax_status make_buffers(clsoftmax_context* ctx, const host_arg* args, size_t count)
+{
+    clsoftmax_status status = CLSOFTMAX_SUCCESS;
+    for (size_t i = 0; i < count && status == CLSOFTMAX_SUCCESS; i++)
+        if (args[i].host != NULL)
+            status = make_buffer(ctx, args[i].bytes, args[i].upload ? args[i].host : NULL,
+                                 args[i].name, args[i].buf);
+    return status;
+}
+
+/* A host entry point's end: after a failure, waits until no command uses the buffers any more,
+   then releases them and the lock. Returns status. */
+static clsoftmax_status host_finish(clsoftmax_context* ctx, clsoftmax_status status,
+                                    const cl_mem* bufs, size_t count)
+{
+    if (status != CLSOFTMAX_SUCCESS)
+        clFinish(ctx->queue);
+    for (size_t i = 0; i < count; i++)
+        if (bufs[i] != NULL)
+            clReleaseMemObject(bufs[i]);
+    pthread_mutex_unlock(&ctx->lock);
+    return status;
 }
 
 clsoftmax_status clsoftmax_linear_softmax_host(clsoftmax_context* ctx,
@@ -901,15 +951,14 @@ clsoftmax_status clsoftmax_linear_softmax_host(clsoftmax_context* ctx,
     head_bufs hb = {0};
     pthread_mutex_lock(&ctx->lock);
     clsoftmax__error_clear(ctx);
-    status = make_buffer(ctx, sz.x * sz.esz, x, "x", &hb.x);
-    if (status == CLSOFTMAX_SUCCESS)
-        status = make_buffer(ctx, sz.w * sz.esz, w, "w", &hb.w);
-    if (status == CLSOFTMAX_SUCCESS && bias != NULL)
-        status = make_buffer(ctx, sz.bias * sz.esz, bias, "bias", &hb.bias);
-    if (status == CLSOFTMAX_SUCCESS)
-        status = make_buffer(ctx, ob, NULL, "out", &hb.out);
-    if (status == CLSOFTMAX_SUCCESS && indices != NULL)
-        status = make_buffer(ctx, ib, NULL, "indices", &hb.indices);
+    const host_arg args[] = {
+        {x, sz.x * sz.esz, "x", 1, &hb.x},
+        {w, sz.w * sz.esz, "w", 1, &hb.w},
+        {bias, sz.bias * sz.esz, "bias", 1, &hb.bias},
+        {out, ob, "out", 0, &hb.out},
+        {indices, ib, "indices", 0, &hb.indices},
+    };
+    status = make_buffers(ctx, args, sizeof args / sizeof args[0]);
     if (status == CLSOFTMAX_SUCCESS)
         status = head_enqueue(ctx, desc, &hb, ctx->queue, 0, NULL, NULL);
     /* Finish before reading so that a failed command never reaches the outputs. */
@@ -923,15 +972,9 @@ clsoftmax_status clsoftmax_linear_softmax_host(clsoftmax_context* ctx,
             ctx,
             clEnqueueReadBuffer(ctx->queue, hb.indices, CL_TRUE, 0, ib, indices, 0, NULL, NULL),
             host_cleanup);
-host_cleanup:
-    if (status != CLSOFTMAX_SUCCESS)
-        clFinish(ctx->queue);
-    cl_mem all[] = {hb.x, hb.w, hb.bias, hb.out, hb.indices};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-        if (all[i] != NULL)
-            clReleaseMemObject(all[i]);
-    pthread_mutex_unlock(&ctx->lock);
-    return status;
+host_cleanup:;
+    const cl_mem all[] = {hb.x, hb.w, hb.bias, hb.out, hb.indices};
+    return host_finish(ctx, status, all, sizeof all / sizeof all[0]);
 }
 
 clsoftmax_status
@@ -944,10 +987,7 @@ clsoftmax_linear_softmax_buffer(clsoftmax_context* ctx, const clsoftmax_head_des
     if (ctx == NULL)
         return CLSOFTMAX_INVALID_ARGUMENT;
     if (ctx->backend != CLSOFTMAX_BACKEND_OPENCL)
-        return clsoftmax__fail(
-            ctx, CLSOFTMAX_UNSUPPORTED,
-            "the device-buffer entry point needs an OpenCL context; this one is the "
-            "CPU fallback");
+        return clsoftmax__fail_not_opencl(ctx);
     char msg[256];
     head_sizes sz;
     const char* why = NULL;
@@ -959,25 +999,21 @@ clsoftmax_linear_softmax_buffer(clsoftmax_context* ctx, const clsoftmax_head_des
     if ((desc->topk > 0) != (indices != NULL))
         return clsoftmax__fail(ctx, CLSOFTMAX_INVALID_ARGUMENT,
                                "indices must be non-NULL exactly when topk > 0");
-    if (check_wait_list(num_wait, wait_list, &why) != CLSOFTMAX_SUCCESS)
+    if (clsoftmax__check_wait_list(num_wait, wait_list, &why) != CLSOFTMAX_SUCCESS)
         return clsoftmax__fail(ctx, CLSOFTMAX_INVALID_ARGUMENT, why);
 
     pthread_mutex_lock(&ctx->lock);
     clsoftmax__error_clear(ctx);
-    if (queue == NULL)
-        queue = ctx->queue;
-    else
-        status = check_queue(ctx, queue);
+    const buf_arg args[] = {
+        {x, "x", x_offset, sz.x, sz.esz, 0},
+        {w, "w", w_offset, sz.w, sz.esz, 0},
+        {bias, "bias", bias_offset, sz.bias, sz.esz, 1},
+        {out, "out", out_offset, sz.out, sz.esz, 0},
+        {indices, "indices", indices_offset, sz.indices, sizeof(cl_long), 1},
+    };
+    status = pick_queue(ctx, &queue);
     if (status == CLSOFTMAX_SUCCESS)
-        status = check_buffer(ctx, x, "x", x_offset, sz.x, sz.esz);
-    if (status == CLSOFTMAX_SUCCESS)
-        status = check_buffer(ctx, w, "w", w_offset, sz.w, sz.esz);
-    if (status == CLSOFTMAX_SUCCESS && bias != NULL)
-        status = check_buffer(ctx, bias, "bias", bias_offset, sz.bias, sz.esz);
-    if (status == CLSOFTMAX_SUCCESS)
-        status = check_buffer(ctx, out, "out", out_offset, sz.out, sz.esz);
-    if (status == CLSOFTMAX_SUCCESS && indices != NULL)
-        status = check_buffer(ctx, indices, "indices", indices_offset, sz.indices, sizeof(cl_long));
+        status = check_buffers(ctx, args, sizeof args / sizeof args[0]);
     if (status == CLSOFTMAX_SUCCESS && (out == x || out == w || out == bias || indices == x ||
                                         indices == w || indices == bias || indices == out))
         status = clsoftmax__error(ctx, CLSOFTMAX_OVERLAP,
@@ -1089,16 +1125,13 @@ clsoftmax_status clsoftmax_attention_host(clsoftmax_context* ctx,
     pthread_mutex_lock(&ctx->lock);
     clsoftmax__error_clear(ctx);
     ab.ws_bytes = attn_ws_bytes(desc, attn_preferred_block(desc));
-    status = make_buffer(ctx, sz.q * sz.esz, q, "q", &ab.q);
-    if (status == CLSOFTMAX_SUCCESS)
-        status = make_buffer(ctx, sz.k * sz.esz, k, "k", &ab.k);
-    if (status == CLSOFTMAX_SUCCESS)
-        status = make_buffer(ctx, sz.v * sz.esz, v, "v", &ab.v);
-    if (status == CLSOFTMAX_SUCCESS && mask != NULL)
-        status = make_buffer(ctx, sz.mask * sz.esz, mask, "mask", &ab.mask);
     /* out's current contents go up too: elements between strided rows come back unchanged */
-    if (status == CLSOFTMAX_SUCCESS)
-        status = make_buffer(ctx, ob, out, "out", &ab.out);
+    const host_arg args[] = {
+        {q, sz.q * sz.esz, "q", 1, &ab.q}, {k, sz.k * sz.esz, "k", 1, &ab.k},
+        {v, sz.v * sz.esz, "v", 1, &ab.v}, {mask, sz.mask * sz.esz, "mask", 1, &ab.mask},
+        {out, ob, "out", 1, &ab.out},
+    };
+    status = make_buffers(ctx, args, sizeof args / sizeof args[0]);
     if (status == CLSOFTMAX_SUCCESS)
         status = ops_scratch(ctx, ab.ws_bytes);
     if (status == CLSOFTMAX_SUCCESS) {
@@ -1110,15 +1143,9 @@ clsoftmax_status clsoftmax_attention_host(clsoftmax_context* ctx,
     if (status == CLSOFTMAX_SUCCESS)
         CHECK_CL(ctx, clEnqueueReadBuffer(ctx->queue, ab.out, CL_TRUE, 0, ob, out, 0, NULL, NULL),
                  host_cleanup);
-host_cleanup:
-    if (status != CLSOFTMAX_SUCCESS)
-        clFinish(ctx->queue);
-    cl_mem all[] = {ab.q, ab.k, ab.v, ab.mask, ab.out};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-        if (all[i] != NULL)
-            clReleaseMemObject(all[i]);
-    pthread_mutex_unlock(&ctx->lock);
-    return status;
+host_cleanup:;
+    const cl_mem all[] = {ab.q, ab.k, ab.v, ab.mask, ab.out};
+    return host_finish(ctx, status, all, sizeof all / sizeof all[0]);
 }
 
 clsoftmax_status
@@ -1131,10 +1158,7 @@ clsoftmax_attention_buffer(clsoftmax_context* ctx, const clsoftmax_attention_des
     if (ctx == NULL)
         return CLSOFTMAX_INVALID_ARGUMENT;
     if (ctx->backend != CLSOFTMAX_BACKEND_OPENCL)
-        return clsoftmax__fail(
-            ctx, CLSOFTMAX_UNSUPPORTED,
-            "the device-buffer entry point needs an OpenCL context; this one is the "
-            "CPU fallback");
+        return clsoftmax__fail_not_opencl(ctx);
     char msg[256];
     attn_sizes sz;
     const char* why = NULL;
@@ -1146,7 +1170,7 @@ clsoftmax_attention_buffer(clsoftmax_context* ctx, const clsoftmax_attention_des
     if ((desc->mask_batch > 0) != (mask != NULL))
         return clsoftmax__fail(ctx, CLSOFTMAX_INVALID_ARGUMENT,
                                "mask must be non-NULL exactly when desc->mask_batch > 0");
-    if (check_wait_list(num_wait, wait_list, &why) != CLSOFTMAX_SUCCESS)
+    if (clsoftmax__check_wait_list(num_wait, wait_list, &why) != CLSOFTMAX_SUCCESS)
         return clsoftmax__fail(ctx, CLSOFTMAX_INVALID_ARGUMENT, why);
     const size_t min_ws = attn_ws_bytes(desc, 1);
     if (workspace != NULL && workspace_bytes < min_ws) {
@@ -1158,22 +1182,17 @@ clsoftmax_attention_buffer(clsoftmax_context* ctx, const clsoftmax_attention_des
 
     pthread_mutex_lock(&ctx->lock);
     clsoftmax__error_clear(ctx);
-    if (queue == NULL)
-        queue = ctx->queue;
-    else
-        status = check_queue(ctx, queue);
+    const buf_arg args[] = {
+        {q, "q", q_offset, sz.q, sz.esz, 0},
+        {k, "k", k_offset, sz.k, sz.esz, 0},
+        {v, "v", v_offset, sz.v, sz.esz, 0},
+        {mask, "mask", mask_offset, sz.mask, sz.esz, 1},
+        {out, "out", out_offset, sz.o, sz.esz, 0},
+        {workspace, "workspace", 0, workspace_bytes, 1, 1},
+    };
+    status = pick_queue(ctx, &queue);
     if (status == CLSOFTMAX_SUCCESS)
-        status = check_buffer(ctx, q, "q", q_offset, sz.q, sz.esz);
-    if (status == CLSOFTMAX_SUCCESS)
-        status = check_buffer(ctx, k, "k", k_offset, sz.k, sz.esz);
-    if (status == CLSOFTMAX_SUCCESS)
-        status = check_buffer(ctx, v, "v", v_offset, sz.v, sz.esz);
-    if (status == CLSOFTMAX_SUCCESS && mask != NULL)
-        status = check_buffer(ctx, mask, "mask", mask_offset, sz.mask, sz.esz);
-    if (status == CLSOFTMAX_SUCCESS)
-        status = check_buffer(ctx, out, "out", out_offset, sz.o, sz.esz);
-    if (status == CLSOFTMAX_SUCCESS && workspace != NULL)
-        status = check_buffer(ctx, workspace, "workspace", 0, workspace_bytes, 1);
+        status = check_buffers(ctx, args, sizeof args / sizeof args[0]);
     if (status == CLSOFTMAX_SUCCESS &&
         (out == q || out == k || out == v || out == mask ||
          (workspace != NULL && (workspace == out || workspace == q || workspace == k ||

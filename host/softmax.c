@@ -28,6 +28,28 @@ void clsoftmax__succeed(clsoftmax_context* ctx)
     pthread_mutex_unlock(&ctx->lock);
 }
 
+clsoftmax_status clsoftmax__fail_not_opencl(clsoftmax_context* ctx)
+{
+    return clsoftmax__fail(ctx, CLSOFTMAX_UNSUPPORTED,
+                           "the device-buffer entry point needs an OpenCL context; this one is "
+                           "the CPU fallback");
+}
+
+clsoftmax_status clsoftmax__check_wait_list(cl_uint num_wait, const cl_event* wait_list,
+                                            const char** why)
+{
+    if ((num_wait == 0) != (wait_list == NULL)) {
+        *why = "wait_list must be NULL exactly when num_wait is 0";
+        return CLSOFTMAX_INVALID_ARGUMENT;
+    }
+    for (cl_uint i = 0; i < num_wait; ++i)
+        if (wait_list[i] == NULL) {
+            *why = "wait_list holds a NULL event";
+            return CLSOFTMAX_INVALID_ARGUMENT;
+        }
+    return CLSOFTMAX_SUCCESS;
+}
+
 /* Checks that apply to both entry points; msg receives the reason. */
 static clsoftmax_status validate_common(const clsoftmax_context* ctx, const clsoftmax_desc* desc,
                                         clsoftmax__layout* layout, char* msg, size_t msg_size)
@@ -174,10 +196,7 @@ clsoftmax_status clsoftmax_softmax_buffer(clsoftmax_context* ctx, const clsoftma
     if (ctx == NULL)
         return CLSOFTMAX_INVALID_ARGUMENT;
     if (ctx->backend != CLSOFTMAX_BACKEND_OPENCL)
-        return clsoftmax__fail(
-            ctx, CLSOFTMAX_UNSUPPORTED,
-            "the device-buffer entry point needs an OpenCL context; this one is the "
-            "CPU fallback");
+        return clsoftmax__fail_not_opencl(ctx);
     char msg[256];
     clsoftmax__layout layout;
     clsoftmax_status status = validate_common(ctx, desc, &layout, msg, sizeof msg);
@@ -186,12 +205,9 @@ clsoftmax_status clsoftmax_softmax_buffer(clsoftmax_context* ctx, const clsoftma
     if (in == NULL || out == NULL)
         return clsoftmax__fail(ctx, CLSOFTMAX_INVALID_ARGUMENT,
                                in == NULL ? "in is NULL" : "out is NULL");
-    if ((num_wait == 0) != (wait_list == NULL))
-        return clsoftmax__fail(ctx, CLSOFTMAX_INVALID_ARGUMENT,
-                               "wait_list must be NULL exactly when num_wait is 0");
-    for (cl_uint i = 0; i < num_wait; ++i)
-        if (wait_list[i] == NULL)
-            return clsoftmax__fail(ctx, CLSOFTMAX_INVALID_ARGUMENT, "wait_list holds a NULL event");
+    const char* why = NULL;
+    if (clsoftmax__check_wait_list(num_wait, wait_list, &why) != CLSOFTMAX_SUCCESS)
+        return clsoftmax__fail(ctx, CLSOFTMAX_INVALID_ARGUMENT, why);
 
     pthread_mutex_lock(&ctx->lock);
     clsoftmax__error_clear(ctx);
