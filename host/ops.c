@@ -27,13 +27,14 @@
 /* Work-groups per launch; the kernels loop over the remaining rows. */
 #define OPS_GROUPS_MAX ((size_t)1 << 16)
 
-static const char* const ops_sources[] = {"ops_common.cl", "linear_softmax.cl", "topk.cl",
-                                          "attention_softmax.cl"};
+/* common.cl first: its REAL, kahan_add and group reductions serve the ops kernels too. */
+static const char* const ops_sources[] = {"common.cl", "ops_common.cl", "linear_softmax.cl",
+                                          "topk.cl", "attention_softmax.cl"};
 static const char* const ops_kernel_names[CLSOFTMAX__OPS_K_COUNT] = {
     "linear_softmax_rows", "linear_softmax_topk", "attention_block"};
 /* -cl-std=CL1.2 and never fast-math, as for the softmax kernels (program.c). */
 static const char* const ops_options[CLSOFTMAX__DTYPE_COUNT] = {"-cl-std=CL1.2",
-                                                                "-cl-std=CL1.2 -DOPS_FP64=1"};
+                                                                "-cl-std=CL1.2 -DCLSOFTMAX_FP64=1"};
 
 /* ---- size arithmetic ----------------------------------------------------------- */
 
