@@ -50,19 +50,29 @@ clsoftmax_status clsoftmax__check_wait_list(cl_uint num_wait, const cl_event* wa
     return CLSOFTMAX_SUCCESS;
 }
 
-/* Checks that apply to both entry points; msg receives the reason. */
-static clsoftmax_status validate_common(const clsoftmax_context* ctx, const clsoftmax_desc* desc,
-                                        clsoftmax__layout* layout, char* msg, size_t msg_size)
+/* Checks that apply to every entry point; a failure is recorded in ctx. */
+static clsoftmax_status validate_common(clsoftmax_context* ctx, const clsoftmax_desc* desc,
+                                        clsoftmax__layout* layout)
 {
-    clsoftmax_status status = clsoftmax__validate_desc(desc, layout, msg, msg_size);
+    char msg[256];
+    clsoftmax_status status = clsoftmax__validate_desc(desc, layout, msg, sizeof msg);
     if (status != CLSOFTMAX_SUCCESS)
-        return status;
+        return clsoftmax__fail(ctx, status, msg);
     if (ctx->backend == CLSOFTMAX_BACKEND_OPENCL && desc->dtype == CLSOFTMAX_FLOAT64 &&
         !ctx->caps.has_fp64) {
-        snprintf(msg, msg_size, "float64 needs cl_khr_fp64, which %.180s does not support",
+        snprintf(msg, sizeof msg, "float64 needs cl_khr_fp64, which %.180s does not support",
                  ctx->device_name);
-        return CLSOFTMAX_UNSUPPORTED;
+        return clsoftmax__fail(ctx, CLSOFTMAX_UNSUPPORTED, msg);
     }
+    return CLSOFTMAX_SUCCESS;
+}
+
+/* The data entry points' in and out (host pointers or cl_mem): neither may be NULL. */
+static clsoftmax_status check_in_out(clsoftmax_context* ctx, const void* in, const void* out)
+{
+    if (in == NULL || out == NULL)
+        return clsoftmax__fail(ctx, CLSOFTMAX_INVALID_ARGUMENT,
+                               in == NULL ? "in is NULL" : "out is NULL");
     return CLSOFTMAX_SUCCESS;
 }
 
@@ -98,14 +108,12 @@ clsoftmax_status clsoftmax_softmax_host(clsoftmax_context* ctx, const clsoftmax_
 {
     if (ctx == NULL)
         return CLSOFTMAX_INVALID_ARGUMENT;
-    char msg[256];
     clsoftmax__layout layout;
-    clsoftmax_status status = validate_common(ctx, desc, &layout, msg, sizeof msg);
+    clsoftmax_status status = validate_common(ctx, desc, &layout);
+    if (status == CLSOFTMAX_SUCCESS)
+        status = check_in_out(ctx, in, out);
     if (status != CLSOFTMAX_SUCCESS)
-        return clsoftmax__fail(ctx, status, msg);
-    if (in == NULL || out == NULL)
-        return clsoftmax__fail(ctx, CLSOFTMAX_INVALID_ARGUMENT,
-                               in == NULL ? "in is NULL" : "out is NULL");
+        return status;
     /* A tensor that would run past the end of the address space cannot be the caller's. */
     if ((uintptr_t)in > UINTPTR_MAX - layout.bytes || (uintptr_t)out > UINTPTR_MAX - layout.bytes)
         return clsoftmax__fail(ctx, CLSOFTMAX_SIZE_OVERFLOW,
@@ -197,14 +205,12 @@ clsoftmax_status clsoftmax_softmax_buffer(clsoftmax_context* ctx, const clsoftma
         return CLSOFTMAX_INVALID_ARGUMENT;
     if (ctx->backend != CLSOFTMAX_BACKEND_OPENCL)
         return clsoftmax__fail_not_opencl(ctx);
-    char msg[256];
     clsoftmax__layout layout;
-    clsoftmax_status status = validate_common(ctx, desc, &layout, msg, sizeof msg);
+    clsoftmax_status status = validate_common(ctx, desc, &layout);
+    if (status == CLSOFTMAX_SUCCESS)
+        status = check_in_out(ctx, in, out);
     if (status != CLSOFTMAX_SUCCESS)
-        return clsoftmax__fail(ctx, status, msg);
-    if (in == NULL || out == NULL)
-        return clsoftmax__fail(ctx, CLSOFTMAX_INVALID_ARGUMENT,
-                               in == NULL ? "in is NULL" : "out is NULL");
+        return status;
     const char* why = NULL;
     if (clsoftmax__check_wait_list(num_wait, wait_list, &why) != CLSOFTMAX_SUCCESS)
         return clsoftmax__fail(ctx, CLSOFTMAX_INVALID_ARGUMENT, why);
@@ -236,11 +242,10 @@ clsoftmax_status clsoftmax_prepare(clsoftmax_context* ctx, const clsoftmax_desc*
 {
     if (ctx == NULL)
         return CLSOFTMAX_INVALID_ARGUMENT;
-    char msg[256];
     clsoftmax__layout layout;
-    clsoftmax_status status = validate_common(ctx, desc, &layout, msg, sizeof msg);
+    clsoftmax_status status = validate_common(ctx, desc, &layout);
     if (status != CLSOFTMAX_SUCCESS)
-        return clsoftmax__fail(ctx, status, msg);
+        return status;
     if (ctx->backend == CLSOFTMAX_BACKEND_CPU) {
         clsoftmax__succeed(ctx); /* nothing to compile */
         return CLSOFTMAX_SUCCESS;
