@@ -896,6 +896,16 @@ static clsoftmax_status host_finish(clsoftmax_context* ctx, clsoftmax_status sta
     return status;
 }
 
+/* A host entry point's CPU-path result: rc != 0 means the path found no memory for its scratch
+   (what). Records the outcome in ctx. */
+static clsoftmax_status cpu_result(clsoftmax_context* ctx, int rc, const char* what)
+{
+    if (rc != 0)
+        return clsoftmax__fail(ctx, CLSOFTMAX_OUT_OF_MEMORY, what);
+    clsoftmax__succeed(ctx);
+    return CLSOFTMAX_SUCCESS;
+}
+
 clsoftmax_status clsoftmax_linear_softmax_host(clsoftmax_context* ctx,
                                                const clsoftmax_head_desc* desc, const void* x,
                                                const void* w, const void* bias, void* out,
@@ -942,11 +952,8 @@ clsoftmax_status clsoftmax_linear_softmax_host(clsoftmax_context* ctx,
                                        .out = out,
                                        .indices = (int64_t*)indices,
                                        .threads = ctx->cpu_threads};
-        if (clsoftmax__cpu_linear_softmax(&job) != 0)
-            return clsoftmax__fail(ctx, CLSOFTMAX_OUT_OF_MEMORY,
-                                   "no host memory for the logits scratch");
-        clsoftmax__succeed(ctx);
-        return CLSOFTMAX_SUCCESS;
+        return cpu_result(ctx, clsoftmax__cpu_linear_softmax(&job),
+                          "no host memory for the logits scratch");
     }
 
     head_bufs hb = {0};
@@ -1115,11 +1122,8 @@ clsoftmax_status clsoftmax_attention_host(clsoftmax_context* ctx,
         memcpy(job.k_strides, desc->k_strides, sizeof job.k_strides);
         memcpy(job.v_strides, desc->v_strides, sizeof job.v_strides);
         memcpy(job.o_strides, desc->o_strides, sizeof job.o_strides);
-        if (clsoftmax__cpu_attention(&job) != 0)
-            return clsoftmax__fail(ctx, CLSOFTMAX_OUT_OF_MEMORY,
-                                   "no host memory for the score scratch");
-        clsoftmax__succeed(ctx);
-        return CLSOFTMAX_SUCCESS;
+        return cpu_result(ctx, clsoftmax__cpu_attention(&job),
+                          "no host memory for the score scratch");
     }
 
     attn_bufs ab = {0};
