@@ -369,6 +369,18 @@ int clsoftmax__params_path(const clsoftmax_context* ctx, char* path, size_t path
 
 /* ---- errors (status.c) -------------------------------------------------- */
 
+/* The entry points' error recording (softmax.c, shared with ops.c). clsoftmax__fail records
+   msg as the last error and returns status; clsoftmax__succeed clears it. Both take ctx->lock,
+   since other threads may share ctx; the caller must not hold it. */
+clsoftmax_status clsoftmax__fail(clsoftmax_context* ctx, clsoftmax_status status, const char* msg);
+void clsoftmax__succeed(clsoftmax_context* ctx);
+/* clsoftmax__fail with UNSUPPORTED: a device-buffer entry point called on the CPU fallback. */
+clsoftmax_status clsoftmax__fail_not_opencl(clsoftmax_context* ctx);
+/* The wait list's shape (NULL exactly when num_wait is 0, no NULL event); on failure *why gets
+   the reason and INVALID_ARGUMENT is returned. Touches nothing else. */
+clsoftmax_status clsoftmax__check_wait_list(cl_uint num_wait, const cl_event* wait_list,
+                                            const char** why);
+
 /* The OpenCL error code's name, e.g. "CL_OUT_OF_RESOURCES"; never NULL. */
 const char* clsoftmax__cl_error_name(cl_int err);
 

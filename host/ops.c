@@ -27,13 +27,14 @@
 /* Work-groups per launch; the kernels loop over the remaining rows. */
 #define OPS_GROUPS_MAX ((size_t)1 << 16)
 
-static const char* const ops_sources[] = {"ops_common.cl", "linear_softmax.cl", "topk.cl",
-                                          "attention_softmax.cl"};
+/* common.cl first: its REAL, kahan_add and group reductions serve the ops kernels too. */
+static const char* const ops_sources[] = {"common.cl", "ops_common.cl", "linear_softmax.cl",
+                                          "topk.cl", "attention_softmax.cl"};
 static const char* const ops_kernel_names[CLSOFTMAX__OPS_K_COUNT] = {
     "linear_softmax_rows", "linear_softmax_topk", "attention_block"};
 /* -cl-std=CL1.2 and never fast-math, as for the softmax kernels (program.c). */
 static const char* const ops_options[CLSOFTMAX__DTYPE_COUNT] = {"-cl-std=CL1.2",
-                                                                "-cl-std=CL1.2 -DOPS_FP64=1"};
+                                                                "-cl-std=CL1.2 -DCLSOFTMAX_FP64=1"};
 
 /* ---- size arithmetic ----------------------------------------------------------- */
 
@@ -300,21 +301,6 @@ static clsoftmax_status validate_attention(const clsoftmax_attention_desc* desc,
 
 /* ---- shared helpers --------------------------------------------------------------------- */
 
-static clsoftmax_status fail(clsoftmax_context* ctx, clsoftmax_status status, const char* msg)
-{
-    pthread_mutex_lock(&ctx->lock);
-    clsoftmax__error(ctx, status, "%s", msg);
-    pthread_mutex_unlock(&ctx->lock);
-    return status;
-}
-
-static void succeed(clsoftmax_context* ctx)
-{
-    pthread_mutex_lock(&ctx->lock);
-    clsoftmax__error_clear(ctx);
-    pthread_mutex_unlock(&ctx->lock);
-}
-
 static int ranges_overlap(const void* a, size_t a_len, const void* b, size_t b_len)
 {
     uintptr_t x = (uintptr_t)a;
@@ -507,19 +493,33 @@ static clsoftmax_status check_queue(clsoftmax_context* ctx, cl_command_queue que
     return CLSOFTMAX_SUCCESS;
 }
 
-static clsoftmax_status check_wait_list(cl_uint num_wait, const cl_event* wait_list,
-                                        const char** why)
+/* The caller's queue, checked, or the context's when queue is NULL. Holds lock. */
+static clsoftmax_status pick_queue(clsoftmax_context* ctx, cl_command_queue* queue)
 {
-    if ((num_wait == 0) != (wait_list == NULL)) {
-        *why = "wait_list must be NULL exactly when num_wait is 0";
-        return CLSOFTMAX_INVALID_ARGUMENT;
+    if (*queue == NULL) {
+        *queue = ctx->queue;
+        return CLSOFTMAX_SUCCESS;
     }
-    for (cl_uint i = 0; i < num_wait; ++i)
-        if (wait_list[i] == NULL) {
-            *why = "wait_list holds a NULL event";
-            return CLSOFTMAX_INVALID_ARGUMENT;
-        }
-    return CLSOFTMAX_SUCCESS;
+    return check_queue(ctx, *queue);
+}
+
+/* One device-buffer argument of a buffer entry point; an optional one is skipped when NULL. */
+typedef struct buf_arg {
+    cl_mem buf;
+    const char* name;
+    size_t offset, count, esz;
+    int optional;
+} buf_arg;
+
+/* check_buffer on each argument in order; the first failure wins. Holds lock. */
+static clsoftmax_status check_buffers(clsoftmax_context* ctx, const buf_arg* args, size_t count)
+{
+    clsoftmax_status status = CLSOFTMAX_SUCCESS;
+    for (size_t i = 0; i < count && status == CLSOFTMAX_SUCCESS; i++)
+        if (!(args[i].optional && args[i].buf == NULL))
+            status = check_buffer(ctx, args[i].buf, args[i].name, args[i].offset, args[i].count,
+                                  args[i].esz);
+    return status;
 }
 
 /* The first command waits for the caller's events; CLBlast takes no wait list. Holds lock. */
@@ -840,7 +840,8 @@ cleanup:
 
 /* ---- public entry points: the head ---------------------------------------------------------- */
 
-/* Device buffer of count elements holding host data (or uninitialised when data is NULL). */
+/* Device buffer of count elements holding host data (or uninitialised when data is NULL). Holds
+   lock. */
 static clsoftmax_status make_buffer(clsoftmax_context* ctx, size_t bytes, const void* data,
                                     const char* name, cl_mem* buf)
 {
@@ -860,6 +861,51 @@ static clsoftmax_status make_buffer(clsoftmax_context* ctx, size_t bytes, const 
     return CLSOFTMAX_SUCCESS;
 }
 
+/* One host argument of a host entry point, copied to (upload) or allocated for it on the device;
+   skipped when host is NULL (an absent optional argument). */
+typedef struct host_arg {
+    const void* host;
+    size_t bytes;
+    const char* name;
+    int upload;
+    cl_mem* buf;
+} host_arg;
+
+/* make_buffer for each argument in order; the first failure wins. Holds lock. */
+static clsoftmax_status make_buffers(clsoftmax_context* ctx, const host_arg* args, size_t count)
+{
+    clsoftmax_status status = CLSOFTMAX_SUCCESS;
+    for (size_t i = 0; i < count && status == CLSOFTMAX_SUCCESS; i++)
+        if (args[i].host != NULL)
+            status = make_buffer(ctx, args[i].bytes, args[i].upload ? args[i].host : NULL,
+                                 args[i].name, args[i].buf);
+    return status;
+}
+
+/* A host entry point's end: after a failure, waits until no command uses the buffers any more,
+   then releases them and the lock. Returns status. */
+static clsoftmax_status host_finish(clsoftmax_context* ctx, clsoftmax_status status,
+                                    const cl_mem* bufs, size_t count)
+{
+    if (status != CLSOFTMAX_SUCCESS)
+        clFinish(ctx->queue);
+    for (size_t i = 0; i < count; i++)
+        if (bufs[i] != NULL)
+            clReleaseMemObject(bufs[i]);
+    pthread_mutex_unlock(&ctx->lock);
+    return status;
+}
+
+/* A host entry point's CPU-path result: rc != 0 means the path found no memory for its scratch
+   (what). Records the outcome in ctx. */
+static clsoftmax_status cpu_result(clsoftmax_context* ctx, int rc, const char* what)
+{
+    if (rc != 0)
+        return clsoftmax__fail(ctx, CLSOFTMAX_OUT_OF_MEMORY, what);
+    clsoftmax__succeed(ctx);
+    return CLSOFTMAX_SUCCESS;
+}
+
 clsoftmax_status clsoftmax_linear_softmax_host(clsoftmax_context* ctx,
                                                const clsoftmax_head_desc* desc, const void* x,
                                                const void* w, const void* bias, void* out,
@@ -875,13 +921,13 @@ clsoftmax_status clsoftmax_linear_softmax_host(clsoftmax_context* ctx,
         status = backend_limits(ctx, desc->dtype, lim, 3, msg, sizeof msg);
     }
     if (status != CLSOFTMAX_SUCCESS)
-        return fail(ctx, status, msg);
+        return clsoftmax__fail(ctx, status, msg);
     if (x == NULL || w == NULL || out == NULL)
-        return fail(ctx, CLSOFTMAX_INVALID_ARGUMENT,
-                    x == NULL ? "x is NULL" : (w == NULL ? "w is NULL" : "out is NULL"));
+        return clsoftmax__fail(ctx, CLSOFTMAX_INVALID_ARGUMENT,
+                               x == NULL ? "x is NULL" : (w == NULL ? "w is NULL" : "out is NULL"));
     if ((desc->topk > 0) != (indices != NULL))
-        return fail(ctx, CLSOFTMAX_INVALID_ARGUMENT,
-                    "indices must be non-NULL exactly when topk > 0");
+        return clsoftmax__fail(ctx, CLSOFTMAX_INVALID_ARGUMENT,
+                               "indices must be non-NULL exactly when topk > 0");
     const size_t ob = sz.out * sz.esz;
     const size_t ib = sz.indices * sizeof(cl_long);
     if (ranges_overlap(out, ob, x, sz.x * sz.esz) || ranges_overlap(out, ob, w, sz.w * sz.esz) ||
@@ -889,7 +935,8 @@ clsoftmax_status clsoftmax_linear_softmax_host(clsoftmax_context* ctx,
         ranges_overlap(indices, ib, x, sz.x * sz.esz) ||
         ranges_overlap(indices, ib, w, sz.w * sz.esz) ||
         ranges_overlap(indices, ib, bias, sz.bias * sz.esz) || ranges_overlap(indices, ib, out, ob))
-        return fail(ctx, CLSOFTMAX_OVERLAP, "an output overlaps an input or the other output");
+        return clsoftmax__fail(ctx, CLSOFTMAX_OVERLAP,
+                               "an output overlaps an input or the other output");
 
     if (ctx->backend == CLSOFTMAX_BACKEND_CPU) {
         clsoftmax__cpu_head_job job = {.is_double = desc->dtype == CLSOFTMAX_FLOAT64,
@@ -905,24 +952,21 @@ clsoftmax_status clsoftmax_linear_softmax_host(clsoftmax_context* ctx,
                                        .out = out,
                                        .indices = (int64_t*)indices,
                                        .threads = ctx->cpu_threads};
-        if (clsoftmax__cpu_linear_softmax(&job) != 0)
-            return fail(ctx, CLSOFTMAX_OUT_OF_MEMORY, "no host memory for the logits scratch");
-        succeed(ctx);
-        return CLSOFTMAX_SUCCESS;
+        return cpu_result(ctx, clsoftmax__cpu_linear_softmax(&job),
+                          "no host memory for the logits scratch");
     }
 
     head_bufs hb = {0};
     pthread_mutex_lock(&ctx->lock);
     clsoftmax__error_clear(ctx);
-    status = make_buffer(ctx, sz.x * sz.esz, x, "x", &hb.x);
-    if (status == CLSOFTMAX_SUCCESS)
-        status = make_buffer(ctx, sz.w * sz.esz, w, "w", &hb.w);
-    if (status == CLSOFTMAX_SUCCESS && bias != NULL)
-        status = make_buffer(ctx, sz.bias * sz.esz, bias, "bias", &hb.bias);
-    if (status == CLSOFTMAX_SUCCESS)
-        status = make_buffer(ctx, ob, NULL, "out", &hb.out);
-    if (status == CLSOFTMAX_SUCCESS && indices != NULL)
-        status = make_buffer(ctx, ib, NULL, "indices", &hb.indices);
+    const host_arg args[] = {
+        {x, sz.x * sz.esz, "x", 1, &hb.x},
+        {w, sz.w * sz.esz, "w", 1, &hb.w},
+        {bias, sz.bias * sz.esz, "bias", 1, &hb.bias},
+        {out, ob, "out", 0, &hb.out},
+        {indices, ib, "indices", 0, &hb.indices},
+    };
+    status = make_buffers(ctx, args, sizeof args / sizeof args[0]);
     if (status == CLSOFTMAX_SUCCESS)
         status = head_enqueue(ctx, desc, &hb, ctx->queue, 0, NULL, NULL);
     /* Finish before reading so that a failed command never reaches the outputs. */
@@ -936,15 +980,9 @@ clsoftmax_status clsoftmax_linear_softmax_host(clsoftmax_context* ctx,
             ctx,
             clEnqueueReadBuffer(ctx->queue, hb.indices, CL_TRUE, 0, ib, indices, 0, NULL, NULL),
             host_cleanup);
-host_cleanup:
-    if (status != CLSOFTMAX_SUCCESS)
-        clFinish(ctx->queue);
-    cl_mem all[] = {hb.x, hb.w, hb.bias, hb.out, hb.indices};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-        if (all[i] != NULL)
-            clReleaseMemObject(all[i]);
-    pthread_mutex_unlock(&ctx->lock);
-    return status;
+host_cleanup:;
+    const cl_mem all[] = {hb.x, hb.w, hb.bias, hb.out, hb.indices};
+    return host_finish(ctx, status, all, sizeof all / sizeof all[0]);
 }
 
 clsoftmax_status
@@ -957,9 +995,7 @@ clsoftmax_linear_softmax_buffer(clsoftmax_context* ctx, const clsoftmax_head_des
     if (ctx == NULL)
         return CLSOFTMAX_INVALID_ARGUMENT;
     if (ctx->backend != CLSOFTMAX_BACKEND_OPENCL)
-        return fail(ctx, CLSOFTMAX_UNSUPPORTED,
-                    "the device-buffer entry point needs an OpenCL context; this one is the "
-                    "CPU fallback");
+        return clsoftmax__fail_not_opencl(ctx);
     char msg[256];
     head_sizes sz;
     const char* why = NULL;
@@ -967,29 +1003,25 @@ clsoftmax_linear_softmax_buffer(clsoftmax_context* ctx, const clsoftmax_head_des
     if (status == CLSOFTMAX_SUCCESS)
         status = backend_limits(ctx, desc->dtype, NULL, 0, msg, sizeof msg);
     if (status != CLSOFTMAX_SUCCESS)
-        return fail(ctx, status, msg);
+        return clsoftmax__fail(ctx, status, msg);
     if ((desc->topk > 0) != (indices != NULL))
-        return fail(ctx, CLSOFTMAX_INVALID_ARGUMENT,
-                    "indices must be non-NULL exactly when topk > 0");
-    if (check_wait_list(num_wait, wait_list, &why) != CLSOFTMAX_SUCCESS)
-        return fail(ctx, CLSOFTMAX_INVALID_ARGUMENT, why);
+        return clsoftmax__fail(ctx, CLSOFTMAX_INVALID_ARGUMENT,
+                               "indices must be non-NULL exactly when topk > 0");
+    if (clsoftmax__check_wait_list(num_wait, wait_list, &why) != CLSOFTMAX_SUCCESS)
+        return clsoftmax__fail(ctx, CLSOFTMAX_INVALID_ARGUMENT, why);
 
     pthread_mutex_lock(&ctx->lock);
     clsoftmax__error_clear(ctx);
-    if (queue == NULL)
-        queue = ctx->queue;
-    else
-        status = check_queue(ctx, queue);
+    const buf_arg args[] = {
+        {x, "x", x_offset, sz.x, sz.esz, 0},
+        {w, "w", w_offset, sz.w, sz.esz, 0},
+        {bias, "bias", bias_offset, sz.bias, sz.esz, 1},
+        {out, "out", out_offset, sz.out, sz.esz, 0},
+        {indices, "indices", indices_offset, sz.indices, sizeof(cl_long), 1},
+    };
+    status = pick_queue(ctx, &queue);
     if (status == CLSOFTMAX_SUCCESS)
-        status = check_buffer(ctx, x, "x", x_offset, sz.x, sz.esz);
-    if (status == CLSOFTMAX_SUCCESS)
-        status = check_buffer(ctx, w, "w", w_offset, sz.w, sz.esz);
-    if (status == CLSOFTMAX_SUCCESS && bias != NULL)
-        status = check_buffer(ctx, bias, "bias", bias_offset, sz.bias, sz.esz);
-    if (status == CLSOFTMAX_SUCCESS)
-        status = check_buffer(ctx, out, "out", out_offset, sz.out, sz.esz);
-    if (status == CLSOFTMAX_SUCCESS && indices != NULL)
-        status = check_buffer(ctx, indices, "indices", indices_offset, sz.indices, sizeof(cl_long));
+        status = check_buffers(ctx, args, sizeof args / sizeof args[0]);
     if (status == CLSOFTMAX_SUCCESS && (out == x || out == w || out == bias || indices == x ||
                                         indices == w || indices == bias || indices == out))
         status = clsoftmax__error(ctx, CLSOFTMAX_OVERLAP,
@@ -1023,13 +1055,13 @@ clsoftmax_status clsoftmax_attention_workspace_size(clsoftmax_context* ctx,
     attn_sizes sz;
     clsoftmax_status status = validate_attention(desc, &sz, msg, sizeof msg);
     if (status != CLSOFTMAX_SUCCESS)
-        return fail(ctx, status, msg);
+        return clsoftmax__fail(ctx, status, msg);
     const int cpu = ctx->backend == CLSOFTMAX_BACKEND_CPU;
     if (min_bytes != NULL)
         *min_bytes = cpu ? 0 : attn_ws_bytes(desc, 1);
     if (bytes != NULL)
         *bytes = cpu ? 0 : attn_ws_bytes(desc, attn_preferred_block(desc));
-    succeed(ctx);
+    clsoftmax__succeed(ctx);
     return CLSOFTMAX_SUCCESS;
 }
 
@@ -1056,17 +1088,17 @@ clsoftmax_status clsoftmax_attention_host(clsoftmax_context* ctx,
     if (status == CLSOFTMAX_SUCCESS)
         status = attention_limits(ctx, desc, msg, sizeof msg);
     if (status != CLSOFTMAX_SUCCESS)
-        return fail(ctx, status, msg);
+        return clsoftmax__fail(ctx, status, msg);
     if (q == NULL || k == NULL || v == NULL || out == NULL)
-        return fail(ctx, CLSOFTMAX_INVALID_ARGUMENT, "q, k, v and out must not be NULL");
+        return clsoftmax__fail(ctx, CLSOFTMAX_INVALID_ARGUMENT, "q, k, v and out must not be NULL");
     if ((desc->mask_batch > 0) != (mask != NULL))
-        return fail(ctx, CLSOFTMAX_INVALID_ARGUMENT,
-                    "mask must be non-NULL exactly when desc->mask_batch > 0");
+        return clsoftmax__fail(ctx, CLSOFTMAX_INVALID_ARGUMENT,
+                               "mask must be non-NULL exactly when desc->mask_batch > 0");
     const size_t ob = sz.o * sz.esz;
     if (ranges_overlap(out, ob, q, sz.q * sz.esz) || ranges_overlap(out, ob, k, sz.k * sz.esz) ||
         ranges_overlap(out, ob, v, sz.v * sz.esz) ||
         ranges_overlap(out, ob, mask, sz.mask * sz.esz))
-        return fail(ctx, CLSOFTMAX_OVERLAP, "out overlaps an input");
+        return clsoftmax__fail(ctx, CLSOFTMAX_OVERLAP, "out overlaps an input");
 
     if (ctx->backend == CLSOFTMAX_BACKEND_CPU) {
         clsoftmax__cpu_attention_job job = {.is_double = desc->dtype == CLSOFTMAX_FLOAT64,
@@ -1090,26 +1122,21 @@ clsoftmax_status clsoftmax_attention_host(clsoftmax_context* ctx,
         memcpy(job.k_strides, desc->k_strides, sizeof job.k_strides);
         memcpy(job.v_strides, desc->v_strides, sizeof job.v_strides);
         memcpy(job.o_strides, desc->o_strides, sizeof job.o_strides);
-        if (clsoftmax__cpu_attention(&job) != 0)
-            return fail(ctx, CLSOFTMAX_OUT_OF_MEMORY, "no host memory for the score scratch");
-        succeed(ctx);
-        return CLSOFTMAX_SUCCESS;
+        return cpu_result(ctx, clsoftmax__cpu_attention(&job),
+                          "no host memory for the score scratch");
     }
 
     attn_bufs ab = {0};
     pthread_mutex_lock(&ctx->lock);
     clsoftmax__error_clear(ctx);
     ab.ws_bytes = attn_ws_bytes(desc, attn_preferred_block(desc));
-    status = make_buffer(ctx, sz.q * sz.esz, q, "q", &ab.q);
-    if (status == CLSOFTMAX_SUCCESS)
-        status = make_buffer(ctx, sz.k * sz.esz, k, "k", &ab.k);
-    if (status == CLSOFTMAX_SUCCESS)
-        status = make_buffer(ctx, sz.v * sz.esz, v, "v", &ab.v);
-    if (status == CLSOFTMAX_SUCCESS && mask != NULL)
-        status = make_buffer(ctx, sz.mask * sz.esz, mask, "mask", &ab.mask);
     /* out's current contents go up too: elements between strided rows come back unchanged */
-    if (status == CLSOFTMAX_SUCCESS)
-        status = make_buffer(ctx, ob, out, "out", &ab.out);
+    const host_arg args[] = {
+        {q, sz.q * sz.esz, "q", 1, &ab.q}, {k, sz.k * sz.esz, "k", 1, &ab.k},
+        {v, sz.v * sz.esz, "v", 1, &ab.v}, {mask, sz.mask * sz.esz, "mask", 1, &ab.mask},
+        {out, ob, "out", 1, &ab.out},
+    };
+    status = make_buffers(ctx, args, sizeof args / sizeof args[0]);
     if (status == CLSOFTMAX_SUCCESS)
         status = ops_scratch(ctx, ab.ws_bytes);
     if (status == CLSOFTMAX_SUCCESS) {
@@ -1121,15 +1148,9 @@ clsoftmax_status clsoftmax_attention_host(clsoftmax_context* ctx,
     if (status == CLSOFTMAX_SUCCESS)
         CHECK_CL(ctx, clEnqueueReadBuffer(ctx->queue, ab.out, CL_TRUE, 0, ob, out, 0, NULL, NULL),
                  host_cleanup);
-host_cleanup:
-    if (status != CLSOFTMAX_SUCCESS)
-        clFinish(ctx->queue);
-    cl_mem all[] = {ab.q, ab.k, ab.v, ab.mask, ab.out};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-        if (all[i] != NULL)
-            clReleaseMemObject(all[i]);
-    pthread_mutex_unlock(&ctx->lock);
-    return status;
+host_cleanup:;
+    const cl_mem all[] = {ab.q, ab.k, ab.v, ab.mask, ab.out};
+    return host_finish(ctx, status, all, sizeof all / sizeof all[0]);
 }
 
 clsoftmax_status
@@ -1142,9 +1163,7 @@ clsoftmax_attention_buffer(clsoftmax_context* ctx, const clsoftmax_attention_des
     if (ctx == NULL)
         return CLSOFTMAX_INVALID_ARGUMENT;
     if (ctx->backend != CLSOFTMAX_BACKEND_OPENCL)
-        return fail(ctx, CLSOFTMAX_UNSUPPORTED,
-                    "the device-buffer entry point needs an OpenCL context; this one is the "
-                    "CPU fallback");
+        return clsoftmax__fail_not_opencl(ctx);
     char msg[256];
     attn_sizes sz;
     const char* why = NULL;
@@ -1152,38 +1171,33 @@ clsoftmax_attention_buffer(clsoftmax_context* ctx, const clsoftmax_attention_des
     if (status == CLSOFTMAX_SUCCESS)
         status = attention_limits(ctx, desc, msg, sizeof msg);
     if (status != CLSOFTMAX_SUCCESS)
-        return fail(ctx, status, msg);
+        return clsoftmax__fail(ctx, status, msg);
     if ((desc->mask_batch > 0) != (mask != NULL))
-        return fail(ctx, CLSOFTMAX_INVALID_ARGUMENT,
-                    "mask must be non-NULL exactly when desc->mask_batch > 0");
-    if (check_wait_list(num_wait, wait_list, &why) != CLSOFTMAX_SUCCESS)
-        return fail(ctx, CLSOFTMAX_INVALID_ARGUMENT, why);
+        return clsoftmax__fail(ctx, CLSOFTMAX_INVALID_ARGUMENT,
+                               "mask must be non-NULL exactly when desc->mask_batch > 0");
+    if (clsoftmax__check_wait_list(num_wait, wait_list, &why) != CLSOFTMAX_SUCCESS)
+        return clsoftmax__fail(ctx, CLSOFTMAX_INVALID_ARGUMENT, why);
     const size_t min_ws = attn_ws_bytes(desc, 1);
     if (workspace != NULL && workspace_bytes < min_ws) {
         snprintf(msg, sizeof msg,
                  "workspace_bytes %zu is below the %zu bytes this attention needs at least",
                  workspace_bytes, min_ws);
-        return fail(ctx, CLSOFTMAX_BUFFER_TOO_SMALL, msg);
+        return clsoftmax__fail(ctx, CLSOFTMAX_BUFFER_TOO_SMALL, msg);
     }
 
     pthread_mutex_lock(&ctx->lock);
     clsoftmax__error_clear(ctx);
-    if (queue == NULL)
-        queue = ctx->queue;
-    else
-        status = check_queue(ctx, queue);
+    const buf_arg args[] = {
+        {q, "q", q_offset, sz.q, sz.esz, 0},
+        {k, "k", k_offset, sz.k, sz.esz, 0},
+        {v, "v", v_offset, sz.v, sz.esz, 0},
+        {mask, "mask", mask_offset, sz.mask, sz.esz, 1},
+        {out, "out", out_offset, sz.o, sz.esz, 0},
+        {workspace, "workspace", 0, workspace_bytes, 1, 1},
+    };
+    status = pick_queue(ctx, &queue);
     if (status == CLSOFTMAX_SUCCESS)
-        status = check_buffer(ctx, q, "q", q_offset, sz.q, sz.esz);
-    if (status == CLSOFTMAX_SUCCESS)
-        status = check_buffer(ctx, k, "k", k_offset, sz.k, sz.esz);
-    if (status == CLSOFTMAX_SUCCESS)
-        status = check_buffer(ctx, v, "v", v_offset, sz.v, sz.esz);
-    if (status == CLSOFTMAX_SUCCESS && mask != NULL)
-        status = check_buffer(ctx, mask, "mask", mask_offset, sz.mask, sz.esz);
-    if (status == CLSOFTMAX_SUCCESS)
-        status = check_buffer(ctx, out, "out", out_offset, sz.o, sz.esz);
-    if (status == CLSOFTMAX_SUCCESS && workspace != NULL)
-        status = check_buffer(ctx, workspace, "workspace", 0, workspace_bytes, 1);
+        status = check_buffers(ctx, args, sizeof args / sizeof args[0]);
     if (status == CLSOFTMAX_SUCCESS &&
         (out == q || out == k || out == v || out == mask ||
          (workspace != NULL && (workspace == out || workspace == q || workspace == k ||

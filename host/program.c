@@ -342,6 +342,10 @@ clsoftmax_status clsoftmax__program_build_ops(clsoftmax_context* ctx, size_t cou
         for (size_t e = 0; sources[s] == NULL && e < clsoftmax__ops_cl_count; e++)
             if (strcmp(clsoftmax__ops_cl_names[e], names[s]) == 0)
                 sources[s] = clsoftmax__ops_cl_sources[e];
+        /* common.cl is embedded once, in the softmax table, and opens the ops programs too */
+        for (size_t e = 0; sources[s] == NULL && e < clsoftmax__cl_count; e++)
+            if (strcmp(clsoftmax__cl_names[e], names[s]) == 0)
+                sources[s] = clsoftmax__cl_sources[e];
         if (sources[s] == NULL) {
             status = clsoftmax__error(ctx, CLSOFTMAX_BUILD_FAILURE,
                                       "internal: kernel source %s is not embedded in the library",

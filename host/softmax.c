@@ -13,7 +13,7 @@ static int ranges_overlap(uintptr_t a, size_t a_len, uintptr_t b, size_t b_len)
 }
 
 /* Records a validation failure under the lock (other threads may share ctx). */
-static clsoftmax_status fail(clsoftmax_context* ctx, clsoftmax_status status, const char* msg)
+clsoftmax_status clsoftmax__fail(clsoftmax_context* ctx, clsoftmax_status status, const char* msg)
 {
     pthread_mutex_lock(&ctx->lock);
     clsoftmax__error(ctx, status, "%s", msg);
@@ -21,26 +21,58 @@ static clsoftmax_status fail(clsoftmax_context* ctx, clsoftmax_status status, co
     return status;
 }
 
-static void succeed(clsoftmax_context* ctx)
+void clsoftmax__succeed(clsoftmax_context* ctx)
 {
     pthread_mutex_lock(&ctx->lock);
     clsoftmax__error_clear(ctx);
     pthread_mutex_unlock(&ctx->lock);
 }
 
-/* Checks that apply to both entry points; msg receives the reason. */
-static clsoftmax_status validate_common(const clsoftmax_context* ctx, const clsoftmax_desc* desc,
-                                        clsoftmax__layout* layout, char* msg, size_t msg_size)
+clsoftmax_status clsoftmax__fail_not_opencl(clsoftmax_context* ctx)
 {
-    clsoftmax_status status = clsoftmax__validate_desc(desc, layout, msg, msg_size);
+    return clsoftmax__fail(ctx, CLSOFTMAX_UNSUPPORTED,
+                           "the device-buffer entry point needs an OpenCL context; this one is "
+                           "the CPU fallback");
+}
+
+clsoftmax_status clsoftmax__check_wait_list(cl_uint num_wait, const cl_event* wait_list,
+                                            const char** why)
+{
+    if ((num_wait == 0) != (wait_list == NULL)) {
+        *why = "wait_list must be NULL exactly when num_wait is 0";
+        return CLSOFTMAX_INVALID_ARGUMENT;
+    }
+    for (cl_uint i = 0; i < num_wait; ++i)
+        if (wait_list[i] == NULL) {
+            *why = "wait_list holds a NULL event";
+            return CLSOFTMAX_INVALID_ARGUMENT;
+        }
+    return CLSOFTMAX_SUCCESS;
+}
+
+/* Checks that apply to every entry point; a failure is recorded in ctx. */
+static clsoftmax_status validate_common(clsoftmax_context* ctx, const clsoftmax_desc* desc,
+                                        clsoftmax__layout* layout)
+{
+    char msg[256];
+    clsoftmax_status status = clsoftmax__validate_desc(desc, layout, msg, sizeof msg);
     if (status != CLSOFTMAX_SUCCESS)
-        return status;
+        return clsoftmax__fail(ctx, status, msg);
     if (ctx->backend == CLSOFTMAX_BACKEND_OPENCL && desc->dtype == CLSOFTMAX_FLOAT64 &&
         !ctx->caps.has_fp64) {
-        snprintf(msg, msg_size, "float64 needs cl_khr_fp64, which %.180s does not support",
+        snprintf(msg, sizeof msg, "float64 needs cl_khr_fp64, which %.180s does not support",
                  ctx->device_name);
-        return CLSOFTMAX_UNSUPPORTED;
+        return clsoftmax__fail(ctx, CLSOFTMAX_UNSUPPORTED, msg);
     }
+    return CLSOFTMAX_SUCCESS;
+}
+
+/* The data entry points' in and out (host pointers or cl_mem): neither may be NULL. */
+static clsoftmax_status check_in_out(clsoftmax_context* ctx, const void* in, const void* out)
+{
+    if (in == NULL || out == NULL)
+        return clsoftmax__fail(ctx, CLSOFTMAX_INVALID_ARGUMENT,
+                               in == NULL ? "in is NULL" : "out is NULL");
     return CLSOFTMAX_SUCCESS;
 }
 
@@ -68,7 +100,7 @@ static void run_on_cpu(clsoftmax_context* ctx, const clsoftmax_desc* desc,
     clsoftmax__cpu_pool* pool = ctx->cpu_pool;
     pthread_mutex_unlock(&ctx->lock);
     clsoftmax__cpu_softmax(&job, threads, pool);
-    succeed(ctx);
+    clsoftmax__succeed(ctx);
 }
 
 clsoftmax_status clsoftmax_softmax_host(clsoftmax_context* ctx, const clsoftmax_desc* desc,
@@ -76,19 +108,19 @@ clsoftmax_status clsoftmax_softmax_host(clsoftmax_context* ctx, const clsoftmax_
 {
     if (ctx == NULL)
         return CLSOFTMAX_INVALID_ARGUMENT;
-    char msg[256];
     clsoftmax__layout layout;
-    clsoftmax_status status = validate_common(ctx, desc, &layout, msg, sizeof msg);
+    clsoftmax_status status = validate_common(ctx, desc, &layout);
+    if (status == CLSOFTMAX_SUCCESS)
+        status = check_in_out(ctx, in, out);
     if (status != CLSOFTMAX_SUCCESS)
-        return fail(ctx, status, msg);
-    if (in == NULL || out == NULL)
-        return fail(ctx, CLSOFTMAX_INVALID_ARGUMENT, in == NULL ? "in is NULL" : "out is NULL");
+        return status;
     /* A tensor that would run past the end of the address space cannot be the caller's. */
     if ((uintptr_t)in > UINTPTR_MAX - layout.bytes || (uintptr_t)out > UINTPTR_MAX - layout.bytes)
-        return fail(ctx, CLSOFTMAX_SIZE_OVERFLOW,
-                    "in or out plus the tensor's byte count wraps the address space");
+        return clsoftmax__fail(ctx, CLSOFTMAX_SIZE_OVERFLOW,
+                               "in or out plus the tensor's byte count wraps the address space");
     if (in != out && ranges_overlap((uintptr_t)in, layout.bytes, (uintptr_t)out, layout.bytes))
-        return fail(ctx, CLSOFTMAX_OVERLAP, "in and out overlap without being the same pointer");
+        return clsoftmax__fail(ctx, CLSOFTMAX_OVERLAP,
+                               "in and out overlap without being the same pointer");
 
     if (ctx->backend == CLSOFTMAX_BACKEND_CPU || clsoftmax__fell_back(ctx)) {
         run_on_cpu(ctx, desc, &layout, in, out);
@@ -172,22 +204,16 @@ clsoftmax_status clsoftmax_softmax_buffer(clsoftmax_context* ctx, const clsoftma
     if (ctx == NULL)
         return CLSOFTMAX_INVALID_ARGUMENT;
     if (ctx->backend != CLSOFTMAX_BACKEND_OPENCL)
-        return fail(ctx, CLSOFTMAX_UNSUPPORTED,
-                    "the device-buffer entry point needs an OpenCL context; this one is the "
-                    "CPU fallback");
-    char msg[256];
+        return clsoftmax__fail_not_opencl(ctx);
     clsoftmax__layout layout;
-    clsoftmax_status status = validate_common(ctx, desc, &layout, msg, sizeof msg);
+    clsoftmax_status status = validate_common(ctx, desc, &layout);
+    if (status == CLSOFTMAX_SUCCESS)
+        status = check_in_out(ctx, in, out);
     if (status != CLSOFTMAX_SUCCESS)
-        return fail(ctx, status, msg);
-    if (in == NULL || out == NULL)
-        return fail(ctx, CLSOFTMAX_INVALID_ARGUMENT, in == NULL ? "in is NULL" : "out is NULL");
-    if ((num_wait == 0) != (wait_list == NULL))
-        return fail(ctx, CLSOFTMAX_INVALID_ARGUMENT,
-                    "wait_list must be NULL exactly when num_wait is 0");
-    for (cl_uint i = 0; i < num_wait; ++i)
-        if (wait_list[i] == NULL)
-            return fail(ctx, CLSOFTMAX_INVALID_ARGUMENT, "wait_list holds a NULL event");
+        return status;
+    const char* why = NULL;
+    if (clsoftmax__check_wait_list(num_wait, wait_list, &why) != CLSOFTMAX_SUCCESS)
+        return clsoftmax__fail(ctx, CLSOFTMAX_INVALID_ARGUMENT, why);
 
     pthread_mutex_lock(&ctx->lock);
     clsoftmax__error_clear(ctx);
@@ -216,13 +242,12 @@ clsoftmax_status clsoftmax_prepare(clsoftmax_context* ctx, const clsoftmax_desc*
 {
     if (ctx == NULL)
         return CLSOFTMAX_INVALID_ARGUMENT;
-    char msg[256];
     clsoftmax__layout layout;
-    clsoftmax_status status = validate_common(ctx, desc, &layout, msg, sizeof msg);
+    clsoftmax_status status = validate_common(ctx, desc, &layout);
     if (status != CLSOFTMAX_SUCCESS)
-        return fail(ctx, status, msg);
+        return status;
     if (ctx->backend == CLSOFTMAX_BACKEND_CPU) {
-        succeed(ctx); /* nothing to compile */
+        clsoftmax__succeed(ctx); /* nothing to compile */
         return CLSOFTMAX_SUCCESS;
     }
     pthread_mutex_lock(&ctx->lock);

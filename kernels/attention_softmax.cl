@@ -64,7 +64,7 @@ __kernel void attention_block(__global REAL* s, ulong s_off, ulong heads, ulong 
                 trow[j] = t;
             pmax = fmax(pmax, t);
         }
-        const REAL bmax = ops_group_max(red, pmax);
+        const REAL bmax = group_max_1d(red, pmax);
         const REAL m_old = first ? -INFINITY : state[st_off + r];
         const REAL l_old = first ? 0 : state[st_off + rows + r];
         const REAL m_new = fmax(m_old, bmax);
@@ -81,9 +81,9 @@ __kernel void attention_block(__global REAL* s, ulong s_off, ulong heads, ulong 
                 trow[j] = p;
             else
                 srow[j] = p;
-            ops_kahan_add(&ps, &pc, p);
+            kahan_add(&ps, &pc, p);
         }
-        const REAL bsum = ops_group_sum(red, ps);
+        const REAL bsum = group_sum_1d(red, ps);
         const REAL alpha = m_old == -INFINITY ? 0 : exp(m_old - m_new);
         const REAL l_new = l_old * alpha + bsum;
         /* 1 / l only on the last block; l == 0 (all hidden) gives 0, NaN stays NaN */

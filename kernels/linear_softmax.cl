@@ -1,11 +1,11 @@
 /* linear_softmax.cl - the classifier head's softmax: bias, scale and softmax in one kernel.
  *
- * Built after ops_common.cl (REAL, ops_kahan_add, group reductions).
+ * Built after common.cl (REAL, kahan_add, group_max_1d/group_sum_1d) and ops_common.cl.
  *
  * Holds:
  *   linear_softmax_rows  y = softmax(scale * (l + b)) over each row of the logits l, in place
  *
- * Preprocessor parameters: none of its own (OPS_FP64 is read by ops_common.cl).
+ * Preprocessor parameters: none of its own (CLSOFTMAX_FP64 is read by common.cl).
  */
 #ifndef CLSOFTMAX_OPS_COMMON_CL
 #error "linear_softmax.cl is built after ops_common.cl"
@@ -43,7 +43,7 @@ __kernel void linear_softmax_rows(__global REAL* y, ulong y_off, ulong rows, ulo
                 trow[k] = t;
             pmax = fmax(pmax, t);
         }
-        const REAL m = ops_group_max(red, pmax);
+        const REAL m = group_max_1d(red, pmax);
         /* each work-item touches only its own k's of trow, so only the reductions need
            barriers */
         REAL s = 0;
@@ -52,9 +52,9 @@ __kernel void linear_softmax_rows(__global REAL* y, ulong y_off, ulong rows, ulo
             const REAL e = exp((staged ? trow[k] : head_t(row, b, has_bias, scale, k)) - m);
             if (staged && !log_op)
                 trow[k] = e;
-            ops_kahan_add(&s, &c, e);
+            kahan_add(&s, &c, e);
         }
-        const REAL sum = ops_group_sum(red, s);
+        const REAL sum = group_sum_1d(red, s);
         if (log_op) {
             const REAL lse = log(sum);
             for (ulong k = lid; k < classes; k += lsz)

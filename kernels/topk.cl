@@ -42,12 +42,12 @@ __kernel void linear_softmax_topk(__global const REAL* logits, ulong l_off, ulon
         REAL pmax = -INFINITY;
         for (ulong j = lid; j < classes; j += lsz)
             pmax = fmax(pmax, head_t(row, b, has_bias, scale, j));
-        const REAL m = ops_group_max(red, pmax);
+        const REAL m = group_max_1d(red, pmax);
         REAL s = 0;
         REAL c = 0;
         for (ulong j = lid; j < classes; j += lsz)
-            ops_kahan_add(&s, &c, exp(head_t(row, b, has_bias, scale, j) - m));
-        const REAL sum = ops_group_sum(red, s);
+            kahan_add(&s, &c, exp(head_t(row, b, has_bias, scale, j) - m));
+        const REAL sum = group_sum_1d(red, s);
 
         REAL prev_t = 0;
         long prev_i = -1;

@@ -22,32 +22,6 @@
 #error "CLSOFTMAX_TOOL_PATH (the built tool's absolute path) must be defined"
 #endif
 
-static clsoftmax_context* g_ctx;
-
-static int init_cpu(void)
-{
-    g_ctx = test_context_create(CLSOFTMAX_BACKEND_CPU);
-    return g_ctx == NULL;
-}
-
-static int init_opencl(void)
-{
-    g_ctx = test_context_create(CLSOFTMAX_BACKEND_OPENCL);
-    return g_ctx == NULL;
-}
-
-static int cleanup_ctx(void)
-{
-    clsoftmax_context_free(g_ctx);
-    g_ctx = NULL;
-    return 0;
-}
-
-static const char* backend_name(void)
-{
-    return clsoftmax_context_backend(g_ctx) == CLSOFTMAX_BACKEND_CPU ? "cpu" : "opencl";
-}
-
 /*
  * Products run in the dtype (float32 GEMMs round each partial sum), so the outputs are held to
  * looser bounds than the plain softmax's: relative to the reference's magnitude.
@@ -218,13 +192,13 @@ static void check_attention(const clsoftmax_attention_desc* d, const char* what,
     void* out = calloc(o_span(d), test_dtype_size(dt));
     long double* ref = malloc(n * sizeof *ref);
     attention_ref(d, q, k, v, mask, ref);
-    clsoftmax_status st = clsoftmax_attention_host(g_ctx, d, q, k, v, mask, out);
+    clsoftmax_status st = clsoftmax_attention_host(test_suite_ctx, d, q, k, v, mask, out);
     char label[256];
-    snprintf(label, sizeof label, "%s %s attention %s [%zu,%zu,%zu/%zu,%zu/%zu]", backend_name(),
-             dt == CLSOFTMAX_FLOAT64 ? "f64" : "f32", what, d->batch, d->heads, d->seq_q, d->seq_k,
-             d->d, d->d_v);
+    snprintf(label, sizeof label, "%s %s attention %s [%zu,%zu,%zu/%zu,%zu/%zu]",
+             test_suite_backend_name(), dt == CLSOFTMAX_FLOAT64 ? "f64" : "f32", what, d->batch,
+             d->heads, d->seq_q, d->seq_k, d->d, d->d_v);
     TEST_CHECK(st == CLSOFTMAX_SUCCESS, "%s: %s (%s)", label, clsoftmax_status_name(st),
-               clsoftmax_context_last_error(g_ctx));
+               clsoftmax_context_last_error(test_suite_ctx));
     if (st == CLSOFTMAX_SUCCESS) {
         void* g = gather_out(d, out);
         compare(g, dt, ref, n, label);
@@ -293,7 +267,7 @@ static void test_attention_masks(void)
 
 static void test_attention_float64(void)
 {
-    if (!clsoftmax_context_supports_float64(g_ctx))
+    if (!clsoftmax_context_supports_float64(test_suite_ctx))
         return;
     clsoftmax_attention_desc d;
     clsoftmax_attention_desc_init(&d, CLSOFTMAX_FLOAT64, 2, 2, 7, 129, 64, 80);
@@ -421,12 +395,12 @@ static void check_head(const clsoftmax_head_desc* d, int with_bias, int integer,
     long double* ref = malloc(d->rows * cols * sizeof *ref);
     head_ref(d, x, w, bias, ref, ref_idx);
     char label[256];
-    snprintf(label, sizeof label, "%s %s head %s [%zu x %zu -> %zu] topk %zu%s", backend_name(),
-             dt == CLSOFTMAX_FLOAT64 ? "f64" : "f32", what, d->rows, d->in_features, d->classes,
-             d->topk, d->op == CLSOFTMAX_OP_LOG_SOFTMAX ? " log" : "");
-    clsoftmax_status st = clsoftmax_linear_softmax_host(g_ctx, d, x, w, bias, out, idx);
+    snprintf(label, sizeof label, "%s %s head %s [%zu x %zu -> %zu] topk %zu%s",
+             test_suite_backend_name(), dt == CLSOFTMAX_FLOAT64 ? "f64" : "f32", what, d->rows,
+             d->in_features, d->classes, d->topk, d->op == CLSOFTMAX_OP_LOG_SOFTMAX ? " log" : "");
+    clsoftmax_status st = clsoftmax_linear_softmax_host(test_suite_ctx, d, x, w, bias, out, idx);
     TEST_CHECK(st == CLSOFTMAX_SUCCESS, "%s: %s (%s)", label, clsoftmax_status_name(st),
-               clsoftmax_context_last_error(g_ctx));
+               clsoftmax_context_last_error(test_suite_ctx));
     if (st == CLSOFTMAX_SUCCESS) {
         compare(out, dt, ref, d->rows * cols, label);
         size_t bad = 0;
@@ -469,7 +443,7 @@ static void test_head_full(void)
         d.op = CLSOFTMAX_OP_LOG_SOFTMAX;
         check_head(&d, 1, 0, "long rows", 541);
     }
-    if (clsoftmax_context_supports_float64(g_ctx)) {
+    if (clsoftmax_context_supports_float64(test_suite_ctx)) {
         clsoftmax_head_desc d;
         clsoftmax_head_desc_init(&d, CLSOFTMAX_FLOAT64, 7, 80, 1000);
         check_head(&d, 1, 0, "bias", 530);
@@ -498,7 +472,7 @@ static void test_head_topk(void)
     clsoftmax_head_desc_init(&d, CLSOFTMAX_FLOAT32, 160, 4, 1000);
     d.topk = 8; /* rows split across threads on the CPU, each with its own selection buffers */
     check_head(&d, 1, 1, "ties, many rows", 635);
-    if (clsoftmax_context_supports_float64(g_ctx)) {
+    if (clsoftmax_context_supports_float64(test_suite_ctx)) {
         clsoftmax_head_desc_init(&d, CLSOFTMAX_FLOAT64, 5, 8, 500);
         d.topk = 7;
         check_head(&d, 1, 1, "ties", 640);
@@ -522,8 +496,10 @@ static void test_special_values(void)
     float out[150];
     long double ref[150];
     head_ref(&h, x, w, b, ref, NULL);
-    TEST_STATUS(clsoftmax_linear_softmax_host(g_ctx, &h, x, w, b, out, NULL), CLSOFTMAX_SUCCESS);
-    TEST_CHECK(isnan(out[0]) && isnan(out[149]), "%s: NaN bias: rows not NaN", backend_name());
+    TEST_STATUS(clsoftmax_linear_softmax_host(test_suite_ctx, &h, x, w, b, out, NULL),
+                CLSOFTMAX_SUCCESS);
+    TEST_CHECK(isnan(out[0]) && isnan(out[149]), "%s: NaN bias: rows not NaN",
+               test_suite_backend_name());
     compare(out, dt, ref, 150, "head with a NaN bias");
 
     clsoftmax_attention_desc d;
@@ -541,10 +517,10 @@ static void test_special_values(void)
     float o[64];
     long double oref[64];
     attention_ref(&d, q, k, v, m, oref);
-    TEST_STATUS(clsoftmax_attention_host(g_ctx, &d, q, k, v, m, o), CLSOFTMAX_SUCCESS);
+    TEST_STATUS(clsoftmax_attention_host(test_suite_ctx, &d, q, k, v, m, o), CLSOFTMAX_SUCCESS);
     compare(o, dt, oref, 64, "attention with +inf, NaN and -inf in the mask");
     TEST_CHECK(!isnan(o[0]) && isnan(o[8]) && isnan(o[16]) && !isnan(o[24]),
-               "%s: attention NaN rows misplaced", backend_name());
+               "%s: attention NaN rows misplaced", test_suite_backend_name());
     free(x);
     free(w);
     free(b);
@@ -565,36 +541,36 @@ static void test_head_errors(void)
     clsoftmax_head_desc_init(&d, CLSOFTMAX_FLOAT32, 2, 4, 3);
     test_fill_sentinel(out, sizeof out);
     const float before = out[0];
-    TEST_STATUS(clsoftmax_linear_softmax_host(g_ctx, NULL, x, w, NULL, out, NULL),
+    TEST_STATUS(clsoftmax_linear_softmax_host(test_suite_ctx, NULL, x, w, NULL, out, NULL),
                 CLSOFTMAX_INVALID_ARGUMENT);
-    TEST_STATUS(clsoftmax_linear_softmax_host(g_ctx, &d, NULL, w, NULL, out, NULL),
+    TEST_STATUS(clsoftmax_linear_softmax_host(test_suite_ctx, &d, NULL, w, NULL, out, NULL),
                 CLSOFTMAX_INVALID_ARGUMENT);
-    TEST_STATUS(clsoftmax_linear_softmax_host(g_ctx, &d, x, w, NULL, out, idx),
+    TEST_STATUS(clsoftmax_linear_softmax_host(test_suite_ctx, &d, x, w, NULL, out, idx),
                 CLSOFTMAX_INVALID_ARGUMENT);
-    TEST_CHECK(test_contains(clsoftmax_context_last_error(g_ctx), "indices"), "message: %s",
-               clsoftmax_context_last_error(g_ctx));
+    TEST_CHECK(test_contains(clsoftmax_context_last_error(test_suite_ctx), "indices"),
+               "message: %s", clsoftmax_context_last_error(test_suite_ctx));
     d.topk = 4; /* more than classes */
-    TEST_STATUS(clsoftmax_linear_softmax_host(g_ctx, &d, x, w, NULL, out, idx),
+    TEST_STATUS(clsoftmax_linear_softmax_host(test_suite_ctx, &d, x, w, NULL, out, idx),
                 CLSOFTMAX_INVALID_SHAPE);
     d.topk = 0;
     d.scale = INFINITY;
-    TEST_STATUS(clsoftmax_linear_softmax_host(g_ctx, &d, x, w, NULL, out, NULL),
+    TEST_STATUS(clsoftmax_linear_softmax_host(test_suite_ctx, &d, x, w, NULL, out, NULL),
                 CLSOFTMAX_INVALID_SCALE);
     d.scale = 1;
     d.struct_size = 8;
-    TEST_STATUS(clsoftmax_linear_softmax_host(g_ctx, &d, x, w, NULL, out, NULL),
+    TEST_STATUS(clsoftmax_linear_softmax_host(test_suite_ctx, &d, x, w, NULL, out, NULL),
                 CLSOFTMAX_INVALID_ARGUMENT);
     d.struct_size = sizeof d;
     d.classes = 0;
-    TEST_STATUS(clsoftmax_linear_softmax_host(g_ctx, &d, x, w, NULL, out, NULL),
+    TEST_STATUS(clsoftmax_linear_softmax_host(test_suite_ctx, &d, x, w, NULL, out, NULL),
                 CLSOFTMAX_INVALID_SHAPE);
     d.classes = 3;
-    TEST_STATUS(clsoftmax_linear_softmax_host(g_ctx, &d, x, w, NULL, (float*)x + 1, NULL),
+    TEST_STATUS(clsoftmax_linear_softmax_host(test_suite_ctx, &d, x, w, NULL, (float*)x + 1, NULL),
                 CLSOFTMAX_OVERLAP);
     TEST_CHECK(out[0] == before, "out was written on error");
-    if (clsoftmax_context_backend(g_ctx) == CLSOFTMAX_BACKEND_CPU)
-        TEST_STATUS(clsoftmax_linear_softmax_buffer(g_ctx, &d, NULL, 0, NULL, 0, NULL, 0, NULL, 0,
-                                                    NULL, 0, NULL, 0, NULL, NULL),
+    if (clsoftmax_context_backend(test_suite_ctx) == CLSOFTMAX_BACKEND_CPU)
+        TEST_STATUS(clsoftmax_linear_softmax_buffer(test_suite_ctx, &d, NULL, 0, NULL, 0, NULL, 0,
+                                                    NULL, 0, NULL, 0, NULL, 0, NULL, NULL),
                     CLSOFTMAX_UNSUPPORTED);
 }
 
@@ -607,45 +583,49 @@ static void test_attention_errors(void)
     test_fill_sentinel(out, sizeof out);
     float before[64];
     memcpy(before, out, sizeof out);
-    TEST_STATUS(clsoftmax_attention_host(g_ctx, &d, q, NULL, q, NULL, out),
+    TEST_STATUS(clsoftmax_attention_host(test_suite_ctx, &d, q, NULL, q, NULL, out),
                 CLSOFTMAX_INVALID_ARGUMENT);
     d.q_strides[3] = 2; /* bad strides: the feature stride must be 1 */
-    TEST_STATUS(clsoftmax_attention_host(g_ctx, &d, q, q, q, NULL, out),
+    TEST_STATUS(clsoftmax_attention_host(test_suite_ctx, &d, q, q, q, NULL, out),
                 CLSOFTMAX_INVALID_ARGUMENT);
-    TEST_CHECK(test_contains(clsoftmax_context_last_error(g_ctx), "stride"), "message: %s",
-               clsoftmax_context_last_error(g_ctx));
+    TEST_CHECK(test_contains(clsoftmax_context_last_error(test_suite_ctx), "stride"), "message: %s",
+               clsoftmax_context_last_error(test_suite_ctx));
     d.q_strides[3] = 1;
     d.k_strides[2] = 3; /* seq stride below d */
-    TEST_STATUS(clsoftmax_attention_host(g_ctx, &d, q, q, q, NULL, out),
+    TEST_STATUS(clsoftmax_attention_host(test_suite_ctx, &d, q, q, q, NULL, out),
                 CLSOFTMAX_INVALID_ARGUMENT);
     d.k_strides[2] = 4;
     d.o_strides[1] = 4; /* heads overlap rows of the output */
-    TEST_STATUS(clsoftmax_attention_host(g_ctx, &d, q, q, q, NULL, out),
+    TEST_STATUS(clsoftmax_attention_host(test_suite_ctx, &d, q, q, q, NULL, out),
                 CLSOFTMAX_INVALID_ARGUMENT);
     d.o_strides[1] = 8;
     d.mask_batch = 1;
     d.mask_heads = 3; /* mismatched shape: neither 1 nor heads */
-    TEST_STATUS(clsoftmax_attention_host(g_ctx, &d, q, q, q, q, out), CLSOFTMAX_INVALID_SHAPE);
+    TEST_STATUS(clsoftmax_attention_host(test_suite_ctx, &d, q, q, q, q, out),
+                CLSOFTMAX_INVALID_SHAPE);
     d.mask_heads = 2;
-    TEST_STATUS(clsoftmax_attention_host(g_ctx, &d, q, q, q, NULL, out),
+    TEST_STATUS(clsoftmax_attention_host(test_suite_ctx, &d, q, q, q, NULL, out),
                 CLSOFTMAX_INVALID_ARGUMENT);
     d.mask_batch = 0;
     size_t lens[1] = {3};
     d.key_lengths = lens;
-    TEST_STATUS(clsoftmax_attention_host(g_ctx, &d, q, q, q, NULL, out),
+    TEST_STATUS(clsoftmax_attention_host(test_suite_ctx, &d, q, q, q, NULL, out),
                 CLSOFTMAX_INVALID_ARGUMENT);
     d.key_lengths = NULL;
     d.seq_k = 0;
-    TEST_STATUS(clsoftmax_attention_host(g_ctx, &d, q, q, q, NULL, out), CLSOFTMAX_INVALID_SHAPE);
+    TEST_STATUS(clsoftmax_attention_host(test_suite_ctx, &d, q, q, q, NULL, out),
+                CLSOFTMAX_INVALID_SHAPE);
     d.seq_k = 2;
     d.scale = NAN;
-    TEST_STATUS(clsoftmax_attention_host(g_ctx, &d, q, q, q, NULL, out), CLSOFTMAX_INVALID_SCALE);
+    TEST_STATUS(clsoftmax_attention_host(test_suite_ctx, &d, q, q, q, NULL, out),
+                CLSOFTMAX_INVALID_SCALE);
     d.scale = 0.5;
-    TEST_STATUS(clsoftmax_attention_host(g_ctx, &d, q, q, q, NULL, q + 4), CLSOFTMAX_OVERLAP);
+    TEST_STATUS(clsoftmax_attention_host(test_suite_ctx, &d, q, q, q, NULL, q + 4),
+                CLSOFTMAX_OVERLAP);
     TEST_CHECK(memcmp(out, before, sizeof out) == 0, "out was written on error");
-    if (clsoftmax_context_backend(g_ctx) == CLSOFTMAX_BACKEND_CPU)
-        TEST_STATUS(clsoftmax_attention_buffer(g_ctx, &d, NULL, 0, NULL, 0, NULL, 0, NULL, 0, NULL,
-                                               0, NULL, 0, NULL, 0, NULL, NULL),
+    if (clsoftmax_context_backend(test_suite_ctx) == CLSOFTMAX_BACKEND_CPU)
+        TEST_STATUS(clsoftmax_attention_buffer(test_suite_ctx, &d, NULL, 0, NULL, 0, NULL, 0, NULL,
+                                               0, NULL, 0, NULL, 0, NULL, 0, NULL, NULL),
                     CLSOFTMAX_UNSUPPORTED);
 }
 
@@ -654,7 +634,7 @@ static void test_attention_errors(void)
 static cl_mem upload(const void* data, size_t bytes)
 {
     cl_int err;
-    cl_mem m = clCreateBuffer(clsoftmax_context_cl_context(g_ctx),
+    cl_mem m = clCreateBuffer(clsoftmax_context_cl_context(test_suite_ctx),
                               CL_MEM_READ_WRITE | (data ? CL_MEM_COPY_HOST_PTR : 0), bytes,
                               (void*)data, &err);
     TEST_CHECK(err == CL_SUCCESS, "clCreateBuffer %zu bytes: %d", bytes, err);
@@ -678,7 +658,8 @@ static void check_attention_blocked(clsoftmax_attention_desc* d, size_t bk, cons
 
     size_t min_b = 0;
     size_t pref = 0;
-    TEST_STATUS(clsoftmax_attention_workspace_size(g_ctx, d, &min_b, &pref), CLSOFTMAX_SUCCESS);
+    TEST_STATUS(clsoftmax_attention_workspace_size(test_suite_ctx, d, &min_b, &pref),
+                CLSOFTMAX_SUCCESS);
     const size_t rows = d->heads * d->seq_q;
     TEST_CHECK(min_b == rows * 3 * esz, "min workspace %zu", min_b);
     const size_t ws_bytes = rows * (2 + bk) * esz;
@@ -689,16 +670,16 @@ static void check_attention_blocked(clsoftmax_attention_desc* d, size_t bk, cons
     cl_mem bo = upload(NULL, (o_span(d) + 3) * esz);
     cl_mem ws = upload(NULL, ws_bytes);
     cl_event ev = NULL;
-    clsoftmax_status st = clsoftmax_attention_buffer(g_ctx, d, bq, 0, bkk, 0, bv, 0, bm, 0, bo, 3,
-                                                     ws, ws_bytes, NULL, 0, NULL, &ev);
+    clsoftmax_status st = clsoftmax_attention_buffer(test_suite_ctx, d, bq, 0, bkk, 0, bv, 0, bm, 0,
+                                                     bo, 3, ws, ws_bytes, NULL, 0, NULL, &ev);
     char label[256];
     snprintf(label, sizeof label, "opencl attention %s, %zu keys per block [%zu/%zu]", what, bk,
              d->seq_q, d->seq_k);
     TEST_CHECK(st == CLSOFTMAX_SUCCESS && ev != NULL, "%s: %s (%s)", label,
-               clsoftmax_status_name(st), clsoftmax_context_last_error(g_ctx));
+               clsoftmax_status_name(st), clsoftmax_context_last_error(test_suite_ctx));
     if (st == CLSOFTMAX_SUCCESS) {
-        cl_int err = clEnqueueReadBuffer(clsoftmax_context_cl_queue(g_ctx), bo, CL_TRUE, 3 * esz,
-                                         o_span(d) * esz, out, 1, &ev, NULL);
+        cl_int err = clEnqueueReadBuffer(clsoftmax_context_cl_queue(test_suite_ctx), bo, CL_TRUE,
+                                         3 * esz, o_span(d) * esz, out, 1, &ev, NULL);
         TEST_CHECK(err == CL_SUCCESS, "read: %d", err);
         clReleaseEvent(ev);
         void* g = gather_out(d, out);
@@ -737,7 +718,7 @@ static void test_attention_blocked(void)
     d.mask_batch = 2;
     d.mask_heads = 1;
     check_attention_blocked(&d, 1, "causal + mask + key lengths", 702);
-    if (clsoftmax_context_supports_float64(g_ctx)) {
+    if (clsoftmax_context_supports_float64(test_suite_ctx)) {
         clsoftmax_attention_desc_init(&d, CLSOFTMAX_FLOAT64, 1, 1, 64, 7, 128, 128);
         d.causal = 1; /* seq_q > seq_k: the first 57 rows all masked across blocks */
         check_attention_blocked(&d, 3, "causal", 703);
@@ -751,8 +732,9 @@ static void test_attention_blocked(void)
 static void test_chained_events(void)
 {
     cl_int err;
-    cl_command_queue queue = clCreateCommandQueue(clsoftmax_context_cl_context(g_ctx),
-                                                  clsoftmax_context_cl_device(g_ctx), 0, &err);
+    cl_command_queue queue =
+        clCreateCommandQueue(clsoftmax_context_cl_context(test_suite_ctx),
+                             clsoftmax_context_cl_device(test_suite_ctx), 0, &err);
     TEST_CHECK(err == CL_SUCCESS, "clCreateCommandQueue: %d", err);
     if (err != CL_SUCCESS)
         return;
@@ -773,11 +755,11 @@ static void test_chained_events(void)
     cl_event up = NULL, e1 = NULL, e2 = NULL;
     err = clEnqueueWriteBuffer(queue, bq, CL_FALSE, 0, nq * 4, q, 0, NULL, &up);
     TEST_CHECK(err == CL_SUCCESS, "write: %d", err);
-    TEST_STATUS(clsoftmax_attention_buffer(g_ctx, &a, bq, 0, bk, 0, bv, 0, NULL, 0, bo, 0, NULL, 0,
-                                           queue, 1, &up, &e1),
+    TEST_STATUS(clsoftmax_attention_buffer(test_suite_ctx, &a, bq, 0, bk, 0, bv, 0, NULL, 0, bo, 0,
+                                           NULL, 0, queue, 1, &up, &e1),
                 CLSOFTMAX_SUCCESS);
-    TEST_STATUS(clsoftmax_linear_softmax_buffer(g_ctx, &h, bo, 0, bw, 0, NULL, 0, bp, 0, bi, 0,
-                                                queue, 1, &e1, &e2),
+    TEST_STATUS(clsoftmax_linear_softmax_buffer(test_suite_ctx, &h, bo, 0, bw, 0, NULL, 0, bp, 0,
+                                                bi, 0, queue, 1, &e1, &e2),
                 CLSOFTMAX_SUCCESS);
     float* o = malloc(no * 4);
     float* p = malloc(h.rows * 3 * 4);
@@ -830,49 +812,49 @@ static void test_buffer_errors(void)
     cl_mem small = upload(NULL, (n - 1) * 4);
     cl_mem out = upload(sentinel, n * 4);
     cl_event ev = (cl_event)0x1;
-    TEST_STATUS(clsoftmax_attention_buffer(g_ctx, &a, in, 0, in, 0, NULL, 0, NULL, 0, out, 0, NULL,
-                                           0, NULL, 0, NULL, &ev),
+    TEST_STATUS(clsoftmax_attention_buffer(test_suite_ctx, &a, in, 0, in, 0, NULL, 0, NULL, 0, out,
+                                           0, NULL, 0, NULL, 0, NULL, &ev),
                 CLSOFTMAX_INVALID_ARGUMENT);
-    TEST_STATUS(clsoftmax_attention_buffer(g_ctx, &a, in, 0, small, 0, in, 0, NULL, 0, out, 0, NULL,
-                                           0, NULL, 0, NULL, &ev),
+    TEST_STATUS(clsoftmax_attention_buffer(test_suite_ctx, &a, in, 0, small, 0, in, 0, NULL, 0, out,
+                                           0, NULL, 0, NULL, 0, NULL, &ev),
                 CLSOFTMAX_BUFFER_TOO_SMALL);
-    TEST_CHECK(test_contains(clsoftmax_context_last_error(g_ctx), "k holds"), "message: %s",
-               clsoftmax_context_last_error(g_ctx));
-    TEST_STATUS(clsoftmax_attention_buffer(g_ctx, &a, in, 1, in, 0, in, 0, NULL, 0, out, 0, NULL, 0,
-                                           NULL, 0, NULL, &ev),
+    TEST_CHECK(test_contains(clsoftmax_context_last_error(test_suite_ctx), "k holds"),
+               "message: %s", clsoftmax_context_last_error(test_suite_ctx));
+    TEST_STATUS(clsoftmax_attention_buffer(test_suite_ctx, &a, in, 1, in, 0, in, 0, NULL, 0, out, 0,
+                                           NULL, 0, NULL, 0, NULL, &ev),
                 CLSOFTMAX_BUFFER_TOO_SMALL);
-    TEST_STATUS(clsoftmax_attention_buffer(g_ctx, &a, in, 0, in, 0, in, 0, NULL, 0, out, 0, small,
-                                           8, NULL, 0, NULL, &ev),
+    TEST_STATUS(clsoftmax_attention_buffer(test_suite_ctx, &a, in, 0, in, 0, in, 0, NULL, 0, out, 0,
+                                           small, 8, NULL, 0, NULL, &ev),
                 CLSOFTMAX_BUFFER_TOO_SMALL);
-    TEST_STATUS(clsoftmax_attention_buffer(g_ctx, &a, in, 0, in, 0, in, 0, NULL, 0, out, 0, NULL, 0,
-                                           NULL, 1, NULL, &ev),
+    TEST_STATUS(clsoftmax_attention_buffer(test_suite_ctx, &a, in, 0, in, 0, in, 0, NULL, 0, out, 0,
+                                           NULL, 0, NULL, 1, NULL, &ev),
                 CLSOFTMAX_INVALID_ARGUMENT);
     cl_int err;
-    cl_command_queue ooo = clCreateCommandQueue(clsoftmax_context_cl_context(g_ctx),
-                                                clsoftmax_context_cl_device(g_ctx),
+    cl_command_queue ooo = clCreateCommandQueue(clsoftmax_context_cl_context(test_suite_ctx),
+                                                clsoftmax_context_cl_device(test_suite_ctx),
                                                 CL_QUEUE_OUT_OF_ORDER_EXEC_MODE_ENABLE, &err);
     if (err == CL_SUCCESS) {
-        TEST_STATUS(clsoftmax_attention_buffer(g_ctx, &a, in, 0, in, 0, in, 0, NULL, 0, out, 0,
-                                               NULL, 0, ooo, 0, NULL, &ev),
+        TEST_STATUS(clsoftmax_attention_buffer(test_suite_ctx, &a, in, 0, in, 0, in, 0, NULL, 0,
+                                               out, 0, NULL, 0, ooo, 0, NULL, &ev),
                     CLSOFTMAX_INVALID_QUEUE);
         clReleaseCommandQueue(ooo);
     }
     clsoftmax_head_desc h;
     clsoftmax_head_desc_init(&h, CLSOFTMAX_FLOAT32, 4, 8, 16);
-    TEST_STATUS(clsoftmax_linear_softmax_buffer(g_ctx, &h, in, 0, small, 0, NULL, 0, out, 0, NULL,
-                                                0, NULL, 0, NULL, &ev),
+    TEST_STATUS(clsoftmax_linear_softmax_buffer(test_suite_ctx, &h, in, 0, small, 0, NULL, 0, out,
+                                                0, NULL, 0, NULL, 0, NULL, &ev),
                 CLSOFTMAX_BUFFER_TOO_SMALL);
-    TEST_STATUS(clsoftmax_linear_softmax_buffer(g_ctx, &h, in, 0, NULL, 0, NULL, 0, out, 0, NULL, 0,
-                                                NULL, 0, NULL, &ev),
+    TEST_STATUS(clsoftmax_linear_softmax_buffer(test_suite_ctx, &h, in, 0, NULL, 0, NULL, 0, out, 0,
+                                                NULL, 0, NULL, 0, NULL, &ev),
                 CLSOFTMAX_INVALID_ARGUMENT);
     h.topk = 2;
-    TEST_STATUS(clsoftmax_linear_softmax_buffer(g_ctx, &h, in, 0, in, 0, NULL, 0, out, 0, small, 0,
-                                                NULL, 0, NULL, &ev),
+    TEST_STATUS(clsoftmax_linear_softmax_buffer(test_suite_ctx, &h, in, 0, in, 0, NULL, 0, out, 0,
+                                                small, 0, NULL, 0, NULL, &ev),
                 CLSOFTMAX_BUFFER_TOO_SMALL);
     TEST_CHECK(ev == (cl_event)0x1, "event written on error");
     float got[64];
-    clEnqueueReadBuffer(clsoftmax_context_cl_queue(g_ctx), out, CL_TRUE, 0, sizeof got, got, 0,
-                        NULL, NULL);
+    clEnqueueReadBuffer(clsoftmax_context_cl_queue(test_suite_ctx), out, CL_TRUE, 0, sizeof got,
+                        got, 0, NULL, NULL);
     TEST_CHECK(memcmp(got, sentinel, sizeof got) == 0, "out buffer written on error");
     clReleaseMemObject(in);
     clReleaseMemObject(small);
@@ -919,7 +901,7 @@ static void save(const char* path, size_t ndim, const size_t* dims, const void* 
 
 static void test_cli(void)
 {
-    const char* backend = backend_name();
+    const char* backend = test_suite_backend_name();
     char dir[] = "/tmp/clsoftmax_ops_XXXXXX";
     if (mkdtemp(dir) == NULL) {
         TEST_CHECK(0, "mkdtemp failed");
@@ -1041,8 +1023,8 @@ static void add_common(CU_pSuite s)
 
 void test_register_ops(void)
 {
-    add_common(CU_add_suite("ops_cpu", init_cpu, cleanup_ctx));
-    CU_pSuite cl = CU_add_suite("ops_opencl", init_opencl, cleanup_ctx);
+    add_common(CU_add_suite("ops_cpu", test_suite_init_cpu, test_suite_cleanup));
+    CU_pSuite cl = CU_add_suite("ops_opencl", test_suite_init_opencl, test_suite_cleanup);
     add_common(cl);
     if (cl != NULL) {
         CU_add_test(cl, "attention in key blocks", test_attention_blocked);

@@ -249,3 +249,29 @@ clsoftmax_context* test_context_create(clsoftmax_backend backend)
     }
     return ctx;
 }
+
+clsoftmax_context* test_suite_ctx;
+
+int test_suite_init_cpu(void)
+{
+    test_suite_ctx = test_context_create(CLSOFTMAX_BACKEND_CPU);
+    return test_suite_ctx == NULL;
+}
+
+int test_suite_init_opencl(void)
+{
+    test_suite_ctx = test_context_create(CLSOFTMAX_BACKEND_OPENCL);
+    return test_suite_ctx == NULL;
+}
+
+int test_suite_cleanup(void)
+{
+    clsoftmax_context_free(test_suite_ctx);
+    test_suite_ctx = NULL;
+    return 0;
+}
+
+const char* test_suite_backend_name(void)
+{
+    return clsoftmax_context_backend(test_suite_ctx) == CLSOFTMAX_BACKEND_CPU ? "cpu" : "opencl";
+}

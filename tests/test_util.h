@@ -93,4 +93,16 @@ int test_compare_impl(const void* got, clsoftmax_dtype dtype, const long double*
  */
 clsoftmax_context* test_context_create(clsoftmax_backend backend);
 
+/*
+ * One context per suite (PoCL compiles kernels on first use, so tests share it): CUnit init and
+ * cleanup functions that create test_suite_ctx on a backend (0 on success) and free it. CUnit
+ * runs one suite at a time, so the suites that use these share the one variable.
+ */
+extern clsoftmax_context* test_suite_ctx;
+int test_suite_init_cpu(void);
+int test_suite_init_opencl(void);
+int test_suite_cleanup(void);
+/* "cpu" or "opencl": test_suite_ctx's backend, for failure messages. */
+const char* test_suite_backend_name(void);
+
 #endif /* CLSOFTMAX_TEST_UTIL_H */
