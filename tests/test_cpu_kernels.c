@@ -110,6 +110,36 @@ static void check_exp_edge(const char* name, int f64, double xi, double yi)
 }
 
 /*
+ * Runs a batch of nb inputs x through the nk kernel builds k (exp_f64 when f64, else exp_f32;
+ * y holds EXP_BATCH results per build) and folds each result's error against the long double
+ * reference, computed once per input, into its build's worst.
+ */
+static void exp_batch(const clsoftmax__cpu_kernels* const* k, size_t nk, int f64, const void* x,
+                      void* y, size_t nb, double* worst, double* worst_sub, double* worst_x)
+{
+    const double* xd = x;
+    const float* xf = x;
+    double* yd = y;
+    float* yf = y;
+    for (size_t v = 0; v < nk; v++) {
+        if (f64)
+            k[v]->exp_f64(xd, yd + v * EXP_BATCH, nb);
+        else
+            k[v]->exp_f32(xf, yf + v * EXP_BATCH, nb);
+    }
+    const long double min_normal = f64 ? (long double)DBL_MIN : (long double)FLT_MIN;
+    for (size_t i = 0; i < nb; i++) {
+        const double xi = f64 ? xd[i] : (double)xf[i];
+        const long double want = expl((long double)xi);
+        for (size_t v = 0; v < nk; v++) {
+            const double err = f64 ? ulp_err_f64(yd[v * EXP_BATCH + i], want)
+                                   : ulp_err_f32(yf[v * EXP_BATCH + i], want);
+            track_worst(err, want < min_normal, xi, &worst[v], &worst_sub[v], &worst_x[v]);
+        }
+    }
+}
+
+/*
  * Every 97th float bit pattern of [-104, 89] (about 23 million) through every
  * kernel build, the long double reference computed once per input; then the
  * edges.
@@ -131,15 +161,7 @@ static void test_exp_f32(void)
             memcpy(&x[nb++], &bits, sizeof bits);
             if (nb < EXP_BATCH && b + 97 <= last)
                 continue;
-            for (size_t v = 0; v < nk; v++)
-                k[v]->exp_f32(x, y + v * EXP_BATCH, nb);
-            for (size_t i = 0; i < nb; i++) {
-                long double want = expl((long double)x[i]);
-                for (size_t v = 0; v < nk; v++)
-                    track_worst(ulp_err_f32(y[v * EXP_BATCH + i], want),
-                                want < (long double)FLT_MIN, x[i], &worst[v], &worst_sub[v],
-                                &worst_x[v]);
-            }
+            exp_batch(k, nk, 0, x, y, nb, worst, worst_sub, worst_x);
             tested += nb;
             nb = 0;
         }
@@ -191,15 +213,7 @@ static void test_exp_f64(void)
             memcpy(&x[nb++], &bits, sizeof bits);
             if (nb < EXP_BATCH && b + step <= last)
                 continue;
-            for (size_t v = 0; v < nk; v++)
-                k[v]->exp_f64(x, y + v * EXP_BATCH, nb);
-            for (size_t i = 0; i < nb; i++) {
-                long double want = expl((long double)x[i]);
-                for (size_t v = 0; v < nk; v++)
-                    track_worst(ulp_err_f64(y[v * EXP_BATCH + i], want),
-                                want < (long double)DBL_MIN, x[i], &worst[v], &worst_sub[v],
-                                &worst_x[v]);
-            }
+            exp_batch(k, nk, 1, x, y, nb, worst, worst_sub, worst_x);
             nb = 0;
         }
     }
