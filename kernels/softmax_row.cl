@@ -410,6 +410,20 @@ void split_bounds(ulong n, ulong chunk, ulong chunks, ulong* j0, ulong* j1, ulon
 }
 
 /*
+ * For the split kernels' grid (group g: row g / chunks, chunk g % chunks): this group's row *r
+ * and its chunk's bounds as split_bounds() gives them; 0 when the group has no row.
+ */
+int split_group(ulong outer, ulong n, ulong chunks, ulong* r, ulong* j0, ulong* j1, ulong* k0)
+{
+    const ulong g = get_group_id(0);
+    *r = g / chunks;
+    if (*r >= outer)
+        return 0;
+    split_bounds(n, g - *r * chunks, chunks, j0, j1, k0);
+    return 1;
+}
+
+/*
  * Assumes inner == 1, exactly outer * chunks work-groups (group g: row g / chunks, chunk
  * g % chunks), a power-of-two local size L, scratch of 2 L REALs, partial of 2 * outer * chunks
  * REALs. For a few very long rows: a row's chunks run on different compute units. Trick: each
@@ -423,15 +437,13 @@ __kernel void softmax_split_partial(__global const REAL* in, ulong in_off, __glo
     const ulong lid = get_local_id(0);
     const ulong lsz = get_local_size(0);
     const ulong g = get_group_id(0);
-    const ulong r = g / chunks;
-    ulong j0, j1, k0;
+    ulong r, j0, j1, k0;
     (void)out;
     (void)out_off;
     (void)inner;
     (void)log_op;
-    if (r >= outer)
+    if (!split_group(outer, n, chunks, &r, &j0, &j1, &k0))
         return;
-    split_bounds(n, g - r * chunks, chunks, &j0, &j1, &k0);
     __global const REAL* x = in + in_off + r * n;
     REAL m = -INFINITY;
     REAL s = 0;
@@ -457,18 +469,15 @@ __kernel void softmax_split_write(__global const REAL* in, ulong in_off, __globa
 {
     const ulong lid = get_local_id(0);
     const ulong lsz = get_local_size(0);
-    const ulong g = get_group_id(0);
-    const ulong r = g / chunks;
-    ulong j0, j1, k0;
+    ulong r, j0, j1, k0;
     (void)inner;
     (void)scratch;
-    if (r >= outer)
+    if (!split_group(outer, n, chunks, &r, &j0, &j1, &k0))
         return;
     REAL m = partial[2 * r * chunks];
     REAL s = partial[2 * r * chunks + 1];
     for (ulong q = 1; q < chunks; ++q)
         ms_merge(&m, &s, partial[2 * (r * chunks + q)], partial[2 * (r * chunks + q) + 1]);
-    split_bounds(n, g - r * chunks, chunks, &j0, &j1, &k0);
     write_range(in + in_off + r * n, out + out_off + r * n, j0 + lid, j1, k0 + lid, n, lsz, scale,
                 m, online_sum(m, s), log_op);
 }
