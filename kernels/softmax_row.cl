@@ -212,88 +212,69 @@ __kernel void softmax_row_multipass(__global const REAL* in, ulong in_off, __glo
 }
 
 /*
- * Assumes inner == 1, n <= CLSOFTMAX_PRIVATE_MAX; any local size, no __local memory, no barrier.
- * A work-item per row (rows grid-strided): every work-item runs the same loops, so a CPU
- * device runs them back to back on vector registers. Trick: the row is read once into private
- * memory as t = scale * x, max and sum run there (the sum's terms overwrite t for softmax), then
- * the row is written once.
+ * One work-item's row of n <= CLSOFTMAX_PRIVATE_MAX elements. Trick: the row is read once into
+ * private memory as t = scale * x, max and sum run there (the sum's terms overwrite t for
+ * softmax), then the row is written once.
  */
-__kernel void softmax_row_private(__global const REAL* in, ulong in_off, __global REAL* out,
-                                  ulong out_off, ulong outer, ulong n, ulong inner, REAL scale,
-                                  int log_op, __local REAL* scratch)
+void private_row(__global const REAL* x, __global REAL* y, ulong nv, ulong k0, ulong n, REAL scale,
+                 int log_op)
 {
     REAL buf[CLSOFTMAX_PRIVATE_MAX];
-    const ulong nv = n / CLSOFTMAX_VW;
-    const ulong k0 = nv * CLSOFTMAX_VW;
-    (void)inner;
-    (void)scratch;
-
-    /* The same trip count in every work-item (see ROUNDS) */
-    const ulong gsize = get_global_size(0);
-    const ulong rounds = outer / gsize + (outer % gsize != 0);
-    for (ulong round = 0; round < rounds; ++round) {
-        const ulong r = get_global_id(0) + round * gsize;
-        if (r >= outer)
-            break;
-        __global const REAL* x = in + in_off + r * n;
-        __global REAL* y = out + out_off + r * n;
-
 #if CLSOFTMAX_VW > 1
-        /* A row of exactly one vector (1000000 x 8 on AVX2) stays in a register. */
-        if (n == CLSOFTMAX_VW) {
-            const REALV t = scale * VLOAD(0, x);
-            const REAL m = hmax_v(t);
-            if (log_op) {
-                VSTORE((t - m) - log(hsum_v(exp(t - m))), 0, y);
-            } else {
-                const REALV e = exp(t - m);
-                VSTORE(e / hsum_v(e), 0, y);
-            }
-            continue;
-        }
-#endif
-        REALV vm = (REALV)(-INFINITY);
-        for (ulong j = 0; j < nv; ++j) {
-            const REALV t = scale * VLOAD(j, x);
-            VSTORE(t, j, buf);
-            vm = fmax(vm, t);
-        }
-        REAL m = hmax_v(vm);
-        for (ulong k = k0; k < n; ++k) {
-            const REAL t = scale * x[k];
-            buf[k] = t;
-            m = fmax(m, t);
-        }
-
-        REALV vs = (REALV)0;
-        REAL s = 0;
+    /* A row of exactly one vector (1000000 x 8 on AVX2) stays in a register. */
+    if (n == CLSOFTMAX_VW) {
+        const REALV t = scale * VLOAD(0, x);
+        const REAL m = hmax_v(t);
         if (log_op) {
-            for (ulong j = 0; j < nv; ++j)
-                vs += exp(VLOAD(j, buf) - m);
-            for (ulong k = k0; k < n; ++k)
-                s += exp(buf[k] - m);
-            const REAL lse = log(hsum_v(vs) + s);
-            for (ulong j = 0; j < nv; ++j)
-                VSTORE((VLOAD(j, buf) - m) - lse, j, y);
-            for (ulong k = k0; k < n; ++k)
-                y[k] = (buf[k] - m) - lse;
+            VSTORE((t - m) - log(hsum_v(exp(t - m))), 0, y);
         } else {
-            for (ulong j = 0; j < nv; ++j) {
-                const REALV e = exp(VLOAD(j, buf) - m);
-                VSTORE(e, j, buf);
-                vs += e;
-            }
-            for (ulong k = k0; k < n; ++k) {
-                const REAL e = exp(buf[k] - m);
-                buf[k] = e;
-                s += e;
-            }
-            const REAL sum = hsum_v(vs) + s;
-            for (ulong j = 0; j < nv; ++j)
-                VSTORE(VLOAD(j, buf) / sum, j, y);
-            for (ulong k = k0; k < n; ++k)
-                y[k] = buf[k] / sum;
+            const REALV e = exp(t - m);
+            VSTORE(e / hsum_v(e), 0, y);
         }
+        return;
+    }
+#endif
+    REALV vm = (REALV)(-INFINITY);
+    for (ulong j = 0; j < nv; ++j) {
+        const REALV t = scale * VLOAD(j, x);
+        VSTORE(t, j, buf);
+        vm = fmax(vm, t);
+    }
+    REAL m = hmax_v(vm);
+    for (ulong k = k0; k < n; ++k) {
+        const REAL t = scale * x[k];
+        buf[k] = t;
+        m = fmax(m, t);
+    }
+
+    REALV vs = (REALV)0;
+    REAL s = 0;
+    if (log_op) {
+        for (ulong j = 0; j < nv; ++j)
+            vs += exp(VLOAD(j, buf) - m);
+        for (ulong k = k0; k < n; ++k)
+            s += exp(buf[k] - m);
+        const REAL lse = log(hsum_v(vs) + s);
+        for (ulong j = 0; j < nv; ++j)
+            VSTORE((VLOAD(j, buf) - m) - lse, j, y);
+        for (ulong k = k0; k < n; ++k)
+            y[k] = (buf[k] - m) - lse;
+    } else {
+        for (ulong j = 0; j < nv; ++j) {
+            const REALV e = exp(VLOAD(j, buf) - m);
+            VSTORE(e, j, buf);
+            vs += e;
+        }
+        for (ulong k = k0; k < n; ++k) {
+            const REAL e = exp(buf[k] - m);
+            buf[k] = e;
+            s += e;
+        }
+        const REAL sum = hsum_v(vs) + s;
+        for (ulong j = 0; j < nv; ++j)
+            VSTORE(VLOAD(j, buf) / sum, j, y);
+        for (ulong k = k0; k < n; ++k)
+            y[k] = buf[k] / sum;
     }
 }
 
@@ -353,19 +334,15 @@ void cached_row(__global const REAL* x, __global REAL* y, ulong nv, ulong k0, ul
 }
 
 /*
- * Assumes inner == 1; any local size, no __local memory, no barrier. A work-item per row (rows
- * grid-strided), for CPU devices with enough rows to share among their cores. Trick: the online
- * (max, sum) recurrence reads the row once, the write pass a second time (from cache when the
- * row fits there).
+ * The rows of a work-item-per-row kernel (rows grid-strided, see ROUNDS): private_row() for
+ * each when in_private (a constant in each caller, folded once inlined), else cached_row() for
+ * rows that fit the cache and the online recurrence (two reads) for longer ones.
  */
-__kernel void softmax_row_item(__global const REAL* in, ulong in_off, __global REAL* out,
-                               ulong out_off, ulong outer, ulong n, ulong inner, REAL scale,
-                               int log_op, __local REAL* scratch)
+void item_rows(__global const REAL* in, ulong in_off, __global REAL* out, ulong out_off,
+               ulong outer, ulong n, REAL scale, int log_op, int in_private)
 {
     const ulong nv = n / CLSOFTMAX_VW;
     const ulong k0 = nv * CLSOFTMAX_VW;
-    (void)inner;
-    (void)scratch;
 
     /* The same trip count in every work-item (see ROUNDS) */
     const ulong gsize = get_global_size(0);
@@ -376,16 +353,47 @@ __kernel void softmax_row_item(__global const REAL* in, ulong in_off, __global R
             break;
         __global const REAL* x = in + in_off + r * n;
         __global REAL* y = out + out_off + r * n;
-        if (n <= CLSOFTMAX_CACHED_ROW) {
+        if (in_private) {
+            private_row(x, y, nv, k0, n, scale, log_op);
+        } else if (n <= CLSOFTMAX_CACHED_ROW) {
             cached_row(x, y, nv, k0, n, scale, log_op);
-            continue;
+        } else {
+            REAL m = -INFINITY;
+            REAL s = 0;
+            REAL c = 0;
+            online_range(x, 0, nv, k0, n, 1, scale, &m, &s, &c);
+            write_range(x, y, 0, nv, k0, n, 1, scale, m, online_sum(m, s - c), log_op);
         }
-        REAL m = -INFINITY;
-        REAL s = 0;
-        REAL c = 0;
-        online_range(x, 0, nv, k0, n, 1, scale, &m, &s, &c);
-        write_range(x, y, 0, nv, k0, n, 1, scale, m, online_sum(m, s - c), log_op);
     }
+}
+
+/*
+ * Assumes inner == 1, n <= CLSOFTMAX_PRIVATE_MAX; any local size, no __local memory, no barrier.
+ * A work-item per row (rows grid-strided): every work-item runs the same loops, so a CPU
+ * device runs them back to back on vector registers; each row through private_row().
+ */
+__kernel void softmax_row_private(__global const REAL* in, ulong in_off, __global REAL* out,
+                                  ulong out_off, ulong outer, ulong n, ulong inner, REAL scale,
+                                  int log_op, __local REAL* scratch)
+{
+    (void)inner;
+    (void)scratch;
+    item_rows(in, in_off, out, out_off, outer, n, scale, log_op, 1);
+}
+
+/*
+ * Assumes inner == 1; any local size, no __local memory, no barrier. A work-item per row (rows
+ * grid-strided), for CPU devices with enough rows to share among their cores. Trick: the online
+ * (max, sum) recurrence reads the row once, the write pass a second time (from cache when the
+ * row fits there).
+ */
+__kernel void softmax_row_item(__global const REAL* in, ulong in_off, __global REAL* out,
+                               ulong out_off, ulong outer, ulong n, ulong inner, REAL scale,
+                               int log_op, __local REAL* scratch)
+{
+    (void)inner;
+    (void)scratch;
+    item_rows(in, in_off, out, out_off, outer, n, scale, log_op, 0);
 }
 
 /*
@@ -402,6 +410,20 @@ void split_bounds(ulong n, ulong chunk, ulong chunks, ulong* j0, ulong* j1, ulon
 }
 
 /*
+ * For the split kernels' grid (group g: row g / chunks, chunk g % chunks): this group's row *r
+ * and its chunk's bounds as split_bounds() gives them; 0 when the group has no row.
+ */
+int split_group(ulong outer, ulong n, ulong chunks, ulong* r, ulong* j0, ulong* j1, ulong* k0)
+{
+    const ulong g = get_group_id(0);
+    *r = g / chunks;
+    if (*r >= outer)
+        return 0;
+    split_bounds(n, g - *r * chunks, chunks, j0, j1, k0);
+    return 1;
+}
+
+/*
  * Assumes inner == 1, exactly outer * chunks work-groups (group g: row g / chunks, chunk
  * g % chunks), a power-of-two local size L, scratch of 2 L REALs, partial of 2 * outer * chunks
  * REALs. For a few very long rows: a row's chunks run on different compute units. Trick: each
@@ -415,15 +437,13 @@ __kernel void softmax_split_partial(__global const REAL* in, ulong in_off, __glo
     const ulong lid = get_local_id(0);
     const ulong lsz = get_local_size(0);
     const ulong g = get_group_id(0);
-    const ulong r = g / chunks;
-    ulong j0, j1, k0;
+    ulong r, j0, j1, k0;
     (void)out;
     (void)out_off;
     (void)inner;
     (void)log_op;
-    if (r >= outer)
+    if (!split_group(outer, n, chunks, &r, &j0, &j1, &k0))
         return;
-    split_bounds(n, g - r * chunks, chunks, &j0, &j1, &k0);
     __global const REAL* x = in + in_off + r * n;
     REAL m = -INFINITY;
     REAL s = 0;
@@ -449,18 +469,15 @@ __kernel void softmax_split_write(__global const REAL* in, ulong in_off, __globa
 {
     const ulong lid = get_local_id(0);
     const ulong lsz = get_local_size(0);
-    const ulong g = get_group_id(0);
-    const ulong r = g / chunks;
-    ulong j0, j1, k0;
+    ulong r, j0, j1, k0;
     (void)inner;
     (void)scratch;
-    if (r >= outer)
+    if (!split_group(outer, n, chunks, &r, &j0, &j1, &k0))
         return;
     REAL m = partial[2 * r * chunks];
     REAL s = partial[2 * r * chunks + 1];
     for (ulong q = 1; q < chunks; ++q)
         ms_merge(&m, &s, partial[2 * (r * chunks + q)], partial[2 * (r * chunks + q) + 1]);
-    split_bounds(n, g - r * chunks, chunks, &j0, &j1, &k0);
     write_range(in + in_off + r * n, out + out_off + r * n, j0 + lid, j1, k0 + lid, n, lsz, scale,
                 m, online_sum(m, s), log_op);
 }

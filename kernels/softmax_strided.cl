@@ -136,6 +136,43 @@ __kernel void softmax_strided(__global const REAL* in, ulong in_off, __global RE
 #endif
 
 /*
+ * The per-lane state of a strip of CLSOFTMAX_STRIDED_VECS vectors before its first element:
+ * max -inf, sum and its compensation 0.
+ */
+void strided_vecs_start(REALV* m, REALV* s, REALV* c)
+{
+    for (int q = 0; q < CLSOFTMAX_STRIDED_VECS; ++q) {
+        m[q] = (REALV)(-INFINITY);
+        s[q] = (REALV)0;
+        c[q] = (REALV)0;
+    }
+}
+
+/* Adds a block's sums bs to the strip's sums s, compensated (Kahan) in c, lane by lane. */
+void strided_vecs_kahan_add(REALV* s, REALV* c, const REALV* bs)
+{
+    for (int q = 0; q < CLSOFTMAX_STRIDED_VECS; ++q) {
+        const REALV yk = bs[q] - c[q];
+        const REALV t = s[q] + yk;
+        c[q] = (t - s[q]) - yk;
+        s[q] = t;
+    }
+}
+
+/* The log-softmax write pass of a strip: (t - m) - log(sum) from x, per lane. */
+void strided_vecs_write_log(__global const REAL* x, __global REAL* y, ulong n, ulong inner,
+                            REAL scale, const REALV* m, const REALV* s)
+{
+    REALV lse[CLSOFTMAX_STRIDED_VECS];
+    for (int q = 0; q < CLSOFTMAX_STRIDED_VECS; ++q)
+        lse[q] = log(s[q]);
+    for (ulong k = 0; k < n; ++k) {
+        for (int q = 0; q < CLSOFTMAX_STRIDED_VECS; ++q)
+            VSTORE((scale * VLOAD(q, x + k * inner) - m[q]) - lse[q], q, y + k * inner);
+    }
+}
+
+/*
  * As strided_vecs(), for a strip that stays in cache: per lane the max (no exp), then
  * e = exp(t - m) stored to y and summed (blocks of CLSOFTMAX_BLOCK steps, compensated across
  * blocks), then y / sum, or (t - m) - log(sum) from x for log-softmax. In place, each element
@@ -147,11 +184,7 @@ void strided_vecs_cached(__global const REAL* x, __global REAL* y, ulong n, ulon
     REALV m[CLSOFTMAX_STRIDED_VECS];
     REALV s[CLSOFTMAX_STRIDED_VECS];
     REALV c[CLSOFTMAX_STRIDED_VECS];
-    for (int q = 0; q < CLSOFTMAX_STRIDED_VECS; ++q) {
-        m[q] = (REALV)(-INFINITY);
-        s[q] = (REALV)0;
-        c[q] = (REALV)0;
-    }
+    strided_vecs_start(m, s, c);
     for (ulong k = 0; k < n; ++k) {
         for (int q = 0; q < CLSOFTMAX_STRIDED_VECS; ++q)
             m[q] = fmax(m[q], scale * VLOAD(q, x + k * inner));
@@ -169,20 +202,10 @@ void strided_vecs_cached(__global const REAL* x, __global REAL* y, ulong n, ulon
                 bs[q] += e;
             }
         }
-        for (int q = 0; q < CLSOFTMAX_STRIDED_VECS; ++q) {
-            const REALV yk = bs[q] - c[q];
-            const REALV t = s[q] + yk;
-            c[q] = (t - s[q]) - yk;
-            s[q] = t;
-        }
+        strided_vecs_kahan_add(s, c, bs);
     }
     if (log_op) {
-        for (int q = 0; q < CLSOFTMAX_STRIDED_VECS; ++q)
-            c[q] = log(s[q]);
-        for (ulong k = 0; k < n; ++k) {
-            for (int q = 0; q < CLSOFTMAX_STRIDED_VECS; ++q)
-                VSTORE((scale * VLOAD(q, x + k * inner) - m[q]) - c[q], q, y + k * inner);
-        }
+        strided_vecs_write_log(x, y, n, inner, scale, m, s);
     } else {
         for (ulong k = 0; k < n; ++k) {
             for (int q = 0; q < CLSOFTMAX_STRIDED_VECS; ++q)
@@ -206,11 +229,7 @@ void strided_vecs(__global const REAL* x, __global REAL* y, ulong n, ulong inner
     REALV m[CLSOFTMAX_STRIDED_VECS];
     REALV s[CLSOFTMAX_STRIDED_VECS];
     REALV c[CLSOFTMAX_STRIDED_VECS];
-    for (int q = 0; q < CLSOFTMAX_STRIDED_VECS; ++q) {
-        m[q] = (REALV)(-INFINITY);
-        s[q] = (REALV)0;
-        c[q] = (REALV)0;
-    }
+    strided_vecs_start(m, s, c);
     for (ulong kb = 0; kb < n; kb += CLSOFTMAX_BLOCK) {
         const ulong ke = min(n, kb + (ulong)CLSOFTMAX_BLOCK);
         REALV bm[CLSOFTMAX_STRIDED_VECS];
@@ -235,22 +254,12 @@ void strided_vecs(__global const REAL* x, __global REAL* y, ulong n, ulong inner
             for (int q = 0; q < CLSOFTMAX_STRIDED_VECS; ++q)
                 bs[q] += exp(scale * VLOAD(q, x + k * inner) - ref[q]);
         }
-        for (int q = 0; q < CLSOFTMAX_STRIDED_VECS; ++q) {
-            const REALV yk = bs[q] - c[q];
-            const REALV t = s[q] + yk;
-            c[q] = (t - s[q]) - yk;
-            s[q] = t;
-        }
+        strided_vecs_kahan_add(s, c, bs);
     }
     for (int q = 0; q < CLSOFTMAX_STRIDED_VECS; ++q)
         s[q] = VSELECT(s[q], (REALV)(NAN), isequal(m[q], (REALV)(-INFINITY)));
     if (log_op) {
-        for (int q = 0; q < CLSOFTMAX_STRIDED_VECS; ++q)
-            c[q] = log(s[q]);
-        for (ulong k = 0; k < n; ++k) {
-            for (int q = 0; q < CLSOFTMAX_STRIDED_VECS; ++q)
-                VSTORE((scale * VLOAD(q, x + k * inner) - m[q]) - c[q], q, y + k * inner);
-        }
+        strided_vecs_write_log(x, y, n, inner, scale, m, s);
     } else {
         for (ulong k = 0; k < n; ++k) {
             for (int q = 0; q < CLSOFTMAX_STRIDED_VECS; ++q)

@@ -71,6 +71,75 @@ static size_t available_kernels(const clsoftmax__cpu_kernels** k)
 }
 
 /*
+ * Folds one result's error into its build's worst: in float spacings at the result (with the
+ * input that gave it) for normal results, in subnormal spacings below the smallest normal.
+ */
+static void track_worst(double err, int subnormal, double xi, double* worst, double* worst_sub,
+                        double* worst_x)
+{
+    if (subnormal) {
+        *worst_sub = err > *worst_sub ? err : *worst_sub;
+    } else if (err > *worst) {
+        *worst = err;
+        *worst_x = xi;
+    }
+}
+
+/*
+ * Checks one edge input of exp_f32 (f64 == 0; a float's values are exact in a double) or exp_f64:
+ * NaN stays NaN, the infinities give +inf and 0, overflow and underflow to 0 exactly, the rest
+ * within the documented bound.
+ */
+static void check_exp_edge(const char* name, int f64, double xi, double yi)
+{
+    const char* fn = f64 ? "exp_f64" : "exp_f32";
+    if (isnan(xi)) {
+        TEST_CHECK(isnan(yi), "%s %s(NaN) = %a", name, fn, yi);
+    } else if (isinf(xi)) {
+        TEST_CHECK(yi == (xi > 0 ? INFINITY : 0.0), "%s %s(%g) = %a", name, fn, xi, yi);
+    } else {
+        long double want = expl((long double)xi);
+        double rounded = f64 ? (double)want : (double)(float)want;
+        if (isinf(rounded) || rounded == 0.0)
+            TEST_CHECK(yi == rounded, "%s %s(%a) = %a, want %a", name, fn, xi, yi, rounded);
+        else
+            TEST_CHECK(f64 ? ulp_err_f64(yi, want) <= EXP_ULP_F64
+                           : ulp_err_f32((float)yi, want) <= EXP_ULP_F32,
+                       "%s %s(%a) = %a", name, fn, xi, yi);
+    }
+}
+
+/*
+ * Runs a batch of nb inputs x through the nk kernel builds k (exp_f64 when f64, else exp_f32;
+ * y holds EXP_BATCH results per build) and folds each result's error against the long double
+ * reference, computed once per input, into its build's worst.
+ */
+static void exp_batch(const clsoftmax__cpu_kernels* const* k, size_t nk, int f64, const void* x,
+                      void* y, size_t nb, double* worst, double* worst_sub, double* worst_x)
+{
+    const double* xd = x;
+    const float* xf = x;
+    double* yd = y;
+    float* yf = y;
+    for (size_t v = 0; v < nk; v++) {
+        if (f64)
+            k[v]->exp_f64(xd, yd + v * EXP_BATCH, nb);
+        else
+            k[v]->exp_f32(xf, yf + v * EXP_BATCH, nb);
+    }
+    const long double min_normal = f64 ? (long double)DBL_MIN : (long double)FLT_MIN;
+    for (size_t i = 0; i < nb; i++) {
+        const double xi = f64 ? xd[i] : (double)xf[i];
+        const long double want = expl((long double)xi);
+        for (size_t v = 0; v < nk; v++) {
+            const double err = f64 ? ulp_err_f64(yd[v * EXP_BATCH + i], want)
+                                   : ulp_err_f32(yf[v * EXP_BATCH + i], want);
+            track_worst(err, want < min_normal, xi, &worst[v], &worst_sub[v], &worst_x[v]);
+        }
+    }
+}
+
+/*
  * Every 97th float bit pattern of [-104, 89] (about 23 million) through every
  * kernel build, the long double reference computed once per input; then the
  * edges.
@@ -82,8 +151,7 @@ static void test_exp_f32(void)
     float* x = malloc(EXP_BATCH * sizeof *x);
     float* y = malloc(EXP_BATCH * N_ISAS * sizeof *y);
     CU_ASSERT_FATAL(x != NULL && y != NULL);
-    double worst[N_ISAS] = {0}, worst_sub[N_ISAS] = {0};
-    float worst_x[N_ISAS] = {0};
+    double worst[N_ISAS] = {0}, worst_sub[N_ISAS] = {0}, worst_x[N_ISAS] = {0};
     size_t tested = 0;
     for (int neg = 0; neg < 2; neg++) {
         uint32_t last = neg ? 0x42D00000u /* 104 */ : 0x42B20000u /* 89 */;
@@ -93,20 +161,7 @@ static void test_exp_f32(void)
             memcpy(&x[nb++], &bits, sizeof bits);
             if (nb < EXP_BATCH && b + 97 <= last)
                 continue;
-            for (size_t v = 0; v < nk; v++)
-                k[v]->exp_f32(x, y + v * EXP_BATCH, nb);
-            for (size_t i = 0; i < nb; i++) {
-                long double want = expl((long double)x[i]);
-                for (size_t v = 0; v < nk; v++) {
-                    double err = ulp_err_f32(y[v * EXP_BATCH + i], want);
-                    if (want < (long double)FLT_MIN) {
-                        worst_sub[v] = err > worst_sub[v] ? err : worst_sub[v];
-                    } else if (err > worst[v]) {
-                        worst[v] = err;
-                        worst_x[v] = x[i];
-                    }
-                }
-            }
+            exp_batch(k, nk, 0, x, y, nb, worst, worst_sub, worst_x);
             tested += nb;
             nb = 0;
         }
@@ -114,7 +169,7 @@ static void test_exp_f32(void)
     TEST_CHECK(tested > 20000000, "%zu floats tested", tested);
     for (size_t v = 0; v < nk; v++) {
         TEST_CHECK(worst[v] <= EXP_ULP_F32, "%s exp_f32: %.3f ulp at %a", k[v]->name, worst[v],
-                   (double)worst_x[v]);
+                   worst_x[v]);
         TEST_CHECK(worst_sub[v] <= 1.0, "%s exp_f32: %.3f subnormal spacings", k[v]->name,
                    worst_sub[v]);
 
@@ -125,24 +180,8 @@ static void test_exp_f32(void)
                               0.0f,        -0.0f,    FLT_MIN, -FLT_MIN, FLT_TRUE_MIN};
         size_t ne = sizeof edge / sizeof edge[0];
         k[v]->exp_f32(edge, y, ne);
-        for (size_t i = 0; i < ne; i++) {
-            float xi = edge[i];
-            if (isnan(xi)) {
-                TEST_CHECK(isnan(y[i]), "%s exp_f32(NaN) = %a", k[v]->name, (double)y[i]);
-            } else if (isinf(xi)) {
-                TEST_CHECK(y[i] == (xi > 0 ? INFINITY : 0.0f), "%s exp_f32(%g) = %a", k[v]->name,
-                           (double)xi, (double)y[i]);
-            } else {
-                long double want = expl((long double)xi);
-                float rounded = (float)want;
-                if (isinf(rounded) || rounded == 0.0f)
-                    TEST_CHECK(y[i] == rounded, "%s exp_f32(%a) = %a, want %a", k[v]->name,
-                               (double)xi, (double)y[i], (double)rounded);
-                else
-                    TEST_CHECK(ulp_err_f32(y[i], want) <= EXP_ULP_F32, "%s exp_f32(%a) = %a",
-                               k[v]->name, (double)xi, (double)y[i]);
-            }
-        }
+        for (size_t i = 0; i < ne; i++)
+            check_exp_edge(k[v]->name, 0, edge[i], y[i]);
         /* The array tail (n not a multiple of the vector width) takes the same path. */
         float one[3] = {0.0f, 1.0f, -1.0f}, out[3];
         k[v]->exp_f32(one, out, 3);
@@ -174,20 +213,7 @@ static void test_exp_f64(void)
             memcpy(&x[nb++], &bits, sizeof bits);
             if (nb < EXP_BATCH && b + step <= last)
                 continue;
-            for (size_t v = 0; v < nk; v++)
-                k[v]->exp_f64(x, y + v * EXP_BATCH, nb);
-            for (size_t i = 0; i < nb; i++) {
-                long double want = expl((long double)x[i]);
-                for (size_t v = 0; v < nk; v++) {
-                    double err = ulp_err_f64(y[v * EXP_BATCH + i], want);
-                    if (want < (long double)DBL_MIN) {
-                        worst_sub[v] = err > worst_sub[v] ? err : worst_sub[v];
-                    } else if (err > worst[v]) {
-                        worst[v] = err;
-                        worst_x[v] = x[i];
-                    }
-                }
-            }
+            exp_batch(k, nk, 1, x, y, nb, worst, worst_sub, worst_x);
             nb = 0;
         }
     }
@@ -202,24 +228,8 @@ static void test_exp_f64(void)
                                DBL_MIN,   DBL_TRUE_MIN};
         size_t ne = sizeof edge / sizeof edge[0];
         k[v]->exp_f64(edge, y, ne);
-        for (size_t i = 0; i < ne; i++) {
-            double xi = edge[i];
-            if (isnan(xi)) {
-                TEST_CHECK(isnan(y[i]), "%s exp_f64(NaN) = %a", k[v]->name, y[i]);
-            } else if (isinf(xi)) {
-                TEST_CHECK(y[i] == (xi > 0 ? INFINITY : 0.0), "%s exp_f64(%g) = %a", k[v]->name, xi,
-                           y[i]);
-            } else {
-                long double want = expl((long double)xi);
-                double rounded = (double)want;
-                if (isinf(rounded) || rounded == 0.0)
-                    TEST_CHECK(y[i] == rounded, "%s exp_f64(%a) = %a, want %a", k[v]->name, xi,
-                               y[i], rounded);
-                else
-                    TEST_CHECK(ulp_err_f64(y[i], want) <= EXP_ULP_F64, "%s exp_f64(%a) = %a",
-                               k[v]->name, xi, y[i]);
-            }
-        }
+        for (size_t i = 0; i < ne; i++)
+            check_exp_edge(k[v]->name, 1, edge[i], y[i]);
     }
     free(x);
     free(y);
