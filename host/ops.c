@@ -449,9 +449,14 @@ static clsoftmax_status check_buffer(clsoftmax_context* ctx, cl_mem buf, const c
     cl_int err = clGetMemObjectInfo(buf, CL_MEM_SIZE, sizeof size, &size, NULL);
     if (err == CL_SUCCESS)
         err = clGetMemObjectInfo(buf, CL_MEM_CONTEXT, sizeof owner, &owner, NULL);
-    if (err != CL_SUCCESS)
+    /* Only CL_INVALID_MEM_OBJECT is the caller's error; anything else is the driver's (as in
+       softmax.c). */
+    if (err == CL_INVALID_MEM_OBJECT)
         return clsoftmax__error_cl(ctx, CLSOFTMAX_INVALID_ARGUMENT, "clGetMemObjectInfo", err,
                                    "%s is not a valid buffer", name);
+    if (err != CL_SUCCESS)
+        return clsoftmax__error_cl(ctx, clsoftmax__status_from_cl(err), "clGetMemObjectInfo", err,
+                                   "querying %s", name);
     if (owner != ctx->cl_ctx)
         return clsoftmax__error(ctx, CLSOFTMAX_INVALID_CONTEXT, "%s belongs to another cl_context",
                                 name);
@@ -478,9 +483,13 @@ static clsoftmax_status check_queue(clsoftmax_context* ctx, cl_command_queue que
         err = clGetCommandQueueInfo(queue, CL_QUEUE_DEVICE, sizeof qdev, &qdev, NULL);
     if (err == CL_SUCCESS)
         err = clGetCommandQueueInfo(queue, CL_QUEUE_PROPERTIES, sizeof props, &props, NULL);
-    if (err != CL_SUCCESS)
+    /* Only CL_INVALID_COMMAND_QUEUE is the caller's error; anything else is the driver's. */
+    if (err == CL_INVALID_COMMAND_QUEUE)
         return clsoftmax__error_cl(ctx, CLSOFTMAX_INVALID_QUEUE, "clGetCommandQueueInfo", err,
                                    "queue is not a valid command queue");
+    if (err != CL_SUCCESS)
+        return clsoftmax__error_cl(ctx, clsoftmax__status_from_cl(err), "clGetCommandQueueInfo",
+                                   err, "querying the queue");
     if (qctx != ctx->cl_ctx || qdev != ctx->device)
         return clsoftmax__error(ctx, CLSOFTMAX_INVALID_QUEUE,
                                 "queue belongs to another cl_context or device than the "
