@@ -567,6 +567,17 @@ static cl_int set_real(cl_kernel k, cl_uint index, clsoftmax_dtype dtype, double
 
 #define SET_ARG(k, i, v) CHECK_CL(ctx, clSetKernelArg((k), (i), sizeof(v), &(v)), cleanup)
 
+/* set_real through CHECK_CL would name "set_real(...)": the error must name the OpenCL call. */
+#define SET_REAL(k, i, dtype, v)                                                                   \
+    do {                                                                                           \
+        cl_int set_real_err_ = set_real((k), (i), (dtype), (v));                                   \
+        if (set_real_err_ != CL_SUCCESS) {                                                         \
+            status = clsoftmax__error_cl(ctx, clsoftmax__status_from_cl(set_real_err_),            \
+                                         "clSetKernelArg", set_real_err_, "in %s", __func__);      \
+            goto cleanup;                                                                          \
+        }                                                                                          \
+    } while (0)
+
 /* ---- classifier head on OpenCL ------------------------------------------------------------ */
 
 typedef struct head_bufs {
@@ -647,7 +658,7 @@ static clsoftmax_status head_enqueue(clsoftmax_context* ctx, const clsoftmax_hea
         SET_ARG(kernel, a++, bias);
         SET_ARG(kernel, a++, bias_off);
         SET_ARG(kernel, a++, has_bias);
-        CHECK_CL(ctx, set_real(kernel, a++, desc->dtype, desc->scale), cleanup);
+        SET_REAL(kernel, a++, desc->dtype, desc->scale);
         SET_ARG(kernel, a++, log_op);
         if (!topk) {
             /* Stage the row of t in __local memory when it fits comfortably. */
@@ -792,7 +803,7 @@ static clsoftmax_status attention_enqueue(clsoftmax_context* ctx,
             SET_ARG(kernel, a++, bkv);
             SET_ARG(kernel, a++, j0v);
             SET_ARG(kernel, a++, seq_k);
-            CHECK_CL(ctx, set_real(kernel, a++, desc->dtype, desc->scale), cleanup);
+            SET_REAL(kernel, a++, desc->dtype, desc->scale);
             SET_ARG(kernel, a++, causal);
             SET_ARG(kernel, a++, kv_len);
             SET_ARG(kernel, a++, mask);
