@@ -449,9 +449,14 @@ static clsoftmax_status check_buffer(clsoftmax_context* ctx, cl_mem buf, const c
     cl_int err = clGetMemObjectInfo(buf, CL_MEM_SIZE, sizeof size, &size, NULL);
     if (err == CL_SUCCESS)
         err = clGetMemObjectInfo(buf, CL_MEM_CONTEXT, sizeof owner, &owner, NULL);
-    if (err != CL_SUCCESS)
+    /* Only CL_INVALID_MEM_OBJECT is the caller's error; anything else is the driver's (as in
+       softmax.c). */
+    if (err == CL_INVALID_MEM_OBJECT)
         return clsoftmax__error_cl(ctx, CLSOFTMAX_INVALID_ARGUMENT, "clGetMemObjectInfo", err,
                                    "%s is not a valid buffer", name);
+    if (err != CL_SUCCESS)
+        return clsoftmax__error_cl(ctx, clsoftmax__status_from_cl(err), "clGetMemObjectInfo", err,
+                                   "querying %s", name);
     if (owner != ctx->cl_ctx)
         return clsoftmax__error(ctx, CLSOFTMAX_INVALID_CONTEXT, "%s belongs to another cl_context",
                                 name);
@@ -478,9 +483,13 @@ static clsoftmax_status check_queue(clsoftmax_context* ctx, cl_command_queue que
         err = clGetCommandQueueInfo(queue, CL_QUEUE_DEVICE, sizeof qdev, &qdev, NULL);
     if (err == CL_SUCCESS)
         err = clGetCommandQueueInfo(queue, CL_QUEUE_PROPERTIES, sizeof props, &props, NULL);
-    if (err != CL_SUCCESS)
+    /* Only CL_INVALID_COMMAND_QUEUE is the caller's error; anything else is the driver's. */
+    if (err == CL_INVALID_COMMAND_QUEUE)
         return clsoftmax__error_cl(ctx, CLSOFTMAX_INVALID_QUEUE, "clGetCommandQueueInfo", err,
                                    "queue is not a valid command queue");
+    if (err != CL_SUCCESS)
+        return clsoftmax__error_cl(ctx, clsoftmax__status_from_cl(err), "clGetCommandQueueInfo",
+                                   err, "querying the queue");
     if (qctx != ctx->cl_ctx || qdev != ctx->device)
         return clsoftmax__error(ctx, CLSOFTMAX_INVALID_QUEUE,
                                 "queue belongs to another cl_context or device than the "
@@ -557,6 +566,17 @@ static cl_int set_real(cl_kernel k, cl_uint index, clsoftmax_dtype dtype, double
 }
 
 #define SET_ARG(k, i, v) CHECK_CL(ctx, clSetKernelArg((k), (i), sizeof(v), &(v)), cleanup)
+
+/* set_real through CHECK_CL would name "set_real(...)": the error must name the OpenCL call. */
+#define SET_REAL(k, i, dtype, v)                                                                   \
+    do {                                                                                           \
+        cl_int set_real_err_ = set_real((k), (i), (dtype), (v));                                   \
+        if (set_real_err_ != CL_SUCCESS) {                                                         \
+            status = clsoftmax__error_cl(ctx, clsoftmax__status_from_cl(set_real_err_),            \
+                                         "clSetKernelArg", set_real_err_, "in %s", __func__);      \
+            goto cleanup;                                                                          \
+        }                                                                                          \
+    } while (0)
 
 /* ---- classifier head on OpenCL ------------------------------------------------------------ */
 
@@ -638,7 +658,7 @@ static clsoftmax_status head_enqueue(clsoftmax_context* ctx, const clsoftmax_hea
         SET_ARG(kernel, a++, bias);
         SET_ARG(kernel, a++, bias_off);
         SET_ARG(kernel, a++, has_bias);
-        CHECK_CL(ctx, set_real(kernel, a++, desc->dtype, desc->scale), cleanup);
+        SET_REAL(kernel, a++, desc->dtype, desc->scale);
         SET_ARG(kernel, a++, log_op);
         if (!topk) {
             /* Stage the row of t in __local memory when it fits comfortably. */
@@ -783,7 +803,7 @@ static clsoftmax_status attention_enqueue(clsoftmax_context* ctx,
             SET_ARG(kernel, a++, bkv);
             SET_ARG(kernel, a++, j0v);
             SET_ARG(kernel, a++, seq_k);
-            CHECK_CL(ctx, set_real(kernel, a++, desc->dtype, desc->scale), cleanup);
+            SET_REAL(kernel, a++, desc->dtype, desc->scale);
             SET_ARG(kernel, a++, causal);
             SET_ARG(kernel, a++, kv_len);
             SET_ARG(kernel, a++, mask);

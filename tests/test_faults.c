@@ -7,6 +7,7 @@
  * with the library's and the totals must come back to where they started.
  */
 #include <CUnit/CUnit.h>
+#include <math.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -119,6 +120,17 @@ struct fixture {
     cl_event user_event;
     cl_event event;
     size_t visited;
+    /* the pipeline operations (host/ops.c): up to three inputs beside in, top-k indices */
+    clsoftmax_head_desc head;
+    clsoftmax_attention_desc att;
+    void* ins[3];
+    size_t in_bytes[3];
+    cl_mem in_bufs[3];
+    cl_long* indices;
+    cl_long* indices_sentinel;
+    cl_long* indices_ref;
+    size_t indices_count;
+    cl_mem indices_buf;
 };
 
 static clsoftmax_context* make_context(clsoftmax_backend backend)
@@ -387,6 +399,301 @@ static void teardown_buffer(fixture* f)
     teardown_host(f);
 }
 
+/* -- the pipeline operations: classifier head and attention (host/ops.c) --
+ * CLBlast's own OpenCL calls do not go through the injector (it is a separate library linked
+ * as is), so only the library's calls around the products are failed here. */
+
+#define HEAD_ROWS 3
+#define HEAD_IN 5
+#define HEAD_CLASSES 4
+#define HEAD_TOPK 2
+
+static float* filled(size_t n, uint64_t seed)
+{
+    float* p = malloc(n * sizeof *p);
+    if (p != NULL)
+        test_fill(p, CLSOFTMAX_FLOAT32, n, -2.0, 2.0, seed);
+    return p;
+}
+
+/* out (and indices) filled with sentinels and copies of them; the references allocated. */
+static int make_outputs(fixture* f, size_t count, size_t indices_count)
+{
+    f->count = count;
+    f->bytes = count * sizeof(float);
+    f->out = malloc(f->bytes);
+    f->sentinel = malloc(f->bytes);
+    f->ref = malloc(count * sizeof *f->ref);
+    if (f->out == NULL || f->sentinel == NULL || f->ref == NULL)
+        return 0;
+    test_fill_sentinel(f->sentinel, f->bytes);
+    memcpy(f->out, f->sentinel, f->bytes);
+    f->indices_count = indices_count;
+    if (indices_count == 0)
+        return 1;
+    size_t ib = indices_count * sizeof(cl_long);
+    f->indices = malloc(ib);
+    f->indices_sentinel = malloc(ib);
+    f->indices_ref = malloc(ib);
+    if (f->indices == NULL || f->indices_sentinel == NULL || f->indices_ref == NULL)
+        return 0;
+    test_fill_sentinel(f->indices_sentinel, ib);
+    memcpy(f->indices, f->indices_sentinel, ib);
+    return 1;
+}
+
+static void free_pipeline(fixture* f)
+{
+    for (int i = 0; i < 3; ++i)
+        free(f->ins[i]);
+    free(f->indices);
+    free(f->indices_sentinel);
+    free(f->indices_ref);
+    free(f->out);
+    free(f->sentinel);
+    free(f->ref);
+}
+
+/* Y = softmax(0.75 * (X . W^T + b)) in long double, then each row's top 2 (no ties here). */
+static void head_reference(fixture* f)
+{
+    const float* x = f->ins[0];
+    const float* w = f->ins[1];
+    const float* b = f->ins[2];
+    for (size_t r = 0; r < HEAD_ROWS; ++r) {
+        long double p[HEAD_CLASSES], m = -1e30L, sum = 0;
+        for (size_t c = 0; c < HEAD_CLASSES; ++c) {
+            long double l = 0;
+            for (size_t i = 0; i < HEAD_IN; ++i)
+                l += (long double)x[r * HEAD_IN + i] * w[c * HEAD_IN + i];
+            p[c] = 0.75L * (l + b[c]);
+            m = p[c] > m ? p[c] : m;
+        }
+        for (size_t c = 0; c < HEAD_CLASSES; ++c)
+            sum += p[c] = expl(p[c] - m);
+        int taken[HEAD_CLASSES] = {0};
+        for (size_t k = 0; k < HEAD_TOPK; ++k) {
+            size_t best = HEAD_CLASSES;
+            for (size_t c = 0; c < HEAD_CLASSES; ++c)
+                if (!taken[c] && (best == HEAD_CLASSES || p[c] > p[best]))
+                    best = c;
+            taken[best] = 1;
+            f->ref[r * HEAD_TOPK + k] = p[best] / sum;
+            f->indices_ref[r * HEAD_TOPK + k] = (cl_long)best;
+        }
+    }
+}
+
+static int setup_head(fixture* f)
+{
+    f->ctx = make_context(f->op->backend);
+    clsoftmax_head_desc_init(&f->head, CLSOFTMAX_FLOAT32, HEAD_ROWS, HEAD_IN, HEAD_CLASSES);
+    f->head.scale = 0.75;
+    f->head.topk = HEAD_TOPK;
+    f->in_bytes[0] = HEAD_ROWS * HEAD_IN * sizeof(float);
+    f->in_bytes[1] = HEAD_CLASSES * HEAD_IN * sizeof(float);
+    f->in_bytes[2] = HEAD_CLASSES * sizeof(float);
+    for (int i = 0; i < 3; ++i)
+        f->ins[i] = filled(f->in_bytes[i] / sizeof(float), 7 + (uint64_t)i);
+    if (f->ctx == NULL || f->ins[0] == NULL || f->ins[1] == NULL || f->ins[2] == NULL ||
+        !make_outputs(f, HEAD_ROWS * HEAD_TOPK, HEAD_ROWS * HEAD_TOPK))
+        return 0;
+    head_reference(f);
+    return 1;
+}
+
+static clsoftmax_status run_head_host(fixture* f)
+{
+    return clsoftmax_linear_softmax_host(f->ctx, &f->head, f->ins[0], f->ins[1], f->ins[2], f->out,
+                                         f->indices);
+}
+
+/* Attention: batch 1, heads 2, seq 3, d 4, causal, into out. */
+#define ATT_HEADS 2
+#define ATT_SEQ 3
+#define ATT_D 4
+#define ATT_COUNT (ATT_HEADS * ATT_SEQ * ATT_D)
+
+static void attention_reference(fixture* f)
+{
+    const float* q = f->ins[0];
+    const float* k = f->ins[1];
+    const float* v = f->ins[2];
+    const long double scale = (long double)(float)f->att.scale;
+    for (size_t h = 0; h < ATT_HEADS; ++h) {
+        size_t base = h * ATT_SEQ * ATT_D;
+        for (size_t i = 0; i < ATT_SEQ; ++i) {
+            long double s[ATT_SEQ], m = -1e30L, sum = 0;
+            for (size_t j = 0; j <= i; ++j) {
+                long double dot = 0;
+                for (size_t e = 0; e < ATT_D; ++e)
+                    dot += (long double)q[base + i * ATT_D + e] * k[base + j * ATT_D + e];
+                s[j] = scale * dot;
+                m = s[j] > m ? s[j] : m;
+            }
+            for (size_t j = 0; j <= i; ++j)
+                sum += s[j] = expl(s[j] - m);
+            for (size_t e = 0; e < ATT_D; ++e) {
+                long double o = 0;
+                for (size_t j = 0; j <= i; ++j)
+                    o += s[j] / sum * v[base + j * ATT_D + e];
+                f->ref[base + i * ATT_D + e] = o;
+            }
+        }
+    }
+}
+
+static int setup_attention(fixture* f)
+{
+    f->ctx = make_context(f->op->backend);
+    clsoftmax_attention_desc_init(&f->att, CLSOFTMAX_FLOAT32, 1, ATT_HEADS, ATT_SEQ, ATT_SEQ, ATT_D,
+                                  ATT_D);
+    f->att.causal = 1;
+    for (int i = 0; i < 3; ++i) {
+        f->in_bytes[i] = ATT_COUNT * sizeof(float);
+        f->ins[i] = filled(ATT_COUNT, 11 + (uint64_t)i);
+    }
+    if (f->ctx == NULL || f->ins[0] == NULL || f->ins[1] == NULL || f->ins[2] == NULL ||
+        !make_outputs(f, ATT_COUNT, 0))
+        return 0;
+    attention_reference(f);
+    return 1;
+}
+
+static clsoftmax_status run_attention_host(fixture* f)
+{
+    return clsoftmax_attention_host(f->ctx, &f->att, f->ins[0], f->ins[1], f->ins[2], NULL, f->out);
+}
+
+static int check_pipeline(fixture* f, char* why, size_t why_size)
+{
+    if (!result_matches(f->out, f, why, why_size))
+        return 0;
+    for (size_t i = 0; i < f->indices_count; ++i) {
+        if (f->indices[i] != f->indices_ref[i]) {
+            snprintf(why, why_size, "index %zu is %lld, expected %lld", i, (long long)f->indices[i],
+                     (long long)f->indices_ref[i]);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int check_pipeline_untouched(fixture* f, char* why, size_t why_size)
+{
+    if (!check_host_untouched(f, why, why_size))
+        return 0;
+    if (f->indices_count > 0 &&
+        memcmp(f->indices, f->indices_sentinel, f->indices_count * sizeof(cl_long)) != 0) {
+        snprintf(why, why_size, "indices was written");
+        return 0;
+    }
+    return 1;
+}
+
+static void teardown_pipeline(fixture* f)
+{
+    clsoftmax_context_free(f->ctx);
+    f->ctx = NULL;
+    free_pipeline(f);
+}
+
+/* The buffer entry points: inputs uploaded, outputs holding the sentinels, a wait list and an
+   output event. The head passes the context's queue as the caller's (its queries are swept);
+   attention runs on the context's queue (NULL) with the context's workspace. */
+static int setup_pipeline_buffers(fixture* f)
+{
+    cl_int err = CL_SUCCESS;
+    cl_context c = clsoftmax_context_cl_context(f->ctx);
+    for (int i = 0; i < 3 && err == CL_SUCCESS; ++i)
+        f->in_bufs[i] = clCreateBuffer(c, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, f->in_bytes[i],
+                                       f->ins[i], &err);
+    if (err == CL_SUCCESS)
+        f->out_buf = clCreateBuffer(c, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, f->bytes,
+                                    f->sentinel, &err);
+    if (err == CL_SUCCESS && f->indices_count > 0)
+        f->indices_buf =
+            clCreateBuffer(c, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR,
+                           f->indices_count * sizeof(cl_long), f->indices_sentinel, &err);
+    if (err == CL_SUCCESS)
+        f->user_event = clCreateUserEvent(c, &err);
+    f->event = SENTINEL_EVENT;
+    return err == CL_SUCCESS && clSetUserEventStatus(f->user_event, CL_COMPLETE) == CL_SUCCESS;
+}
+
+static int setup_head_buffer(fixture* f) { return setup_head(f) && setup_pipeline_buffers(f); }
+
+static int setup_attention_buffer(fixture* f)
+{
+    return setup_attention(f) && setup_pipeline_buffers(f);
+}
+
+static clsoftmax_status run_head_buffer(fixture* f)
+{
+    return clsoftmax_linear_softmax_buffer(
+        f->ctx, &f->head, f->in_bufs[0], 0, f->in_bufs[1], 0, f->in_bufs[2], 0, f->out_buf, 0,
+        f->indices_buf, 0, clsoftmax_context_cl_queue(f->ctx), 1, &f->user_event, &f->event);
+}
+
+static clsoftmax_status run_attention_buffer(fixture* f)
+{
+    return clsoftmax_attention_buffer(f->ctx, &f->att, f->in_bufs[0], 0, f->in_bufs[1], 0,
+                                      f->in_bufs[2], 0, NULL, 0, f->out_buf, 0, NULL, 0, NULL, 1,
+                                      &f->user_event, &f->event);
+}
+
+static int read_pipeline_buffers(fixture* f, char* why, size_t why_size)
+{
+    if (!read_out_buffer(f, why, why_size))
+        return 0;
+    if (f->indices_count == 0)
+        return 1;
+    cl_int err = clEnqueueReadBuffer(clsoftmax_context_cl_queue(f->ctx), f->indices_buf, CL_TRUE, 0,
+                                     f->indices_count * sizeof(cl_long), f->indices, 0, NULL, NULL);
+    if (err != CL_SUCCESS)
+        snprintf(why, why_size, "reading the indices buffer failed (%d)", (int)err);
+    return err == CL_SUCCESS;
+}
+
+static int check_pipeline_buffer(fixture* f, char* why, size_t why_size)
+{
+    if (f->event == SENTINEL_EVENT || f->event == NULL) {
+        snprintf(why, why_size, "no event after SUCCESS");
+        return 0;
+    }
+    cl_int err = clWaitForEvents(1, &f->event);
+    clReleaseEvent(f->event);
+    f->event = SENTINEL_EVENT;
+    if (err != CL_SUCCESS) {
+        snprintf(why, why_size, "waiting for the event failed (%d)", (int)err);
+        return 0;
+    }
+    return read_pipeline_buffers(f, why, why_size) && check_pipeline(f, why, why_size);
+}
+
+static int check_pipeline_buffer_untouched(fixture* f, char* why, size_t why_size)
+{
+    if (f->event != SENTINEL_EVENT) {
+        snprintf(why, why_size, "*event was written");
+        return 0;
+    }
+    return read_pipeline_buffers(f, why, why_size) && check_pipeline_untouched(f, why, why_size);
+}
+
+static void teardown_pipeline_buffer(fixture* f)
+{
+    for (int i = 0; i < 3; ++i)
+        if (f->in_bufs[i] != NULL)
+            clReleaseMemObject(f->in_bufs[i]);
+    if (f->out_buf != NULL)
+        clReleaseMemObject(f->out_buf);
+    if (f->indices_buf != NULL)
+        clReleaseMemObject(f->indices_buf);
+    if (f->user_event != NULL)
+        clReleaseEvent(f->user_event);
+    teardown_pipeline(f);
+}
+
 /* -- device enumeration -- */
 
 static int setup_none(fixture* f)
@@ -491,7 +798,33 @@ static int after_enqueue(const char* call)
 
 static int may_have_written(const op* o, const char* call)
 {
-    return o->run == run_host && o->backend != CLSOFTMAX_BACKEND_CPU && after_enqueue(call);
+    if (o->backend == CLSOFTMAX_BACKEND_CPU || call == NULL)
+        return 0;
+    /* The pipeline operations' host path uploads into buffers of its own, finishes the queue,
+       and only then reads out (and then indices) back into the caller's memory: a failed read
+       is the only call that can come after the results reached it (the indices read after out,
+       or a blocking read failing part way). A failed clFinish must leave both untouched. */
+    if (o->run == run_head_host || o->run == run_attention_host)
+        return strcmp(call, "clEnqueueReadBuffer") == 0;
+    /* Their buffer entry points make the caller's *event with a marker after the last command
+       (CLBlast's calls give none back): when it fails, the commands that write out are already
+       on the queue and cannot be taken back; the error still says so and *event is untouched. */
+    if (o->run == run_head_buffer || o->run == run_attention_buffer)
+        return strcmp(call, "clEnqueueMarkerWithWaitList") == 0;
+    return o->run == run_host && after_enqueue(call);
+}
+
+/* The object kinds that must be back to their count right after a failed call. The pipeline
+   operations keep a scratch buffer in the context (top-k logits, the attention workspace),
+   grown on first use and freed with the context: buffers are left to the count after teardown,
+   which still catches a leaked one. */
+static unsigned call_kinds(const op* o, int leaked_map)
+{
+    unsigned kinds = leaked_map ? CALL_KINDS & ~MAP_KIND : CALL_KINDS;
+    if (o->run == run_head_host || o->run == run_head_buffer || o->run == run_attention_host ||
+        o->run == run_attention_buffer)
+        kinds &= ~(1u << CLSOFTMAX__LIVE_BUFFER);
+    return kinds;
 }
 
 static int sweep_one(const op* o, fault_mode mode, unsigned long n, const char* function,
@@ -568,7 +901,7 @@ static int sweep_one(const op* o, fault_mode mode, unsigned long n, const char* 
            caller or the library can do about it, so only that count is let go. */
         if (call != NULL && strcmp(call, "clEnqueueUnmapMemObject") == 0)
             leaked_map = 1;
-        check_counts(&before, leaked_map ? CALL_KINDS & ~MAP_KIND : CALL_KINDS, 1, what, __LINE__);
+        check_counts(&before, call_kinds(o, leaked_map), 1, what, __LINE__);
         /* The same call again, without a fault, on what is left. */
         clsoftmax_status again = o->run(&f);
         TEST_CHECK(again == CLSOFTMAX_SUCCESS, "%s: the next call failed: %s: %s", what,
@@ -614,6 +947,8 @@ static unsigned long sweep(const op* o)
 #define ROW_LOCAL 2, {5, 300, 1}, -1
 #define MULTIPASS 2, {1, 140000, 1}, -1
 #define STRIDED 3, {3, 40, 7}, 1
+/* The pipeline operations take their shapes from their own descriptors (setup). */
+#define HEAD 0, {0, 0, 0}, 0
 
 static const op ops_cpu[] = {
     {"create cpu", CLSOFTMAX_BACKEND_CPU, ROW_LOCAL, setup_create, run_create, message_create,
@@ -624,6 +959,10 @@ static const op ops_cpu[] = {
      check_host, check_host_untouched, teardown_host},
     {"host cpu strided", CLSOFTMAX_BACKEND_CPU, STRIDED, setup_host, run_host, message_context,
      check_host, check_host_untouched, teardown_host},
+    {"head cpu", CLSOFTMAX_BACKEND_CPU, HEAD, setup_head, run_head_host, message_context,
+     check_pipeline, check_pipeline_untouched, teardown_pipeline},
+    {"attention cpu", CLSOFTMAX_BACKEND_CPU, HEAD, setup_attention, run_attention_host,
+     message_context, check_pipeline, check_pipeline_untouched, teardown_pipeline},
 };
 
 static const op ops_opencl[] = {
@@ -643,6 +982,16 @@ static const op ops_opencl[] = {
      message_context, check_host, check_host_untouched, teardown_host},
     {"buffer opencl", CLSOFTMAX_BACKEND_OPENCL, STRIDED, setup_buffer, run_buffer, message_context,
      check_buffer, check_buffer_untouched, teardown_buffer},
+    {"head host opencl", CLSOFTMAX_BACKEND_OPENCL, HEAD, setup_head, run_head_host, message_context,
+     check_pipeline, check_pipeline_untouched, teardown_pipeline},
+    {"head buffer opencl", CLSOFTMAX_BACKEND_OPENCL, HEAD, setup_head_buffer, run_head_buffer,
+     message_context, check_pipeline_buffer, check_pipeline_buffer_untouched,
+     teardown_pipeline_buffer},
+    {"attention host opencl", CLSOFTMAX_BACKEND_OPENCL, HEAD, setup_attention, run_attention_host,
+     message_context, check_pipeline, check_pipeline_untouched, teardown_pipeline},
+    {"attention buffer opencl", CLSOFTMAX_BACKEND_OPENCL, HEAD, setup_attention_buffer,
+     run_attention_buffer, message_context, check_pipeline_buffer, check_pipeline_buffer_untouched,
+     teardown_pipeline_buffer},
     {"devices enumerate", CLSOFTMAX_BACKEND_OPENCL, ROW_LOCAL, setup_none, run_enumerate, NULL,
      check_enumerated, check_not_enumerated, teardown_none},
 };
