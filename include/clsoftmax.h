@@ -370,8 +370,12 @@ CLSOFTMAX_API clsoftmax_status clsoftmax_prepare(clsoftmax_context* context,
  * caller's queue after wait_list, and *event (when not NULL) completes with the
  * last of them. The queue must be in-order (CLBlast's calls take no wait list),
  * else INVALID_QUEUE. Validation (shapes, strides, NULL buffers, buffer sizes
- * through clGetMemObjectInfo) runs before anything is enqueued; on error
- * nothing is enqueued and outputs and *event are untouched.
+ * through clGetMemObjectInfo) runs before anything is enqueued; on a
+ * validation error nothing is enqueued and outputs and *event are untouched.
+ * A device error after the work was queued cannot be undone: a failed final
+ * read-back (host entry points) or a failed final marker (buffer entry points,
+ * whose kernels are then already queued) may leave outputs written; *event is
+ * still untouched.
  */
 
 /* The most entries per row clsoftmax_linear_softmax* returns with top-k. */
