@@ -405,6 +405,12 @@ clsoftmax_status clsoftmax__error_cl(clsoftmax_context* ctx, clsoftmax_status st
 /* Appends text to the last error (used for the build log). */
 void clsoftmax__error_append(clsoftmax_context* ctx, const char* text);
 
+/*
+ * A caller's queue belongs to ctx's cl_context and device (softmax.c): INVALID_QUEUE for the
+ * caller's errors, the driver's status for a failed query. Caller holds ctx->lock.
+ */
+clsoftmax_status clsoftmax__check_queue(clsoftmax_context* ctx, cl_command_queue queue);
+
 /* Maps an OpenCL error to our status: allocation failures to OUT_OF_MEMORY etc. */
 clsoftmax_status clsoftmax__status_from_cl(cl_int err);
 

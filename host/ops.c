@@ -475,26 +475,14 @@ static clsoftmax_status check_buffer(clsoftmax_context* ctx, cl_mem buf, const c
 /* The queue belongs to the context and device and runs commands in order. Holds lock. */
 static clsoftmax_status check_queue(clsoftmax_context* ctx, cl_command_queue queue)
 {
-    cl_context qctx = NULL;
-    cl_device_id qdev = NULL;
+    clsoftmax_status status = clsoftmax__check_queue(ctx, queue);
+    if (status != CLSOFTMAX_SUCCESS)
+        return status;
     cl_command_queue_properties props = 0;
-    cl_int err = clGetCommandQueueInfo(queue, CL_QUEUE_CONTEXT, sizeof qctx, &qctx, NULL);
-    if (err == CL_SUCCESS)
-        err = clGetCommandQueueInfo(queue, CL_QUEUE_DEVICE, sizeof qdev, &qdev, NULL);
-    if (err == CL_SUCCESS)
-        err = clGetCommandQueueInfo(queue, CL_QUEUE_PROPERTIES, sizeof props, &props, NULL);
-    /* Only CL_INVALID_COMMAND_QUEUE is the caller's error; anything else is the driver's. */
-    if (err == CL_INVALID_COMMAND_QUEUE)
-        return clsoftmax__error_cl(ctx, CLSOFTMAX_INVALID_QUEUE, "clGetCommandQueueInfo", err,
-                                   "queue is not a valid command queue");
+    cl_int err = clGetCommandQueueInfo(queue, CL_QUEUE_PROPERTIES, sizeof props, &props, NULL);
     if (err != CL_SUCCESS)
         return clsoftmax__error_cl(ctx, clsoftmax__status_from_cl(err), "clGetCommandQueueInfo",
                                    err, "querying the queue");
-    if (qctx != ctx->cl_ctx || qdev != ctx->device)
-        return clsoftmax__error(ctx, CLSOFTMAX_INVALID_QUEUE,
-                                "queue belongs to another cl_context or device than the "
-                                "context's (%s)",
-                                ctx->device_name);
     if (props & CL_QUEUE_OUT_OF_ORDER_EXEC_MODE_ENABLE)
         return clsoftmax__error(ctx, CLSOFTMAX_INVALID_QUEUE,
                                 "queue is out-of-order; CLBlast's calls take no wait list, so "

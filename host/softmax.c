@@ -174,7 +174,7 @@ static clsoftmax_status check_buffer(clsoftmax_context* ctx, cl_mem buf, const c
     return CLSOFTMAX_SUCCESS;
 }
 
-static clsoftmax_status check_queue(clsoftmax_context* ctx, cl_command_queue queue)
+clsoftmax_status clsoftmax__check_queue(clsoftmax_context* ctx, cl_command_queue queue)
 {
     cl_context queue_ctx = NULL;
     cl_device_id queue_dev = NULL;
@@ -220,7 +220,7 @@ clsoftmax_status clsoftmax_softmax_buffer(clsoftmax_context* ctx, const clsoftma
     if (queue == NULL)
         queue = ctx->queue;
     else
-        status = check_queue(ctx, queue);
+        status = clsoftmax__check_queue(ctx, queue);
     if (status == CLSOFTMAX_SUCCESS)
         status = check_buffer(ctx, in, "in", in_offset, &layout);
     if (status == CLSOFTMAX_SUCCESS)
