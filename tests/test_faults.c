@@ -361,7 +361,8 @@ static int read_out_buffer(fixture* f, char* why, size_t why_size)
     return err == CL_SUCCESS;
 }
 
-static int check_buffer(fixture* f, char* why, size_t why_size)
+/* After a buffer call's SUCCESS: its event exists and completes; released either way. */
+static int wait_event(fixture* f, char* why, size_t why_size)
 {
     if (f->event == SENTINEL_EVENT || f->event == NULL) {
         snprintf(why, why_size, "no event after SUCCESS");
@@ -374,7 +375,13 @@ static int check_buffer(fixture* f, char* why, size_t why_size)
         snprintf(why, why_size, "waiting for the event failed (%d)", (int)err);
         return 0;
     }
-    return read_out_buffer(f, why, why_size) && result_matches(f->out, f, why, why_size);
+    return 1;
+}
+
+static int check_buffer(fixture* f, char* why, size_t why_size)
+{
+    return wait_event(f, why, why_size) && read_out_buffer(f, why, why_size) &&
+           result_matches(f->out, f, why, why_size);
 }
 
 static int check_buffer_untouched(fixture* f, char* why, size_t why_size)
@@ -657,18 +664,8 @@ static int read_pipeline_buffers(fixture* f, char* why, size_t why_size)
 
 static int check_pipeline_buffer(fixture* f, char* why, size_t why_size)
 {
-    if (f->event == SENTINEL_EVENT || f->event == NULL) {
-        snprintf(why, why_size, "no event after SUCCESS");
-        return 0;
-    }
-    cl_int err = clWaitForEvents(1, &f->event);
-    clReleaseEvent(f->event);
-    f->event = SENTINEL_EVENT;
-    if (err != CL_SUCCESS) {
-        snprintf(why, why_size, "waiting for the event failed (%d)", (int)err);
-        return 0;
-    }
-    return read_pipeline_buffers(f, why, why_size) && check_pipeline(f, why, why_size);
+    return wait_event(f, why, why_size) && read_pipeline_buffers(f, why, why_size) &&
+           check_pipeline(f, why, why_size);
 }
 
 static int check_pipeline_buffer_untouched(fixture* f, char* why, size_t why_size)
