@@ -351,6 +351,10 @@ void clsoftmax_context_free(clsoftmax_context* ctx)
     if (ctx->split_scratch != NULL)
         clReleaseMemObject(ctx->split_scratch);
     clsoftmax__ops_release(&ctx->ops);
+    clsoftmax__aux_release(&ctx->backward);
+    clsoftmax__aux_release(&ctx->xent);
+    if (ctx->report_buf != NULL)
+        clReleaseMemObject(ctx->report_buf);
     if (ctx->queue != NULL)
         clReleaseCommandQueue(ctx->queue);
     if (ctx->cl_ctx != NULL)
@@ -408,4 +412,22 @@ const char* clsoftmax_context_last_error(const clsoftmax_context* ctx)
 cl_int clsoftmax_context_last_cl_error(const clsoftmax_context* ctx)
 {
     return ctx != NULL ? ctx->last_cl_error : CL_SUCCESS;
+}
+
+void clsoftmax__aux_release(clsoftmax__aux_cache* aux)
+{
+    for (size_t d = 0; d < CLSOFTMAX__DTYPE_COUNT; d++) {
+        for (size_t k = 0; k < CLSOFTMAX__AUX_K_MAX; k++) {
+            if (aux->kernel[d][k] != NULL)
+                clReleaseKernel(aux->kernel[d][k]);
+            aux->kernel[d][k] = NULL;
+        }
+        if (aux->program[d] != NULL)
+            clReleaseProgram(aux->program[d]);
+        aux->program[d] = NULL;
+    }
+    if (aux->scratch != NULL)
+        clReleaseMemObject(aux->scratch);
+    aux->scratch = NULL;
+    aux->scratch_bytes = 0;
 }

@@ -15,16 +15,24 @@
 /*
  * A validated descriptor seen as [outer, n, inner]: element (o, k, i) sits at
  * (o * n + k) * inner + i, the softmax runs over k. rows = outer * inner.
+ * The 0.2 fields (alpha, beta, nonfinite, report) are read from here, never from the desc:
+ * a 0.1 desc does not have them, and validation filled in their defaults.
  */
 typedef struct clsoftmax__layout {
     size_t outer;
     size_t n;
     size_t inner;
     size_t rows;
-    size_t count;     /* elements */
-    size_t elem_size; /* bytes per element */
-    size_t bytes;     /* count * elem_size, checked against overflow */
-    float scale_f;    /* desc->scale rounded to float, for float32 */
+    size_t count;        /* elements */
+    size_t elem_size;    /* bytes per stored element (2 for FLOAT16 and BFLOAT16) */
+    size_t compute_size; /* bytes per computed element: 8 for FLOAT64, else 4 (float) */
+    size_t bytes;        /* count * elem_size, checked against overflow */
+    float scale_f;       /* desc->scale rounded to float, for every dtype computed in float */
+    clsoftmax_dtype dtype;
+    double alpha, beta;     /* blending; beta == 0: out is not read */
+    float alpha_f, beta_f;  /* rounded to float, as scale_f */
+    clsoftmax_nonfinite nonfinite;
+    clsoftmax_row_report* report; /* NULL: bad rows not counted */
 } clsoftmax__layout;
 
 /*
@@ -136,7 +144,7 @@ typedef enum clsoftmax__kernel_id {
     CLSOFTMAX__K_COUNT
 } clsoftmax__kernel_id;
 
-#define CLSOFTMAX__DTYPE_COUNT 2
+#define CLSOFTMAX__DTYPE_COUNT 4
 /* Programs per dtype: one per vector width 1, 2, 4, 8, 16 (index log2 of the width). */
 #define CLSOFTMAX__VW_COUNT 5
 
@@ -166,6 +174,17 @@ clsoftmax_status clsoftmax__kernel_get(clsoftmax_context* ctx, clsoftmax__kernel
                                        clsoftmax_dtype dtype, cl_kernel* kernel, size_t* max_wg);
 /* Releases every program and kernel in the cache. */
 void clsoftmax__program_cache_clear(clsoftmax__program_cache* cache);
+
+/*
+ * The -D options that select dtype in every kernel file (kernels/common.cl): "-DCLSOFTMAX_DTYPE=n",
+ * with " -DCLSOFTMAX_FP64" for FLOAT64. A static string; "" for an unknown dtype.
+ */
+const char* clsoftmax__dtype_options(clsoftmax_dtype dtype);
+/*
+ * Whether ctx's device runs kernels for dtype: SUCCESS, or a recorded INVALID_DTYPE (not a
+ * clsoftmax_dtype) or UNSUPPORTED (FLOAT64 without cl_khr_fp64). Caller holds ctx->lock.
+ */
+clsoftmax_status clsoftmax__dtype_check(clsoftmax_context* ctx, clsoftmax_dtype dtype);
 
 /* ---- launches (launch.c) ------------------------------------------------ */
 
@@ -236,6 +255,25 @@ typedef struct clsoftmax__ops_cache {
 
 /* Releases the ops programs, kernels and scratch (context.c calls it on free). */
 void clsoftmax__ops_release(clsoftmax__ops_cache* ops);
+
+/* ---- backward and cross-entropy programs (backward.c, cross_entropy.c) --- */
+
+#define CLSOFTMAX__AUX_K_MAX 4
+
+/*
+ * One operation's programs (one per dtype, built with clsoftmax__program_build_ops on first
+ * use), up to CLSOFTMAX__AUX_K_MAX kernels each (the operation numbers them), and a grow-only
+ * scratch buffer; all released by clsoftmax__aux_release when the context is freed.
+ */
+typedef struct clsoftmax__aux_cache {
+    cl_program program[CLSOFTMAX__DTYPE_COUNT];
+    cl_kernel kernel[CLSOFTMAX__DTYPE_COUNT][CLSOFTMAX__AUX_K_MAX];
+    size_t kernel_wg[CLSOFTMAX__DTYPE_COUNT][CLSOFTMAX__AUX_K_MAX];
+    cl_mem scratch;
+    size_t scratch_bytes;
+} clsoftmax__aux_cache;
+
+void clsoftmax__aux_release(clsoftmax__aux_cache* aux);
 
 /*
  * Builds a program for the context's device from count embedded sources named
@@ -309,6 +347,11 @@ struct clsoftmax_context {
     unsigned disk_cache_loads, disk_cache_stores, disk_cache_rejects;
     /* the head and attention operations (ops.c): kernels and grow-only scratch */
     clsoftmax__ops_cache ops;
+    /* the backward (backward.c) and cross-entropy (cross_entropy.c) operations */
+    clsoftmax__aux_cache backward;
+    clsoftmax__aux_cache xent;
+    /* the bad-row check's (count, first row) pair, for the nonfinite policy and reports */
+    cl_mem report_buf;
 
     /* serialises kernel-argument setting, enqueues and the last error */
     pthread_mutex_t lock;

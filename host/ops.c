@@ -141,9 +141,14 @@ static clsoftmax_status validate_head(const clsoftmax_head_desc* desc, head_size
                                 "initialise it with clsoftmax_head_desc_init()");
         return CLSOFTMAX_INVALID_ARGUMENT;
     }
-    if (desc->dtype != CLSOFTMAX_FLOAT32 && desc->dtype != CLSOFTMAX_FLOAT64) {
+    if (clsoftmax_dtype_size(desc->dtype) == 0) {
         snprintf(msg, msg_size, "unknown dtype %d", (int)desc->dtype);
         return CLSOFTMAX_INVALID_DTYPE;
+    }
+    if (desc->dtype != CLSOFTMAX_FLOAT32 && desc->dtype != CLSOFTMAX_FLOAT64) {
+        snprintf(msg, msg_size, "the 16-bit dtypes are storage types for softmax; this operation "
+                                "takes float32 or float64");
+        return CLSOFTMAX_UNSUPPORTED;
     }
     if (desc->rows == 0 || desc->in_features == 0 || desc->classes == 0) {
         snprintf(msg, msg_size, "rows %zu, in_features %zu, classes %zu: none may be 0", desc->rows,
@@ -218,9 +223,14 @@ static clsoftmax_status validate_attention(const clsoftmax_attention_desc* desc,
                                 "initialise it with clsoftmax_attention_desc_init()");
         return CLSOFTMAX_INVALID_ARGUMENT;
     }
-    if (desc->dtype != CLSOFTMAX_FLOAT32 && desc->dtype != CLSOFTMAX_FLOAT64) {
+    if (clsoftmax_dtype_size(desc->dtype) == 0) {
         snprintf(msg, msg_size, "unknown dtype %d", (int)desc->dtype);
         return CLSOFTMAX_INVALID_DTYPE;
+    }
+    if (desc->dtype != CLSOFTMAX_FLOAT32 && desc->dtype != CLSOFTMAX_FLOAT64) {
+        snprintf(msg, msg_size, "the 16-bit dtypes are storage types for softmax; this operation "
+                                "takes float32 or float64");
+        return CLSOFTMAX_UNSUPPORTED;
     }
     if (desc->batch == 0 || desc->heads == 0 || desc->seq_q == 0 || desc->seq_k == 0 ||
         desc->d == 0 || desc->d_v == 0) {

@@ -50,6 +50,31 @@ static void build_options(clsoftmax_dtype dtype, size_t vw, char* buf, size_t si
              CLSOFTMAX__STRIDED_VECS);
 }
 
+const char* clsoftmax__dtype_options(clsoftmax_dtype dtype)
+{
+    switch (dtype) {
+    case CLSOFTMAX_FLOAT32:
+        return "-DCLSOFTMAX_DTYPE=0";
+    case CLSOFTMAX_FLOAT64:
+        return "-DCLSOFTMAX_DTYPE=1 -DCLSOFTMAX_FP64";
+    case CLSOFTMAX_FLOAT16:
+        return "-DCLSOFTMAX_DTYPE=2";
+    case CLSOFTMAX_BFLOAT16:
+        return "-DCLSOFTMAX_DTYPE=3";
+    default:
+        return "";
+    }
+}
+
+clsoftmax_status clsoftmax__dtype_check(clsoftmax_context* ctx, clsoftmax_dtype dtype)
+{
+    RETURN_ERROR_IF(ctx, clsoftmax_dtype_size(dtype) == 0, CLSOFTMAX_INVALID_DTYPE,
+                    "unknown dtype %d", (int)dtype);
+    RETURN_ERROR_IF(ctx, dtype == CLSOFTMAX_FLOAT64 && !ctx->caps.has_fp64, CLSOFTMAX_UNSUPPORTED,
+                    "float64 needs cl_khr_fp64, which %s lacks", ctx->device_name);
+    return CLSOFTMAX_SUCCESS;
+}
+
 /* log2 of a vector width 1..16 (the cache index), or -1. */
 static int vw_index(size_t vw)
 {

@@ -2,6 +2,7 @@
 #include "internal.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -22,7 +23,29 @@ void clsoftmax_desc_init(clsoftmax_desc* desc, clsoftmax_dtype dtype, size_t ndi
     desc->axis = axis;
     desc->scale = 1.0;
     desc->op = CLSOFTMAX_OP_SOFTMAX;
+    desc->alpha = 1.0;
+    desc->beta = 0.0;
+    desc->nonfinite = CLSOFTMAX_NONFINITE_NAN;
+    desc->report = NULL;
 }
+
+size_t clsoftmax_dtype_size(clsoftmax_dtype dtype)
+{
+    switch (dtype) {
+    case CLSOFTMAX_FLOAT32:
+        return 4;
+    case CLSOFTMAX_FLOAT64:
+        return 8;
+    case CLSOFTMAX_FLOAT16:
+    case CLSOFTMAX_BFLOAT16:
+        return 2;
+    default:
+        return 0;
+    }
+}
+
+/* The 0.1 struct ended after op; its callers get the 0.2 fields' defaults. */
+#define DESC_V1_SIZE offsetof(clsoftmax_desc, alpha)
 
 #define FAIL(st, ...)                                                                              \
     do {                                                                                           \
@@ -36,24 +59,22 @@ clsoftmax_status clsoftmax__validate_desc(const clsoftmax_desc* desc, clsoftmax_
 {
     if (desc == NULL)
         FAIL(CLSOFTMAX_INVALID_ARGUMENT, "desc is NULL");
-    /* Only one version of the struct exists so far; a size we do not know
-       means an uninitialised struct or a header/library mismatch. */
-    if (desc->struct_size != sizeof(clsoftmax_desc))
+    /* A size we do not know means an uninitialised struct or a header/library mismatch. */
+    if (desc->struct_size != sizeof(clsoftmax_desc) && desc->struct_size != DESC_V1_SIZE)
         FAIL(CLSOFTMAX_INVALID_ARGUMENT,
              "desc->struct_size is %zu, expected %zu: initialise it with clsoftmax_desc_init()",
              desc->struct_size, sizeof(clsoftmax_desc));
+    const int v1 = desc->struct_size == DESC_V1_SIZE;
+    const double alpha = v1 ? 1.0 : desc->alpha;
+    const double beta = v1 ? 0.0 : desc->beta;
+    const clsoftmax_nonfinite nonfinite = v1 ? CLSOFTMAX_NONFINITE_NAN : desc->nonfinite;
+    clsoftmax_row_report* report = v1 ? NULL : desc->report;
 
-    size_t elem_size;
-    switch (desc->dtype) {
-    case CLSOFTMAX_FLOAT32:
-        elem_size = sizeof(float);
-        break;
-    case CLSOFTMAX_FLOAT64:
-        elem_size = sizeof(double);
-        break;
-    default:
+    const size_t elem_size = clsoftmax_dtype_size(desc->dtype);
+    if (elem_size == 0)
         FAIL(CLSOFTMAX_INVALID_DTYPE, "desc->dtype %d is not a clsoftmax_dtype", (int)desc->dtype);
-    }
+    /* the 16-bit types are stored, never computed: float holds their values */
+    const size_t compute_size = desc->dtype == CLSOFTMAX_FLOAT64 ? sizeof(double) : sizeof(float);
     if (desc->op != CLSOFTMAX_OP_SOFTMAX && desc->op != CLSOFTMAX_OP_LOG_SOFTMAX)
         FAIL(CLSOFTMAX_INVALID_ARGUMENT, "desc->op %d is not a clsoftmax_op", (int)desc->op);
 
@@ -82,8 +103,17 @@ clsoftmax_status clsoftmax__validate_desc(const clsoftmax_desc* desc, clsoftmax_
     if (!isfinite(desc->scale))
         FAIL(CLSOFTMAX_INVALID_SCALE, "desc->scale is %g; it must be finite", desc->scale);
     float scale_f = (float)desc->scale;
-    if (desc->dtype == CLSOFTMAX_FLOAT32 && !isfinite(scale_f))
+    if (compute_size == sizeof(float) && !isfinite(scale_f))
         FAIL(CLSOFTMAX_INVALID_SCALE, "desc->scale %g overflows float32", desc->scale);
+    if (!isfinite(alpha) || (compute_size == sizeof(float) && !isfinite((float)alpha)))
+        FAIL(CLSOFTMAX_INVALID_ARGUMENT, "desc->alpha is %g; it must be finite in the dtype",
+             alpha);
+    if (!isfinite(beta) || (compute_size == sizeof(float) && !isfinite((float)beta)))
+        FAIL(CLSOFTMAX_INVALID_ARGUMENT, "desc->beta is %g; it must be finite in the dtype", beta);
+    if (nonfinite != CLSOFTMAX_NONFINITE_NAN && nonfinite != CLSOFTMAX_NONFINITE_ZERO &&
+        nonfinite != CLSOFTMAX_NONFINITE_ERROR)
+        FAIL(CLSOFTMAX_INVALID_ARGUMENT, "desc->nonfinite %d is not a clsoftmax_nonfinite",
+             (int)nonfinite);
 
     if (layout != NULL) {
         size_t outer = 1, inner = 1;
@@ -97,8 +127,16 @@ clsoftmax_status clsoftmax__validate_desc(const clsoftmax_desc* desc, clsoftmax_
         layout->rows = outer * inner;
         layout->count = count;
         layout->elem_size = elem_size;
+        layout->compute_size = compute_size;
         layout->bytes = count * elem_size;
         layout->scale_f = scale_f;
+        layout->dtype = desc->dtype;
+        layout->alpha = alpha;
+        layout->beta = beta;
+        layout->alpha_f = (float)alpha;
+        layout->beta_f = (float)beta;
+        layout->nonfinite = nonfinite;
+        layout->report = report;
     }
     if (msg != NULL && msg_size > 0)
         msg[0] = '\0';

@@ -24,7 +24,7 @@ extern "C" {
 /* ---- version ------------------------------------------------------------ */
 
 #define CLSOFTMAX_VERSION_MAJOR 0
-#define CLSOFTMAX_VERSION_MINOR 1
+#define CLSOFTMAX_VERSION_MINOR 2
 #define CLSOFTMAX_VERSION_PATCH 0
 #define CLSOFTMAX_VERSION_NUMBER                                                                   \
     (CLSOFTMAX_VERSION_MAJOR * 10000 + CLSOFTMAX_VERSION_MINOR * 100 + CLSOFTMAX_VERSION_PATCH)
@@ -70,7 +70,8 @@ CLSOFTMAX_API const char* clsoftmax_version_string(void);
     X(OPENCL_ERROR, 12, "an OpenCL call failed")                                                   \
     X(BUILD_FAILURE, 13, "an OpenCL program failed to build")                                      \
     X(OUT_OF_MEMORY, 14, "out of host memory")                                                     \
-    X(OVERLAP, 15, "input and output overlap without being identical")
+    X(OVERLAP, 15, "input and output overlap without being identical")                          \
+    X(NONFINITE_ROW, 16, "a row holds NaN or +inf or is all -inf (non-finite policy ERROR)")
 
 typedef enum clsoftmax_status {
 #define CLSOFTMAX_X_ENUM(name, value, message) CLSOFTMAX_##name = (value),
@@ -257,7 +258,21 @@ CLSOFTMAX_API clsoftmax_status clsoftmax_context_params_file(const clsoftmax_con
 
 #define CLSOFTMAX_MAX_DIMS 8
 
-typedef enum clsoftmax_dtype { CLSOFTMAX_FLOAT32 = 0, CLSOFTMAX_FLOAT64 = 1 } clsoftmax_dtype;
+/*
+ * Element types. FLOAT16 (IEEE binary16) and BFLOAT16 (the upper 16 bits of a float32) are
+ * storage types: each element is a 16-bit word in host byte order (uint16_t, cl_ushort), read
+ * into float32, computed in float32 (sums included) and rounded to nearest even on store. They
+ * need no cl_khr_fp16 and run on every OpenCL device and on the CPU backend.
+ */
+typedef enum clsoftmax_dtype {
+    CLSOFTMAX_FLOAT32 = 0,
+    CLSOFTMAX_FLOAT64 = 1,
+    CLSOFTMAX_FLOAT16 = 2,
+    CLSOFTMAX_BFLOAT16 = 3
+} clsoftmax_dtype;
+
+/* Bytes per element of dtype; 0 for a value that is not a clsoftmax_dtype. */
+CLSOFTMAX_API size_t clsoftmax_dtype_size(clsoftmax_dtype dtype);
 
 typedef enum clsoftmax_op {
     CLSOFTMAX_OP_SOFTMAX = 0,    /* y = exp(s*x - max) / sum(exp(s*x - max)) */
@@ -265,14 +280,48 @@ typedef enum clsoftmax_op {
 } clsoftmax_op;
 
 /*
+ * What the forward operations do with a bad row: one whose t = scale * x holds NaN or +inf, or
+ * is -inf throughout (t in the compute precision: float for FLOAT32, FLOAT16 and BFLOAT16,
+ * double for FLOAT64, so a finite x whose product with scale overflows counts). The same rows
+ * are bad on every backend and device.
+ */
+typedef enum clsoftmax_nonfinite {
+    CLSOFTMAX_NONFINITE_NAN = 0,  /* the row is NaN throughout, as PyTorch and TensorFlow */
+    CLSOFTMAX_NONFINITE_ZERO = 1, /* the row's softmax (log-softmax too) is 0 throughout */
+    CLSOFTMAX_NONFINITE_ERROR = 2 /* the call returns NONFINITE_ROW and writes nothing */
+} clsoftmax_nonfinite;
+
+/*
+ * Bad rows of one call (see clsoftmax_nonfinite). Rows are numbered in [outer, inner] order:
+ * the row through element (o, *, i) of the [outer, n, inner] view (the extents before, along
+ * and after the axis) is o * inner + i.
+ */
+typedef struct clsoftmax_row_report {
+    size_t bad_rows;      /* how many rows are bad */
+    size_t first_bad_row; /* the lowest bad row's number; SIZE_MAX when there is none */
+} clsoftmax_row_report;
+
+/*
  * A dense C-order tensor of ndim extents and the softmax to take over one axis.
  * Initialise with clsoftmax_desc_init() (it sets struct_size; see
  * clsoftmax_config). axis: -ndim..ndim-1, negative counts from the end.
  * scale: multiplies the input before the softmax (softmax(scale * x)); any
- * finite value (for float32: finite once rounded to float), 1 by default.
- * Special values follow from t = scale * x, as in PyTorch and TensorFlow: a
- * row whose t holds NaN or +inf, or is all -inf, is NaN throughout; -inf
- * beside finite values gives 0 (log-softmax: -inf).
+ * finite value (for float32, float16 and bfloat16: finite once rounded to float), 1 by
+ * default. Special values follow from t = scale * x, as in PyTorch and TensorFlow: a
+ * row whose t holds NaN or +inf, or is all -inf, is NaN throughout (nonfinite selects
+ * otherwise); -inf beside finite values gives 0 (log-softmax: -inf).
+ *
+ * Blending (cuDNN's and MIOpen's): out = alpha * softmax(t) + beta * out, computed in the
+ * compute precision and rounded once. alpha and beta finite (float-finite below float64); with
+ * beta == 0 (the default) out is never read, so garbage or NaN there does not matter. beta != 0
+ * needs out distinct from in (in place is INVALID_ARGUMENT).
+ *
+ * report: when not NULL, the call counts the bad rows into *report (on SUCCESS and on
+ * NONFINITE_ROW). Counting, and the ERROR policy, cost one extra read of the input, and make
+ * clsoftmax_softmax_buffer wait for its input and the check before it returns.
+ *
+ * Fields from alpha on were added in 0.2.0: a struct_size that ends before alpha (0.1's
+ * header) is accepted, the missing fields taking their defaults.
  */
 typedef struct clsoftmax_desc {
     size_t struct_size;
@@ -282,11 +331,15 @@ typedef struct clsoftmax_desc {
     int axis;
     double scale;
     clsoftmax_op op;
+    double alpha;                  /* default 1 */
+    double beta;                   /* default 0: out is not read */
+    clsoftmax_nonfinite nonfinite; /* default NAN */
+    clsoftmax_row_report* report;  /* default NULL: not counted */
 } clsoftmax_desc;
 
 /*
  * Fills desc: dtype, ndim and dims (copied, up to CLSOFTMAX_MAX_DIMS), axis,
- * scale 1, op SOFTMAX. Checks nothing (the operations validate); dims may be
+ * scale 1, op SOFTMAX, alpha 1, beta 0, nonfinite NAN, report NULL. Checks nothing (the operations validate); dims may be
  * NULL when ndim is 0.
  */
 CLSOFTMAX_API void clsoftmax_desc_init(clsoftmax_desc* desc, clsoftmax_dtype dtype, size_t ndim,
@@ -316,7 +369,8 @@ CLSOFTMAX_API clsoftmax_status clsoftmax_desc_validate(const clsoftmax_desc* des
  * partial results.
  * Returns SUCCESS, INVALID_ARGUMENT, INVALID_SHAPE, INVALID_AXIS,
  * INVALID_DTYPE, INVALID_SCALE, SIZE_OVERFLOW, OVERLAP, UNSUPPORTED (float64
- * without cl_khr_fp64), OPENCL_ERROR, BUILD_FAILURE, OUT_OF_MEMORY.
+ * without cl_khr_fp64), OPENCL_ERROR, BUILD_FAILURE, OUT_OF_MEMORY, NONFINITE_ROW (policy
+ * ERROR: out untouched, the last error names the first bad row).
  */
 CLSOFTMAX_API clsoftmax_status clsoftmax_softmax_host(clsoftmax_context* context,
                                                       const clsoftmax_desc* desc, const void* in,
@@ -336,8 +390,9 @@ CLSOFTMAX_API clsoftmax_status clsoftmax_softmax_host(clsoftmax_context* context
  * INVALID_DTYPE, INVALID_SCALE, SIZE_OVERFLOW (offset + extent overflows),
  * BUFFER_TOO_SMALL, OVERLAP, INVALID_QUEUE, INVALID_CONTEXT (a buffer of
  * another cl_context), UNSUPPORTED (CPU backend; float64 without
- * cl_khr_fp64), OPENCL_ERROR, BUILD_FAILURE, OUT_OF_MEMORY. NULL context is
- * INVALID_ARGUMENT with no message (there is nowhere to keep one).
+ * cl_khr_fp64), OPENCL_ERROR, BUILD_FAILURE, OUT_OF_MEMORY, NONFINITE_ROW (policy ERROR:
+ * the call waited for the check, enqueued nothing that writes out, and returns no event).
+ * NULL context is INVALID_ARGUMENT with no message (there is nowhere to keep one).
  */
 CLSOFTMAX_API clsoftmax_status clsoftmax_softmax_buffer(clsoftmax_context* context,
                                                         const clsoftmax_desc* desc, cl_mem in,
@@ -358,10 +413,115 @@ CLSOFTMAX_API clsoftmax_status clsoftmax_softmax_buffer(clsoftmax_context* conte
 CLSOFTMAX_API clsoftmax_status clsoftmax_prepare(clsoftmax_context* context,
                                                  const clsoftmax_desc* desc);
 
+/* ---- backward ----------------------------------------------------------- */
+
+/*
+ * The gradient of the forward operation desc describes, given its output y and the
+ * gradient dy with respect to y, all three tensors of desc's shape and dtype:
+ *   softmax      grad = scale * y * (dy - sum(dy * y))
+ *   log-softmax  grad = scale * (dy - exp(y) * sum(dy))
+ * with the sums along the axis (in float for the 16-bit types), then
+ * dx = alpha * grad + beta * dx (beta == 0: dx not read). Uses desc's dtype, dims, axis,
+ * scale, op, alpha and beta; nonfinite must be NAN and report NULL (INVALID_ARGUMENT
+ * otherwise): the backward takes NaN where the data has it. dx may be identical to y or to dy
+ * (in place) when beta == 0; other overlap is OVERLAP.
+ * Host memory, either backend, blocking. Returns the statuses of clsoftmax_softmax_host
+ * (never NONFINITE_ROW).
+ */
+CLSOFTMAX_API clsoftmax_status clsoftmax_softmax_backward_host(clsoftmax_context* context,
+                                                               const clsoftmax_desc* desc,
+                                                               const void* y, const void* dy,
+                                                               void* dx);
+
+/*
+ * Device buffers, OpenCL backend, asynchronous, in the shape and with the statuses of
+ * clsoftmax_softmax_buffer (offsets in elements).
+ */
+CLSOFTMAX_API clsoftmax_status clsoftmax_softmax_backward_buffer(
+    clsoftmax_context* context, const clsoftmax_desc* desc, cl_mem y, size_t y_offset, cl_mem dy,
+    size_t dy_offset, cl_mem dx, size_t dx_offset, cl_command_queue queue, cl_uint num_wait,
+    const cl_event* wait_list, cl_event* event);
+
+/* ---- softmax cross-entropy with logits -------------------------------------- */
+
+typedef enum clsoftmax_labels {
+    CLSOFTMAX_LABELS_INDEX = 0, /* one cl_long class index per row */
+    CLSOFTMAX_LABELS_PROBS = 1  /* a row of classes probabilities (dtype) per row */
+} clsoftmax_labels;
+
+typedef enum clsoftmax_reduction {
+    CLSOFTMAX_REDUCTION_NONE = 0, /* loss is [rows] */
+    CLSOFTMAX_REDUCTION_SUM = 1,  /* loss is one element */
+    CLSOFTMAX_REDUCTION_MEAN = 2  /* loss is one element */
+} clsoftmax_reduction;
+
+/*
+ * Fused softmax cross-entropy over logits [rows, classes] (dense, row-major), as PyTorch's
+ * cross_entropy and TensorFlow's (sparse_)softmax_cross_entropy_with_logits. With
+ * lse = log(sum_c exp(z_c)) taken stably (max subtracted) and -log p_c = lse - z_c, per row n:
+ *   INDEX labels y_n (eps = label_smoothing, w = weights or 1, C = classes):
+ *     loss_n = (1 - eps) * w[y_n] * (lse - z_{y_n}) + eps / C * sum_c w[c] * (lse - z_c)
+ *     a row whose label is ignore_index has loss 0 and gradient 0.
+ *   PROBS labels q_n (q' = (1 - eps) * q + eps / C):
+ *     loss_n = sum_c w[c] * q'_c * (lse - z_c)
+ * reduction: NONE gives loss_n; SUM the sum over rows; MEAN divides that sum by the sum of
+ * w[y_n] over rows not ignored (INDEX; 0/0 = NaN when every row is ignored) or by rows
+ * (PROBS), as PyTorch does.
+ * grad (optional) is the gradient of the reduced loss with respect to the logits (for NONE,
+ * of the sum of the row losses), [rows, classes] in dtype, computed in the same pass:
+ * p_j * (sum of the row's label weights) - (its weight on class j), divided as the loss is.
+ * Sums in float for the 16-bit types, in the dtype otherwise. No scale: scale the logits.
+ * Initialise with clsoftmax_cross_entropy_desc_init() (struct_size as clsoftmax_config).
+ */
+typedef struct clsoftmax_cross_entropy_desc {
+    size_t struct_size;
+    clsoftmax_dtype dtype; /* logits, probability labels, weights, loss and grad */
+    size_t rows;
+    size_t classes;
+    clsoftmax_labels labels;       /* default INDEX */
+    long long ignore_index;        /* INDEX: the label of rows to skip; default -100 (PyTorch) */
+    double label_smoothing;        /* 0 <= eps <= 1; default 0 */
+    clsoftmax_reduction reduction; /* default MEAN (PyTorch) */
+} clsoftmax_cross_entropy_desc;
+
+/* Fills desc: the sizes, INDEX labels, ignore_index -100, no smoothing, MEAN. Checks nothing. */
+CLSOFTMAX_API void clsoftmax_cross_entropy_desc_init(clsoftmax_cross_entropy_desc* desc,
+                                                     clsoftmax_dtype dtype, size_t rows,
+                                                     size_t classes);
+
+/*
+ * Host memory, either backend, blocking. labels: rows cl_long (INDEX) or rows x classes
+ * dtype values (PROBS); weights: classes dtype values or NULL (all 1); loss: rows elements
+ * (NONE) or 1; grad: rows x classes or NULL; grad may be identical to logits (in place),
+ * other overlap of an output with an input is OVERLAP. An INDEX label that is neither
+ * ignore_index nor in [0, classes) is INVALID_ARGUMENT naming the row, found before
+ * anything is written. Returns SUCCESS, INVALID_ARGUMENT, INVALID_SHAPE, INVALID_DTYPE,
+ * SIZE_OVERFLOW, OVERLAP, UNSUPPORTED, OPENCL_ERROR, BUILD_FAILURE, OUT_OF_MEMORY.
+ */
+CLSOFTMAX_API clsoftmax_status clsoftmax_cross_entropy_host(
+    clsoftmax_context* context, const clsoftmax_cross_entropy_desc* desc, const void* logits,
+    const void* labels, const void* weights, void* loss, void* grad);
+
+/*
+ * Device buffers, OpenCL backend, asynchronous (offsets in elements; labels' in cl_long
+ * elements for INDEX). weights and grad may be NULL. Labels stay on the device and are not
+ * checked before the call: a row whose INDEX label is out of range (and not ignore_index)
+ * gets a NaN loss and a NaN gradient row (as TensorFlow's GPU kernel), which reaches a SUM
+ * or MEAN. Uses a context-owned scratch buffer for SUM and MEAN, so such calls run one after
+ * another on the device (as clsoftmax_attention_buffer's context workspace). The statuses of
+ * clsoftmax_cross_entropy_host plus BUFFER_TOO_SMALL, INVALID_QUEUE, INVALID_CONTEXT.
+ */
+CLSOFTMAX_API clsoftmax_status clsoftmax_cross_entropy_buffer(
+    clsoftmax_context* context, const clsoftmax_cross_entropy_desc* desc, cl_mem logits,
+    size_t logits_offset, cl_mem labels, size_t labels_offset, cl_mem weights,
+    size_t weights_offset, cl_mem loss, size_t loss_offset, cl_mem grad, size_t grad_offset,
+    cl_command_queue queue, cl_uint num_wait, const cl_event* wait_list, cl_event* event);
+
 /* ---- operations: classifier head and attention ---------------------------- */
 
 /*
- * Softmax where it sits in inference pipelines: after a matrix product. The
+ * Softmax where it sits in inference pipelines: after a matrix product. float32 and float64
+ * only: FLOAT16 and BFLOAT16 are UNSUPPORTED here (the GEMMs would need half arithmetic). The
  * products run through CLBlast on the OpenCL backend and through CBLAS
  * (OpenBLAS) on the CPU backend; the bias, scale and masks are fused into the
  * softmax step. Both operations have a host-memory entry point (either

@@ -4,19 +4,24 @@
  * concatenated in that order (host/program.c); the later files use what this one defines.
  *
  * Holds:
- *   REAL                     float, or double under CLSOFTMAX_FP64
+ *   REAL                     the compute type: double for CLSOFTMAX_DTYPE 1, float otherwise
+ *   STORE_T                  the element type of the buffers: float, double, half or ushort
+ *   LD()/ST()                one element of a buffer as a REAL, and back (rounded to nearest
+ *                            even for the 16-bit types)
  *   kahan_add()              one step of Kahan's compensated sum
  *   group_max_1d()/group_sum_1d()  tree reductions over dimension 0 of a work-group
  *
- *   REALV, VLOAD/VSTORE/VSELECT  CLSOFTMAX_VW elements of REAL as one vector, loaded from any
- *                            element-aligned address (vloadn needs no vector alignment)
+ *   REALV, VLOAD/VSTORE/VSELECT  CLSOFTMAX_VW elements of REAL as one vector, loaded from (and
+ *                            stored to) any element-aligned address of a STORE_T buffer
  *   hmax_v()/hsum_v()        horizontal max (NaN skipped) and pairwise sum of a REALV
  *   online_rescale()         one block step of the online (max, sum) recurrence
  *   ms_merge()               merges two (max, sum) pairs
  *
  * Preprocessor parameters:
- *   CLSOFTMAX_FP64  1: REAL is double (needs cl_khr_fp64); 0 (default): float.
- *                   The host passes a bare -DCLSOFTMAX_FP64, which defines it as 1.
+ *   CLSOFTMAX_DTYPE the clsoftmax_dtype: 0 float32 (default), 1 float64 (needs cl_khr_fp64),
+ *                   2 float16 (storage only: vload_half/vstore_half_rte, core OpenCL, no
+ *                   cl_khr_fp16), 3 bfloat16 (storage only: ushort, converted by shifts)
+ *   CLSOFTMAX_FP64  set (as a bare -DCLSOFTMAX_FP64) together with CLSOFTMAX_DTYPE=1
  *   CLSOFTMAX_VW    elements per vector load: 1, 2, 4, 8 or 16 (default 1). Per device: 8
  *                   floats fill an AVX2 register on PoCL; GPUs coalesce scalar loads.
  *
@@ -36,15 +41,21 @@
  */
 #pragma OPENCL FP_CONTRACT OFF
 
-#ifndef CLSOFTMAX_FP64
-#define CLSOFTMAX_FP64 0
+#ifndef CLSOFTMAX_DTYPE
+#if defined(CLSOFTMAX_FP64) && CLSOFTMAX_FP64
+#define CLSOFTMAX_DTYPE 1
+#else
+#define CLSOFTMAX_DTYPE 0
 #endif
+#endif
+#undef CLSOFTMAX_FP64
+#define CLSOFTMAX_FP64 (CLSOFTMAX_DTYPE == 1)
 
 #ifndef CLSOFTMAX_VW
 #define CLSOFTMAX_VW 1
 #endif
 
-#if CLSOFTMAX_FP64
+#if CLSOFTMAX_DTYPE == 1
 #pragma OPENCL EXTENSION cl_khr_fp64 : enable
 typedef double REAL;
 #define REAL_NAME double
@@ -58,17 +69,88 @@ typedef float REAL;
 
 #if CLSOFTMAX_VW == 1
 typedef REAL REALV;
-#define VLOAD(i, p) ((p)[i])
-#define VSTORE(v, i, p) ((p)[i] = (v))
 /* select() on a double needs a long mask; the scalar relations return int */
 #define VSELECT(a, b, c) ((c) ? (b) : (a))
 #elif CLSOFTMAX_VW == 2 || CLSOFTMAX_VW == 4 || CLSOFTMAX_VW == 8 || CLSOFTMAX_VW == 16
 typedef CLSOFTMAX_CAT(REAL_NAME, CLSOFTMAX_VW) REALV;
-#define VLOAD(i, p) CLSOFTMAX_CAT(vload, CLSOFTMAX_VW)((i), (p))
-#define VSTORE(v, i, p) CLSOFTMAX_CAT(vstore, CLSOFTMAX_VW)((v), (i), (p))
 #define VSELECT(a, b, c) select((a), (b), (c))
 #else
 #error "CLSOFTMAX_VW must be 1, 2, 4, 8 or 16"
+#endif
+
+/*
+ * Storage. Kernels take buffers as STORE_T pointers and touch elements only through LD/ST and
+ * VLOAD/VSTORE, so one source serves every dtype; the 16-bit types are read into float and
+ * rounded once, to nearest even, on store (host/cpu/half_convert.c does the same bit for bit).
+ */
+#if CLSOFTMAX_DTYPE == 0 || CLSOFTMAX_DTYPE == 1
+typedef REAL STORE_T;
+#define LD(p, i) ((p)[i])
+#define ST(p, i, v) ((p)[i] = (v))
+#if CLSOFTMAX_VW == 1
+#define VLOAD(i, p) ((p)[i])
+#define VSTORE(v, i, p) ((p)[i] = (v))
+#else
+#define VLOAD(i, p) CLSOFTMAX_CAT(vload, CLSOFTMAX_VW)((i), (p))
+#define VSTORE(v, i, p) CLSOFTMAX_CAT(vstore, CLSOFTMAX_VW)((v), (i), (p))
+#endif
+
+#elif CLSOFTMAX_DTYPE == 2
+/* A half pointer is legal without cl_khr_fp16 as long as only vload_half/vstore_half touch it. */
+typedef half STORE_T;
+#define LD(p, i) vload_half((i), (p))
+#define ST(p, i, v) vstore_half_rte((v), (i), (p))
+#if CLSOFTMAX_VW == 1
+#define VLOAD(i, p) vload_half((i), (p))
+#define VSTORE(v, i, p) vstore_half_rte((v), (i), (p))
+#else
+#define VLOAD(i, p) CLSOFTMAX_CAT(vload_half, CLSOFTMAX_VW)((i), (p))
+#define VSTORE(v, i, p) CLSOFTMAX_CAT(CLSOFTMAX_CAT(vstore_half, CLSOFTMAX_VW), _rte)((v), (i), (p))
+#endif
+
+#elif CLSOFTMAX_DTYPE == 3
+typedef ushort STORE_T;
+/* bfloat16 is the upper half of a float: widening is exact. */
+float bf16_to_float(ushort h)
+{
+    return as_float((uint)h << 16);
+}
+/* Round to nearest even on the 16 dropped bits; a NaN stays a NaN (quiet, top payload kept). */
+ushort float_to_bf16(float f)
+{
+    const uint u = as_uint(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u)
+        return (ushort)((u >> 16) | 0x0040u);
+    return (ushort)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+#define LD(p, i) bf16_to_float((p)[i])
+#define ST(p, i, v) ((p)[i] = float_to_bf16(v))
+#if CLSOFTMAX_VW == 1
+#define VLOAD(i, p) LD((p), (i))
+#define VSTORE(v, i, p) ST((p), (i), (v))
+#else
+typedef CLSOFTMAX_CAT(uint, CLSOFTMAX_VW) BF16_UV;
+typedef CLSOFTMAX_CAT(int, CLSOFTMAX_VW) BF16_IV;
+REALV bf16_vload(size_t i, __global const ushort* p)
+{
+    return CLSOFTMAX_CAT(as_float, CLSOFTMAX_VW)(
+        CLSOFTMAX_CAT(convert_uint, CLSOFTMAX_VW)(CLSOFTMAX_CAT(vload, CLSOFTMAX_VW)(i, p)) << 16);
+}
+void bf16_vstore(REALV v, size_t i, __global ushort* p)
+{
+    const BF16_UV u = CLSOFTMAX_CAT(as_uint, CLSOFTMAX_VW)(v);
+    const BF16_UV rounded = (u + (BF16_UV)0x7fffu + ((u >> 16) & (BF16_UV)1u)) >> 16;
+    const BF16_UV quiet = (u >> 16) | (BF16_UV)0x0040u;
+    const BF16_IV is_nan = (u & (BF16_UV)0x7fffffffu) > (BF16_UV)0x7f800000u;
+    CLSOFTMAX_CAT(vstore, CLSOFTMAX_VW)
+    (CLSOFTMAX_CAT(convert_ushort, CLSOFTMAX_VW)(select(rounded, quiet, is_nan)), i, p);
+}
+#define VLOAD(i, p) bf16_vload((i), (p))
+#define VSTORE(v, i, p) bf16_vstore((v), (i), (p))
+#endif
+
+#else
+#error "CLSOFTMAX_DTYPE must be 0, 1, 2 or 3"
 #endif
 
 /*

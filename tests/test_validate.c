@@ -1,6 +1,7 @@
 /* test_validate.c - suite "validate": descriptor checks and the [outer, n, inner] view. */
 #include <CUnit/CUnit.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -210,8 +211,18 @@ static void test_dtype_and_op(void)
     expect_status(&desc, CLSOFTMAX_INVALID_DTYPE, "dtype", "dtype 7");
     desc.dtype = (clsoftmax_dtype)-1;
     expect_status(&desc, CLSOFTMAX_INVALID_DTYPE, "dtype", "dtype -1");
-    desc.dtype = (clsoftmax_dtype)2;
-    expect_status(&desc, CLSOFTMAX_INVALID_DTYPE, "dtype", "dtype 2");
+    desc.dtype = (clsoftmax_dtype)4;
+    expect_status(&desc, CLSOFTMAX_INVALID_DTYPE, "dtype", "dtype 4");
+    desc.dtype = CLSOFTMAX_FLOAT16;
+    expect_status(&desc, CLSOFTMAX_SUCCESS, "", "FLOAT16");
+    desc.dtype = CLSOFTMAX_BFLOAT16;
+    expect_status(&desc, CLSOFTMAX_SUCCESS, "", "BFLOAT16");
+    TEST_CHECK(clsoftmax_dtype_size(CLSOFTMAX_FLOAT16) == 2 &&
+                   clsoftmax_dtype_size(CLSOFTMAX_BFLOAT16) == 2 &&
+                   clsoftmax_dtype_size(CLSOFTMAX_FLOAT32) == 4 &&
+                   clsoftmax_dtype_size(CLSOFTMAX_FLOAT64) == 8 &&
+                   clsoftmax_dtype_size((clsoftmax_dtype)4) == 0,
+               "clsoftmax_dtype_size");
 
     desc = make_desc(CLSOFTMAX_FLOAT32, 2, dims, 1);
     desc.op = (clsoftmax_op)2;
@@ -220,6 +231,53 @@ static void test_dtype_and_op(void)
     expect_status(&desc, CLSOFTMAX_INVALID_ARGUMENT, "op", "op -1");
     desc.op = CLSOFTMAX_OP_LOG_SOFTMAX;
     expect_status(&desc, CLSOFTMAX_SUCCESS, "", "op LOG_SOFTMAX");
+}
+
+/* alpha, beta, nonfinite and report (0.2), and a 0.1 struct without them. */
+static void test_blend_and_policy(void)
+{
+    const size_t dims[2] = {3, 4};
+    clsoftmax_desc desc = make_desc(CLSOFTMAX_FLOAT32, 2, dims, 1);
+    TEST_CHECK(desc.alpha == 1.0 && desc.beta == 0.0 && desc.nonfinite == CLSOFTMAX_NONFINITE_NAN &&
+                   desc.report == NULL,
+               "clsoftmax_desc_init's defaults for alpha, beta, nonfinite, report");
+    desc.alpha = NAN;
+    expect_status(&desc, CLSOFTMAX_INVALID_ARGUMENT, "alpha", "alpha NaN");
+    desc.alpha = 1e39; /* finite as a double, inf as a float */
+    expect_status(&desc, CLSOFTMAX_INVALID_ARGUMENT, "alpha", "alpha 1e39 float32");
+    desc.dtype = CLSOFTMAX_FLOAT16;
+    expect_status(&desc, CLSOFTMAX_INVALID_ARGUMENT, "alpha", "alpha 1e39 float16");
+    desc.dtype = CLSOFTMAX_FLOAT64;
+    expect_status(&desc, CLSOFTMAX_SUCCESS, "", "alpha 1e39 float64");
+    desc.alpha = 1.0;
+    desc.beta = -INFINITY;
+    expect_status(&desc, CLSOFTMAX_INVALID_ARGUMENT, "beta", "beta -inf");
+    desc.beta = 0.5;
+    desc.nonfinite = (clsoftmax_nonfinite)3;
+    expect_status(&desc, CLSOFTMAX_INVALID_ARGUMENT, "nonfinite", "nonfinite 3");
+    desc.nonfinite = CLSOFTMAX_NONFINITE_ERROR;
+    clsoftmax__layout layout;
+    TEST_STATUS(clsoftmax__validate_desc(&desc, &layout, NULL, 0), CLSOFTMAX_SUCCESS);
+    TEST_CHECK(layout.beta == 0.5 && layout.nonfinite == CLSOFTMAX_NONFINITE_ERROR &&
+                   layout.compute_size == 8 && layout.elem_size == 8,
+               "layout carries beta, nonfinite and sizes");
+
+    /* a 0.1 caller's struct ends at op: garbage past it must not be read */
+    desc.struct_size = offsetof(clsoftmax_desc, alpha);
+    desc.alpha = NAN;
+    desc.beta = NAN;
+    desc.nonfinite = (clsoftmax_nonfinite)99;
+    TEST_STATUS(clsoftmax__validate_desc(&desc, &layout, NULL, 0), CLSOFTMAX_SUCCESS);
+    TEST_CHECK(layout.alpha == 1.0 && layout.beta == 0.0 &&
+                   layout.nonfinite == CLSOFTMAX_NONFINITE_NAN && layout.report == NULL,
+               "a 0.1 desc gets the defaults");
+    desc.struct_size = offsetof(clsoftmax_desc, alpha) + 1;
+    expect_status(&desc, CLSOFTMAX_INVALID_ARGUMENT, "struct_size", "struct_size between versions");
+
+    desc = make_desc(CLSOFTMAX_BFLOAT16, 2, dims, 1);
+    TEST_STATUS(clsoftmax__validate_desc(&desc, &layout, NULL, 0), CLSOFTMAX_SUCCESS);
+    TEST_CHECK(layout.elem_size == 2 && layout.compute_size == 4 && layout.bytes == 24,
+               "bfloat16 sizes: %zu %zu %zu", layout.elem_size, layout.compute_size, layout.bytes);
 }
 
 static void test_scale(void)
@@ -286,5 +344,6 @@ void test_register_validate(void)
     CU_add_test(suite, "size_t overflow", test_overflow);
     CU_add_test(suite, "dtype and op", test_dtype_and_op);
     CU_add_test(suite, "scale", test_scale);
+    CU_add_test(suite, "blend and policy", test_blend_and_policy);
     CU_add_test(suite, "message buffer", test_msg_buffer);
 }
