@@ -5,10 +5,12 @@
 #endif
 
 #include "cpu_softmax.h"
+#include "half_convert.h"
 
 #include <limits.h>
 #include <math.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <unistd.h>
 
 #if defined(__x86_64__)
@@ -144,7 +146,7 @@ static void long_block(run_state* st, size_t r, size_t b, clsoftmax__cpu_part* p
     size_t n = job->n;
     size_t at = r * n + b * st->block;
     size_t len = min_size(st->block, n - b * st->block);
-    if (job->is_double) {
+    if (job->dtype == CLSOFTMAX__CPU_F64) {
         const double* x = (const double*)job->in + at;
         double* y = (double*)job->out + at;
         if (!out) /* softmax keeps exp(t - ref) in y for the output pass: one exp each */
@@ -168,7 +170,7 @@ static void long_row(run_state* st, size_t r)
     clsoftmax__cpu_part parts[MAX_PARTS];
     for (size_t b = 0; b < st->nblocks; b++)
         long_block(st, r, b, &parts[b], 0.0, 0);
-    double m = merge_row(parts, st->nblocks, st->job->is_double, st->job->log != 0);
+    double m = merge_row(parts, st->nblocks, st->job->dtype == CLSOFTMAX__CPU_F64, st->job->log != 0);
     for (size_t b = 0; b < st->nblocks; b++)
         long_block(st, r, b, &parts[b], m, 1);
 }
@@ -189,14 +191,14 @@ static void run_unit(run_state* st, size_t u)
     case MODE_SMALL: {
         size_t r0 = u * CLSOFTMAX__CPU_BLOCK_MAX;
         size_t g = min_size(CLSOFTMAX__CPU_BLOCK_MAX, job->outer - r0);
-        if (job->is_double)
+        if (job->dtype == CLSOFTMAX__CPU_F64)
             kern->rows_small_f64(xd + r0 * n, yd + r0 * n, g, n, sc, log_op);
         else
             kern->rows_small_f32(xf + r0 * n, yf + r0 * n, g, n, sf, log_op);
         break;
     }
     case MODE_ROWS:
-        if (job->is_double)
+        if (job->dtype == CLSOFTMAX__CPU_F64)
             kern->row_f64(xd + u * n, yd + u * n, n, sc, log_op);
         else
             kern->row_f32(xf + u * n, yf + u * n, n, sf, log_op);
@@ -206,7 +208,7 @@ static void run_unit(run_state* st, size_t u)
         size_t i0 = (u % st->nblocks) * st->block;
         size_t at = o * n * inner + i0; /* element (o, 0, i0) */
         size_t w = min_size(st->block, inner - i0);
-        if (job->is_double)
+        if (job->dtype == CLSOFTMAX__CPU_F64)
             kern->cols_f64(xd + at, yd + at, n, inner, w, sc, log_op);
         else
             kern->cols_f32(xf + at, yf + at, n, inner, w, sf, log_op);
@@ -279,7 +281,7 @@ static void run_long_rows(run_state* st, unsigned threads, clsoftmax__cpu_pool* 
         run(st, threads, pool);
         for (size_t r = 0; r < nr; r++)
             st->row_m[r] =
-                merge_row(st->parts + r * nblocks, nblocks, job->is_double, job->log != 0);
+                merge_row(st->parts + r * nblocks, nblocks, job->dtype == CLSOFTMAX__CPU_F64, job->log != 0);
         st->mode = MODE_OUT;
         run(st, threads, pool);
     }
@@ -339,7 +341,7 @@ void clsoftmax__cpu_softmax(const clsoftmax__cpu_job* job, unsigned threads,
          * there are too few to feed every thread. A column's result does not
          * depend on its block, so neither does the output.
          */
-        size_t esize = job->is_double ? sizeof(double) : sizeof(float);
+        size_t esize = job->dtype == CLSOFTMAX__CPU_F64 ? sizeof(double) : sizeof(float);
         size_t block = COLS_CACHE_BYTES / (2 * esize * job->n) / BLOCK_MIN * BLOCK_MIN;
         block = block < BLOCK_MIN
                     ? BLOCK_MIN
@@ -357,4 +359,45 @@ void clsoftmax__cpu_softmax(const clsoftmax__cpu_job* job, unsigned threads,
         st.grab = 1;
     }
     run(&st, (unsigned)want, pool);
+}
+
+/* Element k of row (o, i) as t = scale * x, in double (exact for every compute precision). */
+static double row_t(const clsoftmax__cpu_job* job, size_t o, size_t k, size_t i, float scale_f)
+{
+    const size_t at = (o * job->n + k) * job->inner + i;
+    switch (job->dtype) {
+    case CLSOFTMAX__CPU_F64:
+        return job->scale * ((const double*)job->in)[at];
+    case CLSOFTMAX__CPU_F16:
+        return (double)(scale_f * clsoftmax__f16_to_f32(((const uint16_t*)job->in)[at]));
+    case CLSOFTMAX__CPU_BF16:
+        return (double)(scale_f * clsoftmax__bf16_to_f32(((const uint16_t*)job->in)[at]));
+    default:
+        return (double)(scale_f * ((const float*)job->in)[at]);
+    }
+}
+
+void clsoftmax__cpu_check_rows(const clsoftmax__cpu_job* job, unsigned threads,
+                               clsoftmax__cpu_pool* pool, size_t* bad_rows, size_t* first_bad_row)
+{
+    (void)threads;
+    (void)pool;
+    const float scale_f = (float)job->scale;
+    size_t bad = 0, first = SIZE_MAX;
+    for (size_t o = 0; o < job->outer; o++) {
+        for (size_t i = 0; i < job->inner; i++) {
+            int all_neg_inf = 1, is_bad = 0;
+            for (size_t k = 0; k < job->n && !is_bad; k++) {
+                const double t = row_t(job, o, k, i, scale_f);
+                is_bad = isnan(t) || t == INFINITY;
+                all_neg_inf = all_neg_inf && t == -INFINITY;
+            }
+            if (is_bad || all_neg_inf) {
+                if (bad++ == 0)
+                    first = o * job->inner + i;
+            }
+        }
+    }
+    *bad_rows = bad;
+    *first_bad_row = first;
 }

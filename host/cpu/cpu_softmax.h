@@ -14,16 +14,27 @@ typedef enum clsoftmax__cpu_isa {
     CLSOFTMAX__CPU_ISA_AVX2 = 2
 } clsoftmax__cpu_isa;
 
+/* Element types, numbered as clsoftmax_dtype (this folder does not include the OpenCL header). */
+enum {
+    CLSOFTMAX__CPU_F32 = 0,
+    CLSOFTMAX__CPU_F64 = 1,
+    CLSOFTMAX__CPU_F16 = 2, /* stored as uint16_t, computed in float */
+    CLSOFTMAX__CPU_BF16 = 3 /* stored as uint16_t, computed in float */
+};
+
 /* The same [outer, n, inner] view as clsoftmax__layout, without OpenCL types. */
 typedef struct clsoftmax__cpu_job {
     size_t outer;
     size_t n;
     size_t inner;
-    int is_double; /* 0: float32, 1: float64 */
-    int log;       /* 0: softmax, 1: log-softmax */
-    double scale;  /* rounded to float by the float32 path, as the kernels do */
+    int dtype;    /* CLSOFTMAX__CPU_F32 ... */
+    int log;      /* 0: softmax, 1: log-softmax */
+    double scale; /* rounded to float by the paths computed in float, as the kernels do */
+    double alpha; /* out = alpha * softmax + beta * out, in the compute precision */
+    double beta;  /* 0: out is not read */
+    int zero_bad; /* 1: a bad row (NaN or +inf in t, or all -inf) is 0 before blending */
     const void* in;
-    void* out; /* may equal in */
+    void* out; /* may equal in (then beta is 0) */
     clsoftmax__cpu_isa isa;
 } clsoftmax__cpu_job;
 
@@ -34,6 +45,14 @@ typedef struct clsoftmax__cpu_job {
  */
 void clsoftmax__cpu_softmax(const clsoftmax__cpu_job* job, unsigned threads,
                             clsoftmax__cpu_pool* pool);
+
+/*
+ * Counts the bad rows of the job's input: rows whose t = scale * x (in the compute precision,
+ * as clsoftmax__cpu_softmax takes it) holds NaN or +inf or is -inf throughout. Rows are
+ * numbered o * inner + i. *first_bad_row is SIZE_MAX when *bad_rows is 0. Reads in only.
+ */
+void clsoftmax__cpu_check_rows(const clsoftmax__cpu_job* job, unsigned threads,
+                               clsoftmax__cpu_pool* pool, size_t* bad_rows, size_t* first_bad_row);
 
 /* The kernels for isa, or NULL when this CPU or build lacks it. */
 const clsoftmax__cpu_kernels* clsoftmax__cpu_kernels_select(clsoftmax__cpu_isa isa);
