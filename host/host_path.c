@@ -184,8 +184,8 @@ static clsoftmax_status check_streamed(clsoftmax_context* ctx, const clsoftmax_d
                  clEnqueueWriteBuffer(ctx->queue, buf, CL_TRUE, 0, part.bytes,
                                       src + at * slice_bytes, 0, NULL, NULL),
                  cleanup);
-        status = clsoftmax__check_rows(ctx, desc, &part, buf, 0, at * layout->inner, ctx->queue,
-                                       0, NULL, &bad, &first);
+        status = clsoftmax__check_rows(ctx, desc, &part, buf, 0, at * layout->inner, ctx->queue, 0,
+                                       NULL, &bad, &first);
     }
     if (status == CLSOFTMAX_SUCCESS)
         status = clsoftmax__rows_checked(ctx, layout, bad, first);
@@ -253,10 +253,10 @@ static clsoftmax_status run_streamed(clsoftmax_context* ctx, const clsoftmax_des
                  clEnqueueWriteBuffer(q, b, CL_FALSE, 0, part.bytes, src + offset, 0, NULL, NULL),
                  cleanup);
         if (blend)
-            CHECK_CL(ctx,
-                     clEnqueueWriteBuffer(q, ob, CL_FALSE, 0, part.bytes, dst + offset, 0, NULL,
-                                          NULL),
-                     cleanup);
+            CHECK_CL(
+                ctx,
+                clEnqueueWriteBuffer(q, ob, CL_FALSE, 0, part.bytes, dst + offset, 0, NULL, NULL),
+                cleanup);
         /* The first launch builds the program: a build failure still leaves `out` untouched,
            as no read has been enqueued yet. */
         status = clsoftmax__launch(ctx, desc, &part, b, 0, ob, 0, q, 0, NULL, NULL);

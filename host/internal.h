@@ -208,10 +208,10 @@ clsoftmax_status clsoftmax__launch(clsoftmax_context* ctx, const clsoftmax_desc*
  * BUILD_FAILURE, OPENCL_ERROR, OUT_OF_MEMORY.
  */
 clsoftmax_status clsoftmax__check_rows(clsoftmax_context* ctx, const clsoftmax_desc* desc,
-                                       const clsoftmax__layout* layout, cl_mem in,
-                                       size_t in_offset, size_t row_base, cl_command_queue queue,
-                                       cl_uint num_wait, const cl_event* wait_list,
-                                       size_t* bad_rows, size_t* first_bad_row);
+                                       const clsoftmax__layout* layout, cl_mem in, size_t in_offset,
+                                       size_t row_base, cl_command_queue queue, cl_uint num_wait,
+                                       const cl_event* wait_list, size_t* bad_rows,
+                                       size_t* first_bad_row);
 /*
  * After a count of the bad rows: fills layout->report (when not NULL), and under policy ERROR
  * with a bad row returns a recorded NONFINITE_ROW naming the first bad row and the count;
@@ -230,7 +230,9 @@ clsoftmax_status clsoftmax__rows_checked(clsoftmax_context* ctx, const clsoftmax
  * chunked double-buffered streaming otherwise (chunk size from
  * ctx->params[CLSOFTMAX_PARAM_STREAM_CHUNK_BYTES], 0: a default). Arguments validated;
  * caller holds ctx->lock. Returns SUCCESS, UNSUPPORTED (one slice above the device's
- * largest allocation), SIZE_OVERFLOW, BUILD_FAILURE, OPENCL_ERROR, OUT_OF_MEMORY.
+ * largest allocation), SIZE_OVERFLOW, BUILD_FAILURE, OPENCL_ERROR, OUT_OF_MEMORY, NONFINITE_ROW
+ * (policy ERROR: found by the bad-row check before anything writes `out`; a report, when
+ * asked for, is filled on SUCCESS and NONFINITE_ROW).
  * *out_touched is set to 1 once work that writes the caller's `out` has been enqueued: after a
  * failure past that point `out` (and, in place, the input) may hold partial results.
  */

@@ -251,10 +251,10 @@ cleanup:
 }
 
 clsoftmax_status clsoftmax__check_rows(clsoftmax_context* ctx, const clsoftmax_desc* desc,
-                                       const clsoftmax__layout* layout, cl_mem in,
-                                       size_t in_offset, size_t row_base, cl_command_queue queue,
-                                       cl_uint num_wait, const cl_event* wait_list,
-                                       size_t* bad_rows, size_t* first_bad_row)
+                                       const clsoftmax__layout* layout, cl_mem in, size_t in_offset,
+                                       size_t row_base, cl_command_queue queue, cl_uint num_wait,
+                                       const cl_event* wait_list, size_t* bad_rows,
+                                       size_t* first_bad_row)
 {
     clsoftmax_status status = CLSOFTMAX_SUCCESS;
     clsoftmax__plan plan;
@@ -290,8 +290,9 @@ clsoftmax_status clsoftmax__check_rows(clsoftmax_context* ctx, const clsoftmax_d
     if (status != CLSOFTMAX_SUCCESS)
         return status;
     size_t local = CHECK_LOCAL;
-    while (local > 1 && ((max_wg > 0 && local > max_wg) || (ctx->caps.max_work_item_sizes[0] > 0 &&
-                                                            local > ctx->caps.max_work_item_sizes[0])))
+    while (local > 1 &&
+           ((max_wg > 0 && local > max_wg) ||
+            (ctx->caps.max_work_item_sizes[0] > 0 && local > ctx->caps.max_work_item_sizes[0])))
         local /= 2;
 
     /*

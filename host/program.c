@@ -31,9 +31,9 @@ static const char* const source_files[SOURCE_COUNT] = {"common.cl", "softmax_row
 
 /* Indexed by clsoftmax__kernel_id. */
 static const char* const kernel_names[CLSOFTMAX__K_COUNT] = {
-    "softmax_row_local", "softmax_row_multipass", "softmax_strided",     "softmax_row_private",
-    "softmax_row_item",  "softmax_split_partial", "softmax_split_write", "softmax_strided_item",
-    "softmax_check_rows"};
+    "softmax_row_local",   "softmax_row_multipass", "softmax_strided",
+    "softmax_row_private", "softmax_row_item",      "softmax_split_partial",
+    "softmax_split_write", "softmax_strided_item",  "softmax_check_rows"};
 
 /*
  * -cl-std=CL1.2: the kernels use nothing newer, and it fixes the language on drivers whose
@@ -86,7 +86,7 @@ static int vw_index(size_t vw)
 }
 
 static const char* const dtype_names[CLSOFTMAX__DTYPE_COUNT] = {"float32", "float64", "float16",
-                                                                 "bfloat16"};
+                                                                "bfloat16"};
 
 /* The build log is appended to a last-error buffer of CLSOFTMAX__ERROR_MAX; its head says why. */
 #define BUILD_LOG_HEAD 4096

@@ -318,10 +318,10 @@ void group_ms_merge(__local REAL* red, REAL* m, REAL* s)
  * online (max, sum) recurrence over its vectors (j = lid, lid + L, ...: neighbouring
  * work-items on neighbouring addresses), the pairs merge as a tree, then the write pass.
  */
-__kernel void softmax_row_multipass(__global const STORE_T* in, ulong in_off,
-                                    __global STORE_T* out, ulong out_off, ulong outer, ulong n,
-                                    ulong inner, REAL scale, int log_op, __local REAL* scratch,
-                                    REAL alpha, REAL beta, int zero_bad)
+__kernel void softmax_row_multipass(__global const STORE_T* in, ulong in_off, __global STORE_T* out,
+                                    ulong out_off, ulong outer, ulong n, ulong inner, REAL scale,
+                                    int log_op, __local REAL* scratch, REAL alpha, REAL beta,
+                                    int zero_bad)
 {
     const ulong lid = get_local_id(0);
     const ulong lsz = get_local_size(0);
@@ -365,9 +365,10 @@ void private_row(__global const STORE_T* x, __global STORE_T* y, ulong nv, ulong
         const REAL m = hmax_v(t);
         if (log_op) {
             const REAL sum = hsum_v(exp(t - m));
-            const REAL lse = lse_refined(log_op, sum)
-                                 ? log1p(hsum_v(VSELECT(exp(t - m), (REALV)0, isequal(t, (REALV)m))))
-                                 : log(sum);
+            const REAL lse =
+                lse_refined(log_op, sum)
+                    ? log1p(hsum_v(VSELECT(exp(t - m), (REALV)0, isequal(t, (REALV)m))))
+                    : log(sum);
             put_v(wm, zero_row(wm, sum), (t - m) - lse, y, 0);
         } else {
             const REALV e = exp(t - m);
@@ -475,8 +476,8 @@ void cached_row(__global const STORE_T* x, __global STORE_T* y, ulong nv, ulong 
     const REAL sum = s - c;
     const int zero = zero_row(wm, sum);
     if (log_op) {
-        const REAL lse = lse_refined(log_op, sum) ? log1p(u_range(x, 0, nv, k0, n, 1, scale, m))
-                                                  : log(sum);
+        const REAL lse =
+            lse_refined(log_op, sum) ? log1p(u_range(x, 0, nv, k0, n, 1, scale, m)) : log(sum);
         for (ulong j = 0; j < nv; ++j)
             put_v(wm, zero, (scale * VLOAD(j, x) - m) - lse, y, j);
         for (ulong k = k0; k < n; ++k)
@@ -524,9 +525,8 @@ void item_rows(__global const STORE_T* in, ulong in_off, __global STORE_T* out, 
             REAL c = 0;
             online_range(x, 0, nv, k0, n, 1, scale, &m, &s, &c);
             const REAL sum = online_sum(m, s - c);
-            const REAL lse = lse_refined(log_op, sum)
-                                 ? log1p(u_range(x, 0, nv, k0, n, 1, scale, m))
-                                 : log(sum);
+            const REAL lse =
+                lse_refined(log_op, sum) ? log1p(u_range(x, 0, nv, k0, n, 1, scale, m)) : log(sum);
             write_range(x, y, 0, nv, k0, n, 1, scale, m, sum, lse, log_op, wm);
         }
     }
@@ -598,11 +598,10 @@ int split_group(ulong outer, ulong n, ulong chunks, ulong* r, ulong* j0, ulong* 
  * REALs. For a few very long rows: a row's chunks run on different compute units. Trick: each
  * group runs the online recurrence over its chunk and leaves its (max, sum) pair in partial.
  */
-__kernel void softmax_split_partial(__global const STORE_T* in, ulong in_off,
-                                    __global STORE_T* out, ulong out_off, ulong outer, ulong n,
-                                    ulong inner, REAL scale, int log_op, __local REAL* scratch,
-                                    REAL alpha, REAL beta, int zero_bad, __global REAL* partial,
-                                    ulong chunks)
+__kernel void softmax_split_partial(__global const STORE_T* in, ulong in_off, __global STORE_T* out,
+                                    ulong out_off, ulong outer, ulong n, ulong inner, REAL scale,
+                                    int log_op, __local REAL* scratch, REAL alpha, REAL beta,
+                                    int zero_bad, __global REAL* partial, ulong chunks)
 {
     const ulong lid = get_local_id(0);
     const ulong lsz = get_local_size(0);

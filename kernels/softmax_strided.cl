@@ -247,8 +247,8 @@ void strided_vecs_write_exp(__global const STORE_T* x, __global STORE_T* y, ulon
 {
     for (ulong k = 0; k < n; ++k) {
         for (int q = 0; q < CLSOFTMAX_STRIDED_VECS; ++q)
-            put_lanes(wm, exp(scale * VLOAD(q, x + k * inner) - m[q]) / s[q], s[q],
-                      y + k * inner, q);
+            put_lanes(wm, exp(scale * VLOAD(q, x + k * inner) - m[q]) / s[q], s[q], y + k * inner,
+                      q);
     }
 }
 
@@ -303,8 +303,8 @@ void strided_vecs_cached(__global const STORE_T* x, __global STORE_T* y, ulong n
  * inner): the online recurrence per lane as in softmax_strided_item, several vectors at once
  * so each axis step reads whole cache lines and a page serves more than one vector load.
  */
-void strided_vecs(__global const STORE_T* x, __global STORE_T* y, ulong n, ulong inner,
-                  REAL scale, int log_op, write_mode wm)
+void strided_vecs(__global const STORE_T* x, __global STORE_T* y, ulong n, ulong inner, REAL scale,
+                  int log_op, write_mode wm)
 {
     if (n <= CLSOFTMAX_STRIDED_CACHED) {
         strided_vecs_cached(x, y, n, inner, scale, log_op, wm);
@@ -357,10 +357,10 @@ void strided_vecs(__global const STORE_T* x, __global STORE_T* y, ulong n, ulong
  * recurrence in blocks of CLSOFTMAX_BLOCK axis steps (the block's max first, one rescale per
  * block, one exp per element), so the input is read twice (recurrence, write), not three times.
  */
-__kernel void softmax_strided_item(__global const STORE_T* in, ulong in_off,
-                                   __global STORE_T* out, ulong out_off, ulong outer, ulong n,
-                                   ulong inner, REAL scale, int log_op, __local REAL* scratch,
-                                   REAL alpha, REAL beta, int zero_bad)
+__kernel void softmax_strided_item(__global const STORE_T* in, ulong in_off, __global STORE_T* out,
+                                   ulong out_off, ulong outer, ulong n, ulong inner, REAL scale,
+                                   int log_op, __local REAL* scratch, REAL alpha, REAL beta,
+                                   int zero_bad)
 {
     (void)scratch;
     const write_mode wm = write_mode_make(alpha, beta, zero_bad);
@@ -415,8 +415,8 @@ __kernel void softmax_strided_item(__global const STORE_T* in, ulong in_off,
             if (log_op) {
                 const REALV lse = log_lanes(x, n, inner, scale, m, sum);
                 for (ulong k = 0; k < n; ++k)
-                    put_lanes(wm, (scale * VLOAD(0, x + k * inner) - m) - lse, sum,
-                              y + k * inner, 0);
+                    put_lanes(wm, (scale * VLOAD(0, x + k * inner) - m) - lse, sum, y + k * inner,
+                              0);
             } else {
                 for (ulong k = 0; k < n; ++k)
                     put_lanes(wm, exp(scale * VLOAD(0, x + k * inner) - m) / sum, sum,

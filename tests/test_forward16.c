@@ -323,7 +323,8 @@ static void test_special_inputs(void)
                     v = k == 0 ? NAN : v;
                     break;
                 case 6: /* overflow of the 16-bit range on input stays finite in float */
-                    v = dtype == CLSOFTMAX_FLOAT16 ? (k % 2 ? 65504.0 : -65504.0) : (k % 2 ? 1e38 : -1e38);
+                    v = dtype == CLSOFTMAX_FLOAT16 ? (k % 2 ? 65504.0 : -65504.0)
+                                                   : (k % 2 ? 1e38 : -1e38);
                     break;
                 default:
                     break;
@@ -346,6 +347,62 @@ static void test_special_inputs(void)
     }
 }
 
+/* clsoftmax_prepare takes the 16-bit types, with a report and policy ERROR too. */
+static void test_prepare(void)
+{
+    const size_t dims[3] = {3, 200, 5};
+    for (int dt = CLSOFTMAX_FLOAT16; dt <= CLSOFTMAX_BFLOAT16; ++dt) {
+        for (int axis = 0; axis < 3; ++axis) {
+            clsoftmax_row_report report;
+            clsoftmax_desc desc;
+            clsoftmax_desc_init(&desc, (clsoftmax_dtype)dt, 3, dims, axis);
+            TEST_STATUS(clsoftmax_prepare(test_suite_ctx, &desc), CLSOFTMAX_SUCCESS);
+            desc.report = &report;
+            desc.nonfinite = CLSOFTMAX_NONFINITE_ERROR;
+            TEST_STATUS(clsoftmax_prepare(test_suite_ctx, &desc), CLSOFTMAX_SUCCESS);
+        }
+    }
+}
+
+/*
+ * The host entry point on pointers 2-byte aligned but not 4 (the OpenCL zero-copy path takes
+ * them), and on OpenCL also on odd addresses (streamed instead).
+ */
+static void test_alignment(void)
+{
+    enum { ROWS = 5, LEN = 33 };
+    const size_t dims[2] = {ROWS, LEN};
+    for (int dt = CLSOFTMAX_FLOAT16; dt <= CLSOFTMAX_BFLOAT16; ++dt) {
+        const clsoftmax_dtype dtype = (clsoftmax_dtype)dt;
+        uint16_t in[ROWS * LEN], got[ROWS * LEN];
+        long double ref[ROWS * LEN];
+        /* storage with room for a shift of up to 3 bytes */
+        uint16_t in_store[ROWS * LEN + 4], out_store[ROWS * LEN + 4];
+        for (size_t e = 0; e < ROWS * LEN; ++e)
+            th_set(dtype, in, e, (double)((e * 5) % 17) * 0.4 - 3.0);
+        clsoftmax_desc desc;
+        clsoftmax_desc_init(&desc, dtype, 2, dims, -1);
+        th_reference(&desc, in, ref);
+        for (size_t shift = 2; shift <= (is_opencl() ? 3u : 2u); ++shift) {
+            unsigned char* pin =
+                (unsigned char*)in_store + ((uintptr_t)in_store % 4 == 0 ? shift : shift + 2);
+            unsigned char* pout =
+                (unsigned char*)out_store + ((uintptr_t)out_store % 4 == 0 ? shift : shift + 2);
+            memcpy(pin, in, sizeof in);
+            TEST_STATUS(clsoftmax_softmax_host(test_suite_ctx, &desc, pin, pout),
+                        CLSOFTMAX_SUCCESS);
+            memcpy(got, pout, sizeof got);
+            int32_t worst = 0;
+            for (size_t e = 0; e < ROWS * LEN; ++e) {
+                const int32_t u = th_ulps16(dtype, got[e], ref[e]);
+                worst = u > worst ? u : worst;
+            }
+            TEST_CHECK(worst <= 1, "%s %s at address offset %zu mod 4: %d ulps",
+                       test_suite_backend_name(), dtype_name(dtype), shift, (int)worst);
+        }
+    }
+}
+
 static void add_tests(CU_pSuite suite)
 {
     if (suite == NULL)
@@ -354,6 +411,8 @@ static void add_tests(CU_pSuite suite)
     CU_add_test(suite, "scale and ranges", test_scale_and_range);
     CU_add_test(suite, "in place", test_in_place);
     CU_add_test(suite, "subnormal, inf and NaN inputs", test_special_inputs);
+    CU_add_test(suite, "prepare", test_prepare);
+    CU_add_test(suite, "alignment", test_alignment);
 }
 
 void test_register_forward16(void)

@@ -55,8 +55,8 @@ void th_reference(const clsoftmax_desc* desc, const void* in, long double* ref)
             long double m = -INFINITY;
             for (size_t k = 0; k < n; ++k) {
                 const double x = th_get(desc->dtype, in, base + k * inner);
-                const long double t = f64 ? (long double)(desc->scale * x)
-                                          : (long double)(scale_f * (float)x);
+                const long double t =
+                    f64 ? (long double)(desc->scale * x) : (long double)(scale_f * (float)x);
                 ref[base + k * inner] = t;
                 m = fmaxl(m, t);
             }
@@ -86,10 +86,7 @@ static double th_get16(clsoftmax_dtype dtype, uint16_t h)
 }
 
 /* The bit pattern as a position on the number line: -0 and +0 both 0. */
-static int32_t ordered(uint16_t h)
-{
-    return (h & 0x8000u) ? -(int32_t)(h & 0x7fffu) : (int32_t)h;
-}
+static int32_t ordered(uint16_t h) { return (h & 0x8000u) ? -(int32_t)(h & 0x7fffu) : (int32_t)h; }
 
 int32_t th_ulps16(clsoftmax_dtype dtype, uint16_t got, long double ref)
 {
@@ -113,8 +110,8 @@ clsoftmax_status th_run_buffer(clsoftmax_context* ctx, const clsoftmax_desc* des
     clsoftmax_status st = CLSOFTMAX_OPENCL_ERROR;
     cl_context cl_ctx = clsoftmax_context_cl_context(ctx);
     cl_command_queue queue = clsoftmax_context_cl_queue(ctx);
-    cl_mem bin = clCreateBuffer(cl_ctx, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, bytes,
-                                (void*)in, &err);
+    cl_mem bin =
+        clCreateBuffer(cl_ctx, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, bytes, (void*)in, &err);
     cl_mem bout = NULL;
     if (err == CL_SUCCESS)
         bout = clCreateBuffer(cl_ctx, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, bytes, out, &err);

@@ -8,10 +8,12 @@
  */
 #include <CUnit/CUnit.h>
 #include <math.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "test_half_util.h"
 #include "test_suites.h"
@@ -22,8 +24,8 @@ static int is_opencl(void)
     return clsoftmax_context_backend(test_suite_ctx) == CLSOFTMAX_BACKEND_OPENCL;
 }
 
-static const clsoftmax_dtype k_dtypes[4] = {CLSOFTMAX_FLOAT32, CLSOFTMAX_FLOAT64,
-                                            CLSOFTMAX_FLOAT16, CLSOFTMAX_BFLOAT16};
+static const clsoftmax_dtype k_dtypes[4] = {CLSOFTMAX_FLOAT32, CLSOFTMAX_FLOAT64, CLSOFTMAX_FLOAT16,
+                                            CLSOFTMAX_BFLOAT16};
 static const char* const k_dtype_names[4] = {"f32", "f64", "f16", "bf16"};
 
 static int usable(clsoftmax_dtype dtype)
@@ -59,8 +61,7 @@ static const char* via_name(int via) { return via == VIA_HOST ? "host" : "buffer
 /* ---- bad rows ------------------------------------------------------------- */
 
 enum { KIND_NAN, KIND_POS_INF, KIND_ALL_NEG_INF, KIND_OVERFLOW, KIND_COUNT };
-static const char* const k_kind_names[KIND_COUNT] = {"NaN", "+inf", "all -inf",
-                                                     "scale overflow"};
+static const char* const k_kind_names[KIND_COUNT] = {"NaN", "+inf", "all -inf", "scale overflow"};
 
 /* [outer, n, inner] of the bad-row tensors: rows o * inner + i, 2 x 5 x 3 = 6 rows. */
 #define OUTER 2
@@ -93,7 +94,8 @@ static double make_bad(clsoftmax_dtype dtype, int kind, void* in)
         for (size_t k = 0; k < N; ++k) {
             for (size_t i = 0; i < INNER; ++i) {
                 const size_t row = o * INNER + i;
-                double v = unit * (double)((k * 7 + row * 3) % 11) - (kind == KIND_OVERFLOW ? 0 : 1);
+                double v =
+                    unit * (double)((k * 7 + row * 3) % 11) - (kind == KIND_OVERFLOW ? 0 : 1);
                 if (row == 1 || row == 5) {
                     switch (kind) {
                     case KIND_NAN:
@@ -288,23 +290,81 @@ static void test_error_buffer_event(void)
     cl_context cl_ctx = clsoftmax_context_cl_context(test_suite_ctx);
     cl_command_queue queue = clsoftmax_context_cl_queue(test_suite_ctx);
     cl_int err = CL_SUCCESS;
-    cl_mem bin = clCreateBuffer(cl_ctx, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, sizeof in, in,
-                                &err);
-    cl_mem bout = clCreateBuffer(cl_ctx, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, sizeof out, out,
-                                 &err);
+    cl_mem bin =
+        clCreateBuffer(cl_ctx, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, sizeof in, in, &err);
+    cl_mem bout =
+        clCreateBuffer(cl_ctx, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, sizeof out, out, &err);
     CU_ASSERT_FATAL(bin != NULL && bout != NULL);
     clsoftmax_desc desc;
     clsoftmax_desc_init(&desc, CLSOFTMAX_FLOAT32, 2, dims, -1);
     desc.nonfinite = CLSOFTMAX_NONFINITE_ERROR;
     cl_event event = (cl_event)(uintptr_t)0x1234;
-    TEST_STATUS(clsoftmax_softmax_buffer(test_suite_ctx, &desc, bin, 0, bout, 0, NULL, 0, NULL,
-                                         &event),
-                CLSOFTMAX_NONFINITE_ROW);
+    TEST_STATUS(
+        clsoftmax_softmax_buffer(test_suite_ctx, &desc, bin, 0, bout, 0, NULL, 0, NULL, &event),
+        CLSOFTMAX_NONFINITE_ROW);
     CU_ASSERT(event == (cl_event)(uintptr_t)0x1234);
     CU_ASSERT(test_contains(clsoftmax_context_last_error(test_suite_ctx), "row 2"));
     float back[32];
     clEnqueueReadBuffer(queue, bout, CL_TRUE, 0, sizeof back, back, 0, NULL, NULL);
     CU_ASSERT(memcmp(back, out, sizeof out) == 0);
+    clReleaseMemObject(bin);
+    clReleaseMemObject(bout);
+}
+
+/* Completes a user event after a pause, from another thread (the main one is blocked). */
+static void* complete_later(void* arg)
+{
+    const struct timespec pause = {0, 50 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    clSetUserEventStatus((cl_event)arg, CL_COMPLETE);
+    return NULL;
+}
+
+/*
+ * With a report, the buffer entry point counts after its wait list: the bad row arrives by a
+ * write that waits for a user event completed later from another thread; the count sees it.
+ */
+static void test_report_waits_for_wait_list(void)
+{
+    if (!is_opencl())
+        return;
+    enum { ROWS = 6, LEN = 10 };
+    const size_t dims[2] = {ROWS, LEN};
+    static float clean[ROWS * LEN], dirty[ROWS * LEN];
+    for (int e = 0; e < ROWS * LEN; ++e)
+        clean[e] = dirty[e] = (float)(e % 7) * 0.5f;
+    dirty[4 * LEN + 6] = NAN;
+    cl_context cl_ctx = clsoftmax_context_cl_context(test_suite_ctx);
+    cl_command_queue queue = clsoftmax_context_cl_queue(test_suite_ctx);
+    cl_int err = CL_SUCCESS;
+    cl_mem bin =
+        clCreateBuffer(cl_ctx, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, sizeof clean, clean, &err);
+    cl_mem bout = clCreateBuffer(cl_ctx, CL_MEM_READ_WRITE, sizeof clean, NULL, &err);
+    cl_event gate = clCreateUserEvent(cl_ctx, &err);
+    CU_ASSERT_FATAL(bin != NULL && bout != NULL && gate != NULL);
+    cl_event written = NULL;
+    CU_ASSERT_FATAL(clEnqueueWriteBuffer(queue, bin, CL_FALSE, 0, sizeof dirty, dirty, 1, &gate,
+                                         &written) == CL_SUCCESS);
+    pthread_t thread;
+    CU_ASSERT_FATAL(pthread_create(&thread, NULL, complete_later, gate) == 0);
+    clsoftmax_row_report report = {0, 0};
+    clsoftmax_desc desc;
+    clsoftmax_desc_init(&desc, CLSOFTMAX_FLOAT32, 2, dims, -1);
+    desc.report = &report;
+    cl_event done = NULL;
+    TEST_STATUS(
+        clsoftmax_softmax_buffer(test_suite_ctx, &desc, bin, 0, bout, 0, NULL, 1, &written, &done),
+        CLSOFTMAX_SUCCESS);
+    TEST_CHECK(report.bad_rows == 1 && report.first_bad_row == 4,
+               "report {%zu, %zu}: the check did not wait for the wait list", report.bad_rows,
+               report.first_bad_row);
+    pthread_join(thread, NULL);
+    if (done != NULL) {
+        clWaitForEvents(1, &done);
+        clReleaseEvent(done);
+    }
+    clReleaseEvent(written);
+    clReleaseEvent(gate);
     clReleaseMemObject(bin);
     clReleaseMemObject(bout);
 }
@@ -347,8 +407,8 @@ static void check_blend(clsoftmax_dtype dtype, const char* dname, int via, clsof
             first = e;
     TEST_CHECK(wrong == 0, "%s %s %s %s alpha %g beta %g%s: %zu wrong, [%zu] %g vs %Lg",
                test_suite_backend_name(), dname, op ? "log-softmax" : "softmax", via_name(via),
-               alpha, beta, garbage ? " (NaN in out)" : "", wrong, first,
-               th_get(dtype, out, first), ref[first]);
+               alpha, beta, garbage ? " (NaN in out)" : "", wrong, first, th_get(dtype, out, first),
+               ref[first]);
 }
 
 static void test_blending(void)
@@ -422,9 +482,9 @@ static void test_in_place_beta(void)
                                 CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, sizeof data, data, &err);
     CU_ASSERT_FATAL(buf != NULL);
     cl_event event = (cl_event)(uintptr_t)0x77;
-    TEST_STATUS(clsoftmax_softmax_buffer(test_suite_ctx, &desc, buf, 0, buf, 0, NULL, 0, NULL,
-                                         &event),
-                CLSOFTMAX_INVALID_ARGUMENT);
+    TEST_STATUS(
+        clsoftmax_softmax_buffer(test_suite_ctx, &desc, buf, 0, buf, 0, NULL, 0, NULL, &event),
+        CLSOFTMAX_INVALID_ARGUMENT);
     CU_ASSERT(event == (cl_event)(uintptr_t)0x77);
     float back[16];
     clEnqueueReadBuffer(clsoftmax_context_cl_queue(test_suite_ctx), buf, CL_TRUE, 0, sizeof back,
@@ -432,9 +492,9 @@ static void test_in_place_beta(void)
     CU_ASSERT(memcmp(back, before, sizeof back) == 0);
     /* beta 0 in place still works */
     desc.beta = 0.0;
-    TEST_STATUS(clsoftmax_softmax_buffer(test_suite_ctx, &desc, buf, 0, buf, 0, NULL, 0, NULL,
-                                         NULL),
-                CLSOFTMAX_SUCCESS);
+    TEST_STATUS(
+        clsoftmax_softmax_buffer(test_suite_ctx, &desc, buf, 0, buf, 0, NULL, 0, NULL, NULL),
+        CLSOFTMAX_SUCCESS);
     clFinish(clsoftmax_context_cl_queue(test_suite_ctx));
     clReleaseMemObject(buf);
 }
@@ -476,6 +536,7 @@ static void add_tests(CU_pSuite suite)
     CU_add_test(suite, "clean data", test_no_bad_rows);
     CU_add_test(suite, "reports over many rows and chunks", test_report_many_rows);
     CU_add_test(suite, "ERROR on the buffer entry point", test_error_buffer_event);
+    CU_add_test(suite, "the check waits for the wait list", test_report_waits_for_wait_list);
     CU_add_test(suite, "blending", test_blending);
     CU_add_test(suite, "ZERO with blending", test_zero_blend);
     CU_add_test(suite, "in place with beta rejected", test_in_place_beta);
