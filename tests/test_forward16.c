@@ -4,7 +4,8 @@
  * strategy (forced through the context's parameters, and the choice confirmed with plan.c),
  * on the last, a middle and the first axis, through both entry points (the buffer one on
  * OpenCL only), against a long double reference from the exact 16-bit inputs rounded to the
- * 16-bit type: at most 1 ulp apart. Special inputs (subnormals, inf, NaN) too. The largest
+ * 16-bit type: at most 1 ulp apart; on each strategy also policy ZERO with blending on bad
+ * rows. Special inputs (subnormals, inf, NaN) too. The largest
  * error seen per dtype and op is printed when the suite ends.
  */
 #include <CUnit/CUnit.h>
@@ -196,6 +197,85 @@ static void check_shape(size_t ndim, const size_t* dims, int axis, double scale,
     free(in);
 }
 
+/*
+ * Policy ZERO with blending (alpha 0.5, beta 0.25) on in, where some rows are bad: good rows
+ * 0.5 * v + 0.25 * old, bad rows 0.25 * old exactly; old is 1 (-1 for log-softmax, so that
+ * nothing cancels). At most 1 ulp from the reference blended in long double.
+ */
+static void check_zero_blend(clsoftmax_desc desc, const uint16_t* in, int via, const char* what)
+{
+    const size_t count = test_count(desc.ndim, desc.dims);
+    const double old = desc.op == CLSOFTMAX_OP_LOG_SOFTMAX ? -1.0 : 1.0;
+    uint16_t* out = malloc(count * sizeof *out);
+    long double* ref = malloc(count * sizeof *ref);
+    CU_ASSERT_FATAL(out != NULL && ref != NULL);
+    th_reference(&desc, in, ref);
+    for (size_t e = 0; e < count; ++e) {
+        th_set(desc.dtype, out, e, old);
+        ref[e] = 0.5L * (isnan(ref[e]) ? 0.0L : ref[e]) + 0.25L * old;
+    }
+    desc.nonfinite = CLSOFTMAX_NONFINITE_ZERO;
+    desc.alpha = 0.5;
+    desc.beta = 0.25;
+    clsoftmax_status st = via == VIA_HOST ? clsoftmax_softmax_host(test_suite_ctx, &desc, in, out)
+                                          : th_run_buffer(test_suite_ctx, &desc, in, out);
+    TEST_CHECK(st == CLSOFTMAX_SUCCESS, "%s %s ZERO blend: %s (%s)", test_suite_backend_name(),
+               what, clsoftmax_status_name(st), clsoftmax_context_last_error(test_suite_ctx));
+    int32_t worst = 0;
+    size_t worst_at = 0;
+    for (size_t e = 0; st == CLSOFTMAX_SUCCESS && e < count; ++e) {
+        const int32_t u = th_ulps16(desc.dtype, out[e], ref[e]);
+        if (u > worst) {
+            worst = u;
+            worst_at = e;
+        }
+    }
+    TEST_CHECK(worst <= 1, "%s %s %s %s ZERO blend: %d ulps at [%zu]: got %.9g, reference %.9Lg",
+               test_suite_backend_name(), dtype_name(desc.dtype),
+               desc.op == CLSOFTMAX_OP_LOG_SOFTMAX ? "log-softmax" : "softmax", what, (int)worst,
+               worst_at, th_get(desc.dtype, out, worst_at), ref[worst_at]);
+    free(ref);
+    free(out);
+}
+
+/* Random input with bad rows (NaN, all -inf, +inf: rows 1, 3, 4 mod 5), policy ZERO blended. */
+static void check_shape_bad_rows(size_t ndim, const size_t* dims, int axis, const char* what)
+{
+    size_t outer, n, inner;
+    test_view(ndim, dims, axis, &outer, &n, &inner);
+    const size_t count = test_count(ndim, dims);
+    uint16_t* in = malloc(count * sizeof *in);
+    float* f = malloc(count * sizeof *f);
+    CU_ASSERT_FATAL(in != NULL && f != NULL);
+    test_fill(f, CLSOFTMAX_FLOAT32, count, -6.0, 6.0, 31u * count);
+    for (size_t r = 0; r < outer * inner; ++r) {
+        const size_t o = r / inner, i = r % inner;
+        for (size_t k = 0; k < n; ++k) {
+            float* x = &f[(o * n + k) * inner + i];
+            if (r % 5 == 1 && k == (r * 3) % n)
+                *x = NAN;
+            else if (r % 5 == 3)
+                *x = -INFINITY;
+            else if (r % 5 == 4 && k == (r * 5) % n)
+                *x = INFINITY;
+        }
+    }
+    for (int dt = CLSOFTMAX_FLOAT16; dt <= CLSOFTMAX_BFLOAT16; ++dt) {
+        for (size_t e = 0; e < count; ++e)
+            th_set((clsoftmax_dtype)dt, in, e, f[e]);
+        for (int op = 0; op < 2; ++op) {
+            clsoftmax_desc desc;
+            clsoftmax_desc_init(&desc, (clsoftmax_dtype)dt, ndim, dims, axis);
+            desc.op = (clsoftmax_op)op;
+            check_zero_blend(desc, in, VIA_HOST, what);
+            if (is_opencl())
+                check_zero_blend(desc, in, VIA_BUFFER, what);
+        }
+    }
+    free(f);
+    free(in);
+}
+
 static void set_param(clsoftmax_param p, size_t v)
 {
     TEST_STATUS(clsoftmax_context_set_param(test_suite_ctx, p, v), CLSOFTMAX_SUCCESS);
@@ -237,6 +317,7 @@ static void test_strategies(void)
         check_shape(sc->ndim, sc->dims, sc->axis, 1.0, -8.0, 8.0, 0, sc->name);
         snprintf(what, sizeof what, "%s, dominated rows", sc->name);
         check_shape(sc->ndim, sc->dims, sc->axis, 1.0, -8.0, 8.0, 1, what);
+        check_shape_bad_rows(sc->ndim, sc->dims, sc->axis, sc->name);
     }
     if (is_opencl()) {
         set_param(CLSOFTMAX_PARAM_ROWS_PER_GROUP, 0);
