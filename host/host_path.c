@@ -20,6 +20,12 @@
  *   chunk i-1 read on the other. Reuse of a buffer two chunks later is ordered by its own
  *   queue, so no events are needed.
  *
+ * Blending with beta != 0 reads out's old values: zero-copy wraps out read-write, streaming
+ * copies each chunk of out to a second device buffer, which the kernel then writes. A report
+ * or policy ERROR counts the bad rows first (the check kernel): on the wrapped input, or
+ * streamed chunk by chunk through the first buffer, before any chunk is computed; under ERROR
+ * a bad row ends the call there, `out` untouched.
+ *
  * Errors and the caller's output: every validation, every allocation (buffers, the second
  * queue) and the program build happen before anything writes to `out`, so a failure there
  * leaves `out` untouched. Once a kernel has been enqueued on the caller's memory (zero-copy)
@@ -68,14 +74,24 @@ static clsoftmax_status run_zero_copy(clsoftmax_context* ctx, const clsoftmax_de
         status =
             make_buffer(ctx, CL_MEM_READ_WRITE | CL_MEM_USE_HOST_PTR, layout->bytes, out, &bout);
     } else {
+        /* beta != 0: the kernel reads out's old values too */
+        const cl_mem_flags out_flags = layout->beta != 0 ? CL_MEM_READ_WRITE : CL_MEM_WRITE_ONLY;
         status = make_buffer(ctx, CL_MEM_READ_ONLY | CL_MEM_USE_HOST_PTR, layout->bytes, (void*)in,
                              &bin);
         if (status == CLSOFTMAX_SUCCESS)
-            status = make_buffer(ctx, CL_MEM_WRITE_ONLY | CL_MEM_USE_HOST_PTR, layout->bytes, out,
-                                 &bout);
+            status = make_buffer(ctx, out_flags | CL_MEM_USE_HOST_PTR, layout->bytes, out, &bout);
     }
     if (status != CLSOFTMAX_SUCCESS)
         goto cleanup;
+    if (CLSOFTMAX__COUNTS_ROWS(layout)) {
+        size_t bad = 0, first = SIZE_MAX;
+        status = clsoftmax__check_rows(ctx, desc, layout, bin != NULL ? bin : bout, 0, 0,
+                                       ctx->queue, 0, NULL, &bad, &first);
+        if (status == CLSOFTMAX_SUCCESS)
+            status = clsoftmax__rows_checked(ctx, layout, bad, first);
+        if (status != CLSOFTMAX_SUCCESS)
+            goto cleanup;
+    }
 
     /* The launch builds the program and plans before it enqueues: its failures leave `out`. */
     status = clsoftmax__launch(ctx, desc, layout, bin != NULL ? bin : bout, 0, bout, 0, ctx->queue,
@@ -137,6 +153,46 @@ static clsoftmax_status chunk_slices(clsoftmax_context* ctx, const clsoftmax__la
     return CLSOFTMAX_SUCCESS;
 }
 
+/* The layout of `slices` outer slices of layout, from which a streamed chunk is computed. */
+static clsoftmax__layout chunk_layout(const clsoftmax__layout* layout, size_t slices)
+{
+    clsoftmax__layout part = *layout;
+    part.outer = slices;
+    part.rows = slices * layout->inner;
+    part.count = slices * layout->n * layout->inner;
+    part.bytes = part.count * layout->elem_size;
+    return part;
+}
+
+/*
+ * The streamed path's bad-row count, before any chunk is computed: each chunk written to buf
+ * (blocking, so the order holds on any queue) and checked there, rows numbered from the
+ * chunk's first. Then the report, and under ERROR the end of the call.
+ */
+static clsoftmax_status check_streamed(clsoftmax_context* ctx, const clsoftmax_desc* desc,
+                                       const clsoftmax__layout* layout, const void* in,
+                                       size_t per_chunk, cl_mem buf)
+{
+    clsoftmax_status status = CLSOFTMAX_SUCCESS;
+    const unsigned char* src = in;
+    const size_t slice_bytes = layout->n * layout->inner * layout->elem_size;
+    size_t bad = 0, first = SIZE_MAX;
+    for (size_t at = 0; at < layout->outer && status == CLSOFTMAX_SUCCESS; at += per_chunk) {
+        const size_t slices = layout->outer - at < per_chunk ? layout->outer - at : per_chunk;
+        const clsoftmax__layout part = chunk_layout(layout, slices);
+        CHECK_CL(ctx,
+                 clEnqueueWriteBuffer(ctx->queue, buf, CL_TRUE, 0, part.bytes,
+                                      src + at * slice_bytes, 0, NULL, NULL),
+                 cleanup);
+        status = clsoftmax__check_rows(ctx, desc, &part, buf, 0, at * layout->inner, ctx->queue, 0,
+                                       NULL, &bad, &first);
+    }
+    if (status == CLSOFTMAX_SUCCESS)
+        status = clsoftmax__rows_checked(ctx, layout, bad, first);
+cleanup:
+    return status;
+}
+
 /* Chunks of whole slices through two device buffers; see the header comment. */
 static clsoftmax_status run_streamed(clsoftmax_context* ctx, const clsoftmax_desc* desc,
                                      const clsoftmax__layout* layout, const void* in, void* out,
@@ -144,6 +200,7 @@ static clsoftmax_status run_streamed(clsoftmax_context* ctx, const clsoftmax_des
 {
     clsoftmax_status status = CLSOFTMAX_SUCCESS;
     cl_mem buf[2] = {NULL, NULL};
+    cl_mem obuf[2] = {NULL, NULL}; /* beta != 0: out's old values, then the results */
     cl_command_queue queue[2] = {ctx->queue, NULL};
     cl_int err = CL_SUCCESS;
     size_t per_chunk = 0;
@@ -151,14 +208,17 @@ static clsoftmax_status run_streamed(clsoftmax_context* ctx, const clsoftmax_des
     status = chunk_slices(ctx, layout, &per_chunk);
     if (status != CLSOFTMAX_SUCCESS)
         return status;
-    const size_t slice_elems = layout->n * layout->inner;
-    const size_t slice_bytes = slice_elems * layout->elem_size;
+    const size_t slice_bytes = layout->n * layout->inner * layout->elem_size;
     const size_t chunks = layout->outer / per_chunk + (layout->outer % per_chunk != 0);
     const size_t nbuf = chunks > 1 ? 2 : 1;
+    const int blend = layout->beta != 0;
 
     /* Everything allocated before the first enqueue. */
-    for (size_t b = 0; b < nbuf && status == CLSOFTMAX_SUCCESS; b++)
+    for (size_t b = 0; b < nbuf && status == CLSOFTMAX_SUCCESS; b++) {
         status = make_buffer(ctx, CL_MEM_READ_WRITE, per_chunk * slice_bytes, NULL, &buf[b]);
+        if (status == CLSOFTMAX_SUCCESS && blend)
+            status = make_buffer(ctx, CL_MEM_READ_WRITE, per_chunk * slice_bytes, NULL, &obuf[b]);
+    }
     if (status != CLSOFTMAX_SUCCESS)
         goto cleanup;
     if (nbuf == 2) {
@@ -171,32 +231,40 @@ static clsoftmax_status run_streamed(clsoftmax_context* ctx, const clsoftmax_des
             goto cleanup;
         }
     }
+    if (CLSOFTMAX__COUNTS_ROWS(layout)) {
+        status = check_streamed(ctx, desc, layout, in, per_chunk, buf[0]);
+        if (status != CLSOFTMAX_SUCCESS)
+            goto cleanup;
+    }
 
     const unsigned char* src = in;
     unsigned char* dst = out;
     for (size_t c = 0; c < chunks; c++) {
         const size_t first = c * per_chunk;
         const size_t slices = layout->outer - first < per_chunk ? layout->outer - first : per_chunk;
-        const size_t bytes = slices * slice_bytes;
+        const clsoftmax__layout part = chunk_layout(layout, slices);
         const size_t offset = first * slice_bytes;
         cl_command_queue q = queue[c % 2];
         cl_mem b = buf[c % 2];
+        /* Without blending the chunk is computed in place in b. */
+        cl_mem ob = blend ? obuf[c % 2] : b;
 
-        clsoftmax__layout part = *layout;
-        part.outer = slices;
-        part.rows = slices * layout->inner;
-        part.count = slices * slice_elems;
-        part.bytes = bytes;
-
-        CHECK_CL(ctx, clEnqueueWriteBuffer(q, b, CL_FALSE, 0, bytes, src + offset, 0, NULL, NULL),
+        CHECK_CL(ctx,
+                 clEnqueueWriteBuffer(q, b, CL_FALSE, 0, part.bytes, src + offset, 0, NULL, NULL),
                  cleanup);
+        if (blend)
+            CHECK_CL(
+                ctx,
+                clEnqueueWriteBuffer(q, ob, CL_FALSE, 0, part.bytes, dst + offset, 0, NULL, NULL),
+                cleanup);
         /* The first launch builds the program: a build failure still leaves `out` untouched,
            as no read has been enqueued yet. */
-        status = clsoftmax__launch(ctx, desc, &part, b, 0, b, 0, q, 0, NULL, NULL);
+        status = clsoftmax__launch(ctx, desc, &part, b, 0, ob, 0, q, 0, NULL, NULL);
         if (status != CLSOFTMAX_SUCCESS)
             goto cleanup;
         *out_touched = 1;
-        CHECK_CL(ctx, clEnqueueReadBuffer(q, b, CL_FALSE, 0, bytes, dst + offset, 0, NULL, NULL),
+        CHECK_CL(ctx,
+                 clEnqueueReadBuffer(q, ob, CL_FALSE, 0, part.bytes, dst + offset, 0, NULL, NULL),
                  cleanup);
         /* Both queues start work at once on drivers that defer submission to a flush. */
         CHECK_CL(ctx, clFlush(q), cleanup);
@@ -213,9 +281,12 @@ cleanup:
     }
     if (queue[1] != NULL)
         clReleaseCommandQueue(queue[1]);
-    for (size_t b = 0; b < 2; b++)
+    for (size_t b = 0; b < 2; b++) {
         if (buf[b] != NULL)
             clReleaseMemObject(buf[b]);
+        if (obuf[b] != NULL)
+            clReleaseMemObject(obuf[b]);
+    }
     return status;
 }
 
@@ -245,17 +316,11 @@ clsoftmax_status clsoftmax__host_prepare(clsoftmax_context* ctx, const clsoftmax
         status = chunk_slices(ctx, layout, &per_chunk);
         if (status != CLSOFTMAX_SUCCESS)
             return status;
-        const size_t slice_elems = layout->n * layout->inner;
         const size_t counts[2] = {per_chunk, layout->outer % per_chunk};
         for (size_t i = 0; i < 2; i++) {
             if (counts[i] == 0 || counts[i] == layout->outer)
                 continue;
-            clsoftmax__layout part = *layout;
-            part.outer = counts[i];
-            part.rows = counts[i] * layout->inner;
-            part.count = counts[i] * slice_elems;
-            part.bytes = part.count * layout->elem_size;
-            parts[nparts++] = part;
+            parts[nparts++] = chunk_layout(layout, counts[i]);
         }
     }
     for (size_t i = 0; i < nparts; i++)
@@ -270,8 +335,17 @@ clsoftmax_status clsoftmax__host_prepare(clsoftmax_context* ctx, const clsoftmax
     /* Zeros: a well-defined input that keeps denormals and NaN out of the warm-up. */
     CHECK_CL(ctx, clEnqueueFillBuffer(ctx->queue, buf, &zero, 1, 0, scratch, 0, NULL, NULL),
              cleanup);
-    for (size_t i = 0; i < nparts && status == CLSOFTMAX_SUCCESS; i++)
-        status = clsoftmax__launch(ctx, desc, &parts[i], buf, 0, buf, 0, ctx->queue, 0, NULL, NULL);
+    for (size_t i = 0; i < nparts && status == CLSOFTMAX_SUCCESS; i++) {
+        /* The bad-row check too, where the calls will count (its result is of no interest). */
+        if (CLSOFTMAX__COUNTS_ROWS(layout)) {
+            size_t bad = 0, first = SIZE_MAX;
+            status = clsoftmax__check_rows(ctx, desc, &parts[i], buf, 0, 0, ctx->queue, 0, NULL,
+                                           &bad, &first);
+        }
+        if (status == CLSOFTMAX_SUCCESS)
+            status =
+                clsoftmax__launch(ctx, desc, &parts[i], buf, 0, buf, 0, ctx->queue, 0, NULL, NULL);
+    }
     if (status == CLSOFTMAX_SUCCESS)
         CHECK_CL(ctx, clFinish(ctx->queue), cleanup);
 cleanup:

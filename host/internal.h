@@ -141,6 +141,7 @@ typedef enum clsoftmax__kernel_id {
     CLSOFTMAX__K_SPLIT_PARTIAL = 5,
     CLSOFTMAX__K_SPLIT_WRITE = 6,
     CLSOFTMAX__K_STRIDED_ITEM = 7,
+    CLSOFTMAX__K_CHECK_ROWS = 8, /* the bad-row count (any layout), not a strategy */
     CLSOFTMAX__K_COUNT
 } clsoftmax__kernel_id;
 
@@ -198,6 +199,30 @@ clsoftmax_status clsoftmax__launch(clsoftmax_context* ctx, const clsoftmax_desc*
                                    cl_mem out, size_t out_offset, cl_command_queue queue,
                                    cl_uint num_wait, const cl_event* wait_list, cl_event* event);
 
+/*
+ * Counts the bad rows of the tensor at in + in_offset (see clsoftmax_nonfinite) with the check
+ * kernel on queue after wait_list, and waits for the count. Rows are numbered from row_base
+ * (a streamed chunk's first row): *bad_rows grows by the count, and *first_bad_row is set
+ * when *bad_rows was 0 and this tensor has a bad row (callers start at 0 and SIZE_MAX, and
+ * check chunks in row order). Caller holds ctx->lock. Returns SUCCESS, SIZE_OVERFLOW,
+ * BUILD_FAILURE, OPENCL_ERROR, OUT_OF_MEMORY.
+ */
+clsoftmax_status clsoftmax__check_rows(clsoftmax_context* ctx, const clsoftmax_desc* desc,
+                                       const clsoftmax__layout* layout, cl_mem in, size_t in_offset,
+                                       size_t row_base, cl_command_queue queue, cl_uint num_wait,
+                                       const cl_event* wait_list, size_t* bad_rows,
+                                       size_t* first_bad_row);
+/*
+ * After a count of the bad rows: fills layout->report (when not NULL), and under policy ERROR
+ * with a bad row returns a recorded NONFINITE_ROW naming the first bad row and the count;
+ * SUCCESS otherwise. Caller holds ctx->lock.
+ */
+clsoftmax_status clsoftmax__rows_checked(clsoftmax_context* ctx, const clsoftmax__layout* layout,
+                                         size_t bad_rows, size_t first_bad_row);
+/* Whether the call counts bad rows first: a report is asked for, or the policy is ERROR. */
+#define CLSOFTMAX__COUNTS_ROWS(layout)                                                             \
+    ((layout)->report != NULL || (layout)->nonfinite == CLSOFTMAX_NONFINITE_ERROR)
+
 /* ---- host memory through a device (host_path.c) ------------------------- */
 
 /*
@@ -205,7 +230,9 @@ clsoftmax_status clsoftmax__launch(clsoftmax_context* ctx, const clsoftmax_desc*
  * chunked double-buffered streaming otherwise (chunk size from
  * ctx->params[CLSOFTMAX_PARAM_STREAM_CHUNK_BYTES], 0: a default). Arguments validated;
  * caller holds ctx->lock. Returns SUCCESS, UNSUPPORTED (one slice above the device's
- * largest allocation), SIZE_OVERFLOW, BUILD_FAILURE, OPENCL_ERROR, OUT_OF_MEMORY.
+ * largest allocation), SIZE_OVERFLOW, BUILD_FAILURE, OPENCL_ERROR, OUT_OF_MEMORY, NONFINITE_ROW
+ * (policy ERROR: found by the bad-row check before anything writes `out`; a report, when
+ * asked for, is filled on SUCCESS and NONFINITE_ROW).
  * *out_touched is set to 1 once work that writes the caller's `out` has been enqueued: after a
  * failure past that point `out` (and, in place, the input) may hold partial results.
  */

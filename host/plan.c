@@ -164,7 +164,8 @@ clsoftmax_status clsoftmax__plan_make_params(const clsoftmax__layout* layout,
         return CLSOFTMAX_INVALID_ARGUMENT;
     memset(plan, 0, sizeof *plan);
     size_t eff[CLSOFTMAX_PARAM_COUNT];
-    clsoftmax__params_effective(params, caps, layout->elem_size, eff);
+    /* The vector width follows the compute type: 16-bit data computes in float vectors. */
+    clsoftmax__params_effective(params, caps, layout->compute_size, eff);
     const int cpu = is_cpu(caps);
     size_t vw = eff[CLSOFTMAX_PARAM_VECTOR_WIDTH];
     /*
@@ -181,7 +182,9 @@ clsoftmax_status clsoftmax__plan_make_params(const clsoftmax__layout* layout,
     const size_t cu = caps->compute_units > 0 ? (size_t)caps->compute_units : 1;
     plan->vector_width = vw;
 
-    const cl_ulong elem = layout->elem_size > 0 ? (cl_ulong)layout->elem_size : 1;
+    /* __local staging, reductions and the split's partials hold REALs, whatever the storage
+       type: compute_size, not elem_size (a float16 row staged in local memory is floats). */
+    const cl_ulong elem = layout->compute_size > 0 ? (cl_ulong)layout->compute_size : 1;
 
     /*
      * The kernels index in ulong: (o * n + k) * inner + i is below count, and a loop index

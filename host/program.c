@@ -31,8 +31,9 @@ static const char* const source_files[SOURCE_COUNT] = {"common.cl", "softmax_row
 
 /* Indexed by clsoftmax__kernel_id. */
 static const char* const kernel_names[CLSOFTMAX__K_COUNT] = {
-    "softmax_row_local", "softmax_row_multipass", "softmax_strided",     "softmax_row_private",
-    "softmax_row_item",  "softmax_split_partial", "softmax_split_write", "softmax_strided_item"};
+    "softmax_row_local",   "softmax_row_multipass", "softmax_strided",
+    "softmax_row_private", "softmax_row_item",      "softmax_split_partial",
+    "softmax_split_write", "softmax_strided_item",  "softmax_check_rows"};
 
 /*
  * -cl-std=CL1.2: the kernels use nothing newer, and it fixes the language on drivers whose
@@ -44,10 +45,9 @@ static const char* const kernel_names[CLSOFTMAX__K_COUNT] = {
 static void build_options(clsoftmax_dtype dtype, size_t vw, char* buf, size_t size)
 {
     snprintf(buf, size,
-             "-cl-std=CL1.2 -w%s -DCLSOFTMAX_VW=%zu -DCLSOFTMAX_PRIVATE_MAX=%d "
+             "-cl-std=CL1.2 -w %s -DCLSOFTMAX_VW=%zu -DCLSOFTMAX_PRIVATE_MAX=%d "
              "-DCLSOFTMAX_STRIDED_VECS=%d",
-             dtype == CLSOFTMAX_FLOAT64 ? " -DCLSOFTMAX_FP64" : "", vw, CLSOFTMAX__PRIVATE_MAX,
-             CLSOFTMAX__STRIDED_VECS);
+             clsoftmax__dtype_options(dtype), vw, CLSOFTMAX__PRIVATE_MAX, CLSOFTMAX__STRIDED_VECS);
 }
 
 const char* clsoftmax__dtype_options(clsoftmax_dtype dtype)
@@ -85,7 +85,8 @@ static int vw_index(size_t vw)
     return -1;
 }
 
-static const char* const dtype_names[CLSOFTMAX__DTYPE_COUNT] = {"float32", "float64"};
+static const char* const dtype_names[CLSOFTMAX__DTYPE_COUNT] = {"float32", "float64", "float16",
+                                                                "bfloat16"};
 
 /* The build log is appended to a last-error buffer of CLSOFTMAX__ERROR_MAX; its head says why. */
 #define BUILD_LOG_HEAD 4096
@@ -275,7 +276,7 @@ clsoftmax_status clsoftmax__kernel_get(clsoftmax_context* ctx, clsoftmax__kernel
     size_t eff[CLSOFTMAX_PARAM_COUNT];
     if (ctx == NULL)
         return CLSOFTMAX_INVALID_ARGUMENT;
-    clsoftmax__params_effective(ctx->params, &ctx->caps, dtype == CLSOFTMAX_FLOAT64 ? 8 : 4, eff);
+    clsoftmax__params_effective(ctx->params, &ctx->caps, clsoftmax_dtype_size(dtype), eff);
     return clsoftmax__kernel_get_vw(ctx, id, dtype, eff[CLSOFTMAX_PARAM_VECTOR_WIDTH], kernel,
                                     max_wg);
 }
@@ -288,14 +289,11 @@ clsoftmax_status clsoftmax__kernel_get_vw(clsoftmax_context* ctx, clsoftmax__ker
     if (ctx == NULL || kernel == NULL || (unsigned)id >= CLSOFTMAX__K_COUNT || vi < 0)
         return clsoftmax__error(ctx, CLSOFTMAX_INVALID_ARGUMENT,
                                 "internal: bad arguments to clsoftmax__kernel_get");
-    RETURN_ERROR_IF(ctx, dtype != CLSOFTMAX_FLOAT32 && dtype != CLSOFTMAX_FLOAT64,
-                    CLSOFTMAX_INVALID_DTYPE, "unknown dtype %d", (int)dtype);
     RETURN_ERROR_IF(ctx, ctx->cl_ctx == NULL || ctx->device == NULL, CLSOFTMAX_UNSUPPORTED,
                     "OpenCL kernels are not available on the CPU backend");
-    RETURN_ERROR_IF(ctx, dtype == CLSOFTMAX_FLOAT64 && !ctx->caps.has_fp64, CLSOFTMAX_UNSUPPORTED,
-                    "float64 needs the cl_khr_fp64 extension, which device \"%s\" lacks; use "
-                    "float32 or the CPU backend",
-                    ctx->device_name);
+    clsoftmax_status checked = clsoftmax__dtype_check(ctx, dtype);
+    if (checked != CLSOFTMAX_SUCCESS)
+        return checked;
 
     if (ctx->cache.program[dtype][vi] == NULL) {
         clsoftmax_status status = build_program(ctx, dtype, vw);

@@ -76,18 +76,24 @@ static clsoftmax_status check_in_out(clsoftmax_context* ctx, const void* in, con
     return CLSOFTMAX_SUCCESS;
 }
 
-/* The CPU fallback on validated arguments; it cannot fail. */
-static void run_on_cpu(clsoftmax_context* ctx, const clsoftmax_desc* desc,
-                       const clsoftmax__layout* layout, const void* in, void* out)
+/*
+ * The CPU fallback on validated arguments. It fails only with NONFINITE_ROW (policy ERROR, out
+ * untouched); with a report or policy ERROR the rows are counted before anything is written.
+ */
+static clsoftmax_status run_on_cpu(clsoftmax_context* ctx, const clsoftmax__layout* layout,
+                                   clsoftmax_op op, double scale, const void* in, void* out)
 {
+    clsoftmax_status status = CLSOFTMAX_SUCCESS;
     clsoftmax__cpu_job job = {
         .outer = layout->outer,
         .n = layout->n,
         .inner = layout->inner,
-        .dtype = (int)desc->dtype,
-        .alpha = 1.0,
-        .log = desc->op == CLSOFTMAX_OP_LOG_SOFTMAX,
-        .scale = desc->scale,
+        .dtype = (int)layout->dtype,
+        .log = op == CLSOFTMAX_OP_LOG_SOFTMAX,
+        .scale = scale,
+        .alpha = layout->alpha,
+        .beta = layout->beta,
+        .zero_bad = layout->nonfinite == CLSOFTMAX_NONFINITE_ZERO,
         .in = in,
         .out = out,
     };
@@ -100,8 +106,18 @@ static void run_on_cpu(clsoftmax_context* ctx, const clsoftmax_desc* desc,
         ctx->cpu_pool = clsoftmax__cpu_pool_create(); /* NULL: run on this thread */
     clsoftmax__cpu_pool* pool = ctx->cpu_pool;
     pthread_mutex_unlock(&ctx->lock);
+    if (CLSOFTMAX__COUNTS_ROWS(layout)) {
+        size_t bad = 0, first = SIZE_MAX;
+        clsoftmax__cpu_check_rows(&job, threads, pool, &bad, &first);
+        pthread_mutex_lock(&ctx->lock);
+        status = clsoftmax__rows_checked(ctx, layout, bad, first);
+        pthread_mutex_unlock(&ctx->lock);
+        if (status != CLSOFTMAX_SUCCESS)
+            return status;
+    }
     clsoftmax__cpu_softmax(&job, threads, pool);
     clsoftmax__succeed(ctx);
+    return CLSOFTMAX_SUCCESS;
 }
 
 clsoftmax_status clsoftmax_softmax_host(clsoftmax_context* ctx, const clsoftmax_desc* desc,
@@ -122,11 +138,13 @@ clsoftmax_status clsoftmax_softmax_host(clsoftmax_context* ctx, const clsoftmax_
     if (in != out && ranges_overlap((uintptr_t)in, layout.bytes, (uintptr_t)out, layout.bytes))
         return clsoftmax__fail(ctx, CLSOFTMAX_OVERLAP,
                                "in and out overlap without being the same pointer");
+    if (in == out && layout.beta != 0)
+        return clsoftmax__fail(ctx, CLSOFTMAX_INVALID_ARGUMENT,
+                               "beta != 0 blends with out's old values, so out cannot be in "
+                               "(in place)");
 
-    if (ctx->backend == CLSOFTMAX_BACKEND_CPU || clsoftmax__fell_back(ctx)) {
-        run_on_cpu(ctx, desc, &layout, in, out);
-        return CLSOFTMAX_SUCCESS;
-    }
+    if (ctx->backend == CLSOFTMAX_BACKEND_CPU || clsoftmax__fell_back(ctx))
+        return run_on_cpu(ctx, &layout, desc->op, desc->scale, in, out);
 
     pthread_mutex_lock(&ctx->lock);
     clsoftmax__error_clear(ctx);
@@ -136,10 +154,8 @@ clsoftmax_status clsoftmax_softmax_host(clsoftmax_context* ctx, const clsoftmax_
     int fall_back = status != CLSOFTMAX_SUCCESS && !(in == out && out_touched) &&
                     clsoftmax__fallback_take(ctx, status);
     pthread_mutex_unlock(&ctx->lock);
-    if (fall_back) {
-        run_on_cpu(ctx, desc, &layout, in, out);
-        return CLSOFTMAX_SUCCESS;
-    }
+    if (fall_back)
+        return run_on_cpu(ctx, &layout, desc->op, desc->scale, in, out);
     return status;
 }
 
@@ -232,6 +248,22 @@ clsoftmax_status clsoftmax_softmax_buffer(clsoftmax_context* ctx, const clsoftma
                                   "in and out are one buffer with overlapping ranges "
                                   "(offsets %zu and %zu, %zu elements)",
                                   in_offset, out_offset, layout.count);
+    if (status == CLSOFTMAX_SUCCESS && in == out && in_offset == out_offset && layout.beta != 0)
+        status = clsoftmax__error(ctx, CLSOFTMAX_INVALID_ARGUMENT,
+                                  "beta != 0 blends with out's old values, so out cannot be in "
+                                  "(the same buffer and offset: in place)");
+    /*
+     * A report or policy ERROR: the check kernel runs after the wait list and this call waits
+     * for it (the header says so), so that ERROR can return before anything writes out. The
+     * softmax is then enqueued after the same wait list, complete by now.
+     */
+    if (status == CLSOFTMAX_SUCCESS && CLSOFTMAX__COUNTS_ROWS(&layout)) {
+        size_t bad = 0, first = SIZE_MAX;
+        status = clsoftmax__check_rows(ctx, desc, &layout, in, in_offset, 0, queue, num_wait,
+                                       wait_list, &bad, &first);
+        if (status == CLSOFTMAX_SUCCESS)
+            status = clsoftmax__rows_checked(ctx, &layout, bad, first);
+    }
     if (status == CLSOFTMAX_SUCCESS)
         status = clsoftmax__launch(ctx, desc, &layout, in, in_offset, out, out_offset, queue,
                                    num_wait, wait_list, event);

@@ -1,6 +1,7 @@
 /* softmax_strided.cl - softmax and log-softmax over a non-last axis (inner > 1), no transpose.
  *
- * Built after common.cl, which defines REAL and kahan_add(); the kernel arguments are those
+ * Built after common.cl, which defines REAL and kahan_add(), and softmax_row.cl, whose write
+ * step (write_mode, put_1(), blend_v()) these kernels share; the kernel arguments are those
  * documented in softmax_row.cl.
  *
  * Holds:
@@ -50,6 +51,24 @@ void group_ms_merge_dim1(__local REAL* red, REAL* m, REAL* s)
     barrier(CLK_LOCAL_MEM_FENCE);
 }
 
+/* Sums v across dimension 1 of the work-group per dimension-0 position; red holds LX * LK REALs. */
+REAL group_sum_dim1(__local REAL* red, REAL v)
+{
+    const size_t lx = get_local_id(0);
+    const size_t wx = get_local_size(0);
+    const size_t ly = get_local_id(1);
+    red[ly * wx + lx] = v;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (size_t st = get_local_size(1) / 2; st > 0; st >>= 1) {
+        if (ly < st)
+            red[ly * wx + lx] = red[ly * wx + lx] + red[(ly + st) * wx + lx];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    const REAL r = red[lx];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    return r;
+}
+
 /*
  * Assumes a 2-D work-group (LX, LK) of powers of two, one group along dimension 1, scratch of
  * 2 * LX * LK REALs. Dimension 0 walks columns (o, i) flattened as o * inner + i, grid-stride
@@ -59,10 +78,12 @@ void group_ms_merge_dim1(__local REAL* red, REAL* m, REAL* s)
  * (max, sum) recurrence over its k's in blocks of CLSOFTMAX_BLOCK, the pairs merge across
  * dimension 1 as a tree in local memory, then the write pass.
  */
-__kernel void softmax_strided(__global const REAL* in, ulong in_off, __global REAL* out,
+__kernel void softmax_strided(__global const STORE_T* in, ulong in_off, __global STORE_T* out,
                               ulong out_off, ulong outer, ulong n, ulong inner, REAL scale,
-                              int log_op, __local REAL* scratch)
+                              int log_op, __local REAL* scratch, REAL alpha, REAL beta,
+                              int zero_bad)
 {
+    const write_mode wm = write_mode_make(alpha, beta, zero_bad);
     const ulong lx = get_local_id(0);
     const ulong wx = get_local_size(0);
     const ulong ly = get_local_id(1);
@@ -80,8 +101,8 @@ __kernel void softmax_strided(__global const REAL* in, ulong in_off, __global RE
             const ulong i = col - o * inner;
             base = o * n * inner + i;
         }
-        __global const REAL* x = in + in_off + base;
-        __global REAL* y = out + out_off + base;
+        __global const STORE_T* x = in + in_off + base;
+        __global STORE_T* y = out + out_off + base;
 
         REAL m = -INFINITY;
         REAL s = 0;
@@ -92,30 +113,44 @@ __kernel void softmax_strided(__global const REAL* in, ulong in_off, __global RE
                 const ulong ke = min(n, kb + span);
                 REAL bm = -INFINITY;
                 for (ulong k = kb; k < ke; k += wk)
-                    bm = fmax(bm, scale * x[k * inner]);
+                    bm = fmax(bm, scale * LD(x, k * inner));
                 const REAL ref = online_rescale(&m, &s, &c, bm);
                 REAL bs = 0;
                 for (ulong k = kb; k < ke; k += wk)
-                    bs += exp(scale * x[k * inner] - ref);
+                    bs += exp(scale * LD(x, k * inner) - ref);
                 kahan_add(&s, &c, bs);
             }
         }
         s -= c;
         group_ms_merge_dim1(scratch, &m, &s);
         const REAL sum = m == -INFINITY ? (REAL)NAN : s;
+        const int zero = zero_row(wm, sum);
+        /* u (LSE_REFINE in softmax_row.cl) for every column of the group whatever its sum:
+           the columns' sums differ, and every work-item must meet the barriers. lse is set
+           once, after the barriers: assigned before them and again inside this branch, PoCL
+           3.1 (CPU device) lost its value and log-softmax came out NaN. */
+        REAL u = 0;
+        if (LSE_REFINE && log_op) {
+            REAL uc = 0;
+            for (ulong k = ly; live && k < n; k += wk) {
+                const REAL t = scale * LD(x, k * inner);
+                kahan_add(&u, &uc, t == m ? (REAL)0 : exp(t - m));
+            }
+            u = group_sum_dim1(scratch, u - uc);
+        }
+        const REAL lse = lse_refined(log_op, sum) ? log1p(u) : log(sum);
 
         /* The barriers above ordered every read of this column before any write to it. */
         if (live) {
             if (log_op) {
-                const REAL lse = log(sum);
                 for (ulong k = ly; k < n; k += wk) {
-                    const REAL t = scale * x[k * inner];
-                    y[k * inner] = (t - m) - lse;
+                    const REAL t = scale * LD(x, k * inner);
+                    put_1(wm, zero, (t - m) - lse, y, k * inner);
                 }
             } else {
                 for (ulong k = ly; k < n; k += wk) {
-                    const REAL t = scale * x[k * inner];
-                    y[k * inner] = exp(t - m) / sum;
+                    const REAL t = scale * LD(x, k * inner);
+                    put_1(wm, zero, exp(t - m) / sum, y, k * inner);
                 }
             }
         }
@@ -159,28 +194,75 @@ void strided_vecs_kahan_add(REALV* s, REALV* c, const REALV* bs)
     }
 }
 
+/*
+ * Stores v at vector j of y, per lane: 0 where the lane's column is bad under policy ZERO (its
+ * sum NaN), then blended as put_v() in softmax_row.cl.
+ */
+void put_lanes(write_mode wm, REALV v, REALV sum, __global STORE_T* y, ulong j)
+{
+    const REALV z = wm.zero_bad ? VSELECT(v, (REALV)0, isnan(sum)) : v;
+    VSTORE(blend_v(wm, z, y, j), j, y);
+}
+
+/*
+ * log(sum) per lane of the VW columns from x on: through u where a lane's sum is below 2
+ * (LSE_REFINE in softmax_row.cl; one more pass over the axis, lane-wise compensated, for such
+ * columns only).
+ */
+REALV log_lanes(__global const STORE_T* x, ulong n, ulong inner, REAL scale, REALV m, REALV sum)
+{
+    REALV lse = log(sum);
+    if (LSE_REFINE && VANY(isless(sum, (REALV)2))) {
+        REALV u = (REALV)0;
+        REALV c = (REALV)0;
+        for (ulong k = 0; k < n; ++k) {
+            const REALV t = scale * VLOAD(0, x + k * inner);
+            const REALV yk = VSELECT(exp(t - m), (REALV)0, isequal(t, m)) - c;
+            const REALV tt = u + yk;
+            c = (tt - u) - yk;
+            u = tt;
+        }
+        lse = VSELECT(lse, log1p(u - c), isless(sum, (REALV)2));
+    }
+    return lse;
+}
+
 /* The log-softmax write pass of a strip: (t - m) - log(sum) from x, per lane. */
-void strided_vecs_write_log(__global const REAL* x, __global REAL* y, ulong n, ulong inner,
-                            REAL scale, const REALV* m, const REALV* s)
+void strided_vecs_write_log(__global const STORE_T* x, __global STORE_T* y, ulong n, ulong inner,
+                            REAL scale, const REALV* m, const REALV* s, write_mode wm)
 {
     REALV lse[CLSOFTMAX_STRIDED_VECS];
     for (int q = 0; q < CLSOFTMAX_STRIDED_VECS; ++q)
-        lse[q] = log(s[q]);
+        lse[q] = log_lanes(x + q * CLSOFTMAX_VW, n, inner, scale, m[q], s[q]);
     for (ulong k = 0; k < n; ++k) {
         for (int q = 0; q < CLSOFTMAX_STRIDED_VECS; ++q)
-            VSTORE((scale * VLOAD(q, x + k * inner) - m[q]) - lse[q], q, y + k * inner);
+            put_lanes(wm, (scale * VLOAD(q, x + k * inner) - m[q]) - lse[q], s[q], y + k * inner,
+                      q);
+    }
+}
+
+/* The softmax write pass of a strip from x: exp(t - m) / sum, per lane. */
+void strided_vecs_write_exp(__global const STORE_T* x, __global STORE_T* y, ulong n, ulong inner,
+                            REAL scale, const REALV* m, const REALV* s, write_mode wm)
+{
+    for (ulong k = 0; k < n; ++k) {
+        for (int q = 0; q < CLSOFTMAX_STRIDED_VECS; ++q)
+            put_lanes(wm, exp(scale * VLOAD(q, x + k * inner) - m[q]) / s[q], s[q], y + k * inner,
+                      q);
     }
 }
 
 /*
  * As strided_vecs(), for a strip that stays in cache: per lane the max (no exp), then
- * e = exp(t - m) stored to y and summed (blocks of CLSOFTMAX_BLOCK steps, compensated across
- * blocks), then y / sum, or (t - m) - log(sum) from x for log-softmax. In place, each element
- * is read from x before this work-item writes it.
+ * e = exp(t - m) summed (blocks of CLSOFTMAX_BLOCK steps, compensated across blocks) and,
+ * where y holds REALs and is not read for blending, parked in y for a last pass of y / sum
+ * (one exp per element); otherwise (16-bit storage, beta != 0, log-softmax) the last pass
+ * writes from x. In place, each element is read from x before this work-item writes it.
  */
-void strided_vecs_cached(__global const REAL* x, __global REAL* y, ulong n, ulong inner, REAL scale,
-                         int log_op)
+void strided_vecs_cached(__global const STORE_T* x, __global STORE_T* y, ulong n, ulong inner,
+                         REAL scale, int log_op, write_mode wm)
 {
+    const int park = STORE_IS_REAL && !log_op && wm.beta == 0;
     REALV m[CLSOFTMAX_STRIDED_VECS];
     REALV s[CLSOFTMAX_STRIDED_VECS];
     REALV c[CLSOFTMAX_STRIDED_VECS];
@@ -197,7 +279,7 @@ void strided_vecs_cached(__global const REAL* x, __global REAL* y, ulong n, ulon
         for (ulong k = kb; k < ke; ++k) {
             for (int q = 0; q < CLSOFTMAX_STRIDED_VECS; ++q) {
                 const REALV e = exp(scale * VLOAD(q, x + k * inner) - m[q]);
-                if (!log_op)
+                if (park)
                     VSTORE(e, q, y + k * inner);
                 bs[q] += e;
             }
@@ -205,12 +287,14 @@ void strided_vecs_cached(__global const REAL* x, __global REAL* y, ulong n, ulon
         strided_vecs_kahan_add(s, c, bs);
     }
     if (log_op) {
-        strided_vecs_write_log(x, y, n, inner, scale, m, s);
-    } else {
+        strided_vecs_write_log(x, y, n, inner, scale, m, s, wm);
+    } else if (park) {
         for (ulong k = 0; k < n; ++k) {
             for (int q = 0; q < CLSOFTMAX_STRIDED_VECS; ++q)
-                VSTORE(VLOAD(q, y + k * inner) / s[q], q, y + k * inner);
+                put_lanes(wm, VLOAD(q, y + k * inner) / s[q], s[q], y + k * inner, q);
         }
+    } else {
+        strided_vecs_write_exp(x, y, n, inner, scale, m, s, wm);
     }
 }
 
@@ -219,11 +303,11 @@ void strided_vecs_cached(__global const REAL* x, __global REAL* y, ulong n, ulon
  * inner): the online recurrence per lane as in softmax_strided_item, several vectors at once
  * so each axis step reads whole cache lines and a page serves more than one vector load.
  */
-void strided_vecs(__global const REAL* x, __global REAL* y, ulong n, ulong inner, REAL scale,
-                  int log_op)
+void strided_vecs(__global const STORE_T* x, __global STORE_T* y, ulong n, ulong inner, REAL scale,
+                  int log_op, write_mode wm)
 {
     if (n <= CLSOFTMAX_STRIDED_CACHED) {
-        strided_vecs_cached(x, y, n, inner, scale, log_op);
+        strided_vecs_cached(x, y, n, inner, scale, log_op, wm);
         return;
     }
     REALV m[CLSOFTMAX_STRIDED_VECS];
@@ -258,14 +342,10 @@ void strided_vecs(__global const REAL* x, __global REAL* y, ulong n, ulong inner
     }
     for (int q = 0; q < CLSOFTMAX_STRIDED_VECS; ++q)
         s[q] = VSELECT(s[q], (REALV)(NAN), isequal(m[q], (REALV)(-INFINITY)));
-    if (log_op) {
-        strided_vecs_write_log(x, y, n, inner, scale, m, s);
-    } else {
-        for (ulong k = 0; k < n; ++k) {
-            for (int q = 0; q < CLSOFTMAX_STRIDED_VECS; ++q)
-                VSTORE(exp(scale * VLOAD(q, x + k * inner) - m[q]) / s[q], q, y + k * inner);
-        }
-    }
+    if (log_op)
+        strided_vecs_write_log(x, y, n, inner, scale, m, s, wm);
+    else
+        strided_vecs_write_exp(x, y, n, inner, scale, m, s, wm);
 }
 
 /*
@@ -277,11 +357,13 @@ void strided_vecs(__global const REAL* x, __global REAL* y, ulong n, ulong inner
  * recurrence in blocks of CLSOFTMAX_BLOCK axis steps (the block's max first, one rescale per
  * block, one exp per element), so the input is read twice (recurrence, write), not three times.
  */
-__kernel void softmax_strided_item(__global const REAL* in, ulong in_off, __global REAL* out,
+__kernel void softmax_strided_item(__global const STORE_T* in, ulong in_off, __global STORE_T* out,
                                    ulong out_off, ulong outer, ulong n, ulong inner, REAL scale,
-                                   int log_op, __local REAL* scratch)
+                                   int log_op, __local REAL* scratch, REAL alpha, REAL beta,
+                                   int zero_bad)
 {
     (void)scratch;
+    const write_mode wm = write_mode_make(alpha, beta, zero_bad);
     const ulong wide = (ulong)CLSOFTMAX_VW * CLSOFTMAX_STRIDED_VECS;
     if (inner % wide == 0) {
         /* Rounds of the same count in every work-item (see ROUNDS in softmax_row.cl). */
@@ -295,7 +377,7 @@ __kernel void softmax_strided_item(__global const REAL* in, ulong in_off, __glob
                 break;
             const ulong o = u / iw;
             const ulong base = o * n * inner + (u - o * iw) * wide;
-            strided_vecs(in + in_off + base, out + out_off + base, n, inner, scale, log_op);
+            strided_vecs(in + in_off + base, out + out_off + base, n, inner, scale, log_op, wm);
         }
     } else if (inner % CLSOFTMAX_VW == 0) {
         const ulong iv = inner / CLSOFTMAX_VW;
@@ -303,8 +385,8 @@ __kernel void softmax_strided_item(__global const REAL* in, ulong in_off, __glob
         for (ulong u = get_global_id(0); u < units; u += get_global_size(0)) {
             const ulong o = u / iv;
             const ulong base = o * n * inner + (u - o * iv) * CLSOFTMAX_VW;
-            __global const REAL* x = in + in_off + base;
-            __global REAL* y = out + out_off + base;
+            __global const STORE_T* x = in + in_off + base;
+            __global STORE_T* y = out + out_off + base;
             REALV m = (REALV)(-INFINITY);
             REALV s = (REALV)0;
             REALV c = (REALV)0;
@@ -331,12 +413,14 @@ __kernel void softmax_strided_item(__global const REAL* in, ulong in_off, __glob
             }
             const REALV sum = VSELECT(s, (REALV)(NAN), isequal(m, (REALV)(-INFINITY)));
             if (log_op) {
-                const REALV lse = log(sum);
+                const REALV lse = log_lanes(x, n, inner, scale, m, sum);
                 for (ulong k = 0; k < n; ++k)
-                    VSTORE((scale * VLOAD(0, x + k * inner) - m) - lse, 0, y + k * inner);
+                    put_lanes(wm, (scale * VLOAD(0, x + k * inner) - m) - lse, sum, y + k * inner,
+                              0);
             } else {
                 for (ulong k = 0; k < n; ++k)
-                    VSTORE(exp(scale * VLOAD(0, x + k * inner) - m) / sum, 0, y + k * inner);
+                    put_lanes(wm, exp(scale * VLOAD(0, x + k * inner) - m) / sum, sum,
+                              y + k * inner, 0);
             }
         }
     } else {
@@ -344,8 +428,8 @@ __kernel void softmax_strided_item(__global const REAL* in, ulong in_off, __glob
         for (ulong u = get_global_id(0); u < cols; u += get_global_size(0)) {
             const ulong o = u / inner;
             const ulong base = o * n * inner + (u - o * inner);
-            __global const REAL* x = in + in_off + base;
-            __global REAL* y = out + out_off + base;
+            __global const STORE_T* x = in + in_off + base;
+            __global STORE_T* y = out + out_off + base;
             REAL m = -INFINITY;
             REAL s = 0;
             REAL c = 0;
@@ -353,21 +437,31 @@ __kernel void softmax_strided_item(__global const REAL* in, ulong in_off, __glob
                 const ulong ke = min(n, kb + (ulong)CLSOFTMAX_BLOCK);
                 REAL bm = -INFINITY;
                 for (ulong k = kb; k < ke; ++k)
-                    bm = fmax(bm, scale * x[k * inner]);
+                    bm = fmax(bm, scale * LD(x, k * inner));
                 const REAL ref = online_rescale(&m, &s, &c, bm);
                 REAL bs = 0;
                 for (ulong k = kb; k < ke; ++k)
-                    bs += exp(scale * x[k * inner] - ref);
+                    bs += exp(scale * LD(x, k * inner) - ref);
                 kahan_add(&s, &c, bs);
             }
             const REAL sum = m == -INFINITY ? (REAL)NAN : s;
+            const int zero = zero_row(wm, sum);
             if (log_op) {
-                const REAL lse = log(sum);
+                REAL lse = log(sum);
+                if (lse_refined(log_op, sum)) {
+                    REAL u = 0;
+                    REAL uc = 0;
+                    for (ulong k = 0; k < n; ++k) {
+                        const REAL t = scale * LD(x, k * inner);
+                        kahan_add(&u, &uc, t == m ? (REAL)0 : exp(t - m));
+                    }
+                    lse = log1p(u - uc);
+                }
                 for (ulong k = 0; k < n; ++k)
-                    y[k * inner] = (scale * x[k * inner] - m) - lse;
+                    put_1(wm, zero, (scale * LD(x, k * inner) - m) - lse, y, k * inner);
             } else {
                 for (ulong k = 0; k < n; ++k)
-                    y[k * inner] = exp(scale * x[k * inner] - m) / sum;
+                    put_1(wm, zero, exp(scale * LD(x, k * inner) - m) / sum, y, k * inner);
             }
         }
     }
