@@ -32,6 +32,14 @@ static const char* const bw_kernel_names[BW_K_COUNT] = {
 #define BW_LOCAL_ROW_CPU 32
 #define BW_LOCAL_ROW_GPU 256
 #define BW_LOCAL_ITEM 64
+/*
+ * Elements per vector on CPU devices: one AVX2 register of floats (or doubles). float16 stays
+ * scalar: PoCL 3.1's vload_half8/vstore_half8_rte crash (SIGSEGV) on addresses that are not
+ * 16-byte aligned, which the specification allows (2-byte alignment) and rows of any length
+ * produce.
+ */
+#define BW_VW_CPU 8
+#define BW_VW_CPU_F64 4
 /* Work-groups per launch; the kernels loop over the remaining rows or columns. */
 #define BW_GROUPS_MAX ((size_t)1 << 16)
 /* GPUs: rows up to this long go a work-item each (a group would leave most items idle). */
@@ -139,8 +147,15 @@ static clsoftmax_status bw_kernel(clsoftmax_context* ctx, clsoftmax_dtype dtype,
         cl_kernel made[BW_K_COUNT] = {NULL};
         size_t wg[BW_K_COUNT] = {0};
         cl_int err = CL_SUCCESS;
-        char options[128];
-        snprintf(options, sizeof options, "-cl-std=CL1.2 -w %s", clsoftmax__dtype_options(dtype));
+        /* CPU devices: a work-item's own vectors are the SIMD and its share of a row is
+           contiguous; GPUs: scalar loads, coalesced across work-items (softmax_backward.cl) */
+        const int cpu = (ctx->caps.type & CL_DEVICE_TYPE_CPU) != 0;
+        const unsigned vw = !cpu || dtype == CLSOFTMAX_FLOAT16
+                                ? 1
+                                : (dtype == CLSOFTMAX_FLOAT64 ? BW_VW_CPU_F64 : BW_VW_CPU);
+        char options[160];
+        snprintf(options, sizeof options, "-cl-std=CL1.2 -w %s -DCLSOFTMAX_VW=%u -DCLSOFTMAX_BW_CONTIG=%d",
+                 clsoftmax__dtype_options(dtype), vw, cpu);
         status = clsoftmax__program_build_ops(ctx, sizeof bw_sources / sizeof bw_sources[0],
                                               bw_sources, options, "softmax backward", &program);
         if (status != CLSOFTMAX_SUCCESS)

@@ -15,9 +15,14 @@
  *   dx_k = alpha * g_k + beta * dx_k    (beta == 0: dx is never read)
  * all in REAL (float for the 16-bit types, sums included), rounded once on store.
  *
- * Preprocessor parameters: only common.cl's (CLSOFTMAX_DTYPE, CLSOFTMAX_FP64); CLSOFTMAX_VW is
- * left at 1: every access is a scalar LD/ST, which GPUs coalesce across work-items and PoCL
- * vectorises across them.
+ * Preprocessor parameters (CLSOFTMAX_DTYPE, CLSOFTMAX_FP64 and CLSOFTMAX_VW are common.cl's):
+ *   CLSOFTMAX_VW          elements per vector in the row kernels (default 1): the host takes 8
+ *                         (float64: 4) on CPU devices, where a work-item's own vectors are the
+ *                         SIMD, and 1 on GPUs, which coalesce scalar loads across work-items
+ *   CLSOFTMAX_BW_CONTIG   1: softmax_backward_row gives each work-item a contiguous share of
+ *                         the row (CPU devices run a group's work-items one after another, and a
+ *                         stride of L elements made each of them stream the whole row); 0
+ *                         (default): k = lid, lid + L, ... (coalesced on GPUs; needs VW 1)
  *
  * Arguments, the same for every kernel here (host/backward.c sets them in this order):
  *   y, y_off, dy, dy_off   the inputs and their offsets in elements
@@ -35,29 +40,93 @@
 #error "softmax_backward.cl is built after common.cl (REAL, STORE_T and the reductions)"
 #endif
 
-/* The summand of element k: dy * y (softmax) or dy (log-softmax). */
-REAL bw_term(REAL yk, REAL dyk, int log_op)
+#ifndef CLSOFTMAX_BW_CONTIG
+#define CLSOFTMAX_BW_CONTIG 0
+#endif
+#if !CLSOFTMAX_BW_CONTIG && CLSOFTMAX_VW != 1
+#error "the strided row loop (CLSOFTMAX_BW_CONTIG 0) reads scalars: build it with CLSOFTMAX_VW 1"
+#endif
+
+/* Kahan's step on vectors, lane by lane (see kahan_add() in common.cl). */
+void kahan_add_v(REALV* s, REALV* c, REALV v)
 {
-    return log_op ? dyk : dyk * yk;
+    const REALV yv = v - *c;
+    const REALV t = *s + yv;
+    *c = (t - *s) - yv;
+    *s = t;
 }
 
-/* dx_k from y_k, dy_k and the row's sum, blended; old is read only when beta != 0. */
-REAL bw_value(REAL yk, REAL dyk, REAL sum, REAL scale, REAL alpha, REAL beta, int log_op,
-              __global const STORE_T* dx, ulong at)
+/*
+ * Adds the terms (dy * y, or dy for log-softmax) of vectors j0 <= j < j1 of a row (elements
+ * j * VW ...) to the compensated sum (*s, *c): lanes summed apart, then folded in one by one.
+ */
+void bw_sum_vectors(__global const STORE_T* y, __global const STORE_T* dy, ulong j0, ulong j1,
+                    int log_op, REAL* s, REAL* c)
 {
-    const REAL g = log_op ? scale * (dyk - exp(yk) * sum) : scale * (yk * (dyk - sum));
-    REAL v = alpha * g;
-    if (beta != (REAL)0)
-        v = v + beta * LD(dx, at);
-    return v;
+    REALV sv = (REALV)0;
+    REALV cv = (REALV)0;
+    if (log_op) {
+        for (ulong j = j0; j < j1; ++j)
+            kahan_add_v(&sv, &cv, VLOAD(j, dy));
+    } else {
+        for (ulong j = j0; j < j1; ++j)
+            kahan_add_v(&sv, &cv, VLOAD(j, dy) * VLOAD(j, y));
+    }
+    const REAL* ls = (const REAL*)&sv;
+    const REAL* lc = (const REAL*)&cv;
+    for (int l = 0; l < CLSOFTMAX_VW; ++l) {
+        kahan_add(s, c, ls[l]);
+        kahan_add(s, c, -lc[l]);
+    }
+}
+
+/* The same for elements k0, k0 + step, ... < k1. */
+void bw_sum_scalars(__global const STORE_T* y, __global const STORE_T* dy, ulong k0, ulong k1,
+                    ulong step, int log_op, REAL* s, REAL* c)
+{
+    for (ulong k = k0; k < k1; k += step)
+        kahan_add(s, c, log_op ? LD(dy, k) : LD(dy, k) * LD(y, k));
+}
+
+/*
+ * The write pass over vectors j0 <= j < j1: g = scale * (y * (dy - S)) or
+ * scale * (dy - exp(y) * S), dx = alpha * g (+ beta * dx, read only when beta != 0).
+ */
+void bw_write_vectors(__global const STORE_T* y, __global const STORE_T* dy, __global STORE_T* dx,
+                      ulong j0, ulong j1, REAL sum, REAL scale, REAL alpha, REAL beta, int log_op)
+{
+    for (ulong j = j0; j < j1; ++j) {
+        const REALV yv = VLOAD(j, y);
+        const REALV dyv = VLOAD(j, dy);
+        const REALV g = log_op ? scale * (dyv - exp(yv) * sum) : scale * (yv * (dyv - sum));
+        REALV v = alpha * g;
+        if (beta != (REAL)0)
+            v = v + beta * VLOAD(j, dx);
+        VSTORE(v, j, dx);
+    }
+}
+
+void bw_write_scalars(__global const STORE_T* y, __global const STORE_T* dy, __global STORE_T* dx,
+                      ulong k0, ulong k1, ulong step, REAL sum, REAL scale, REAL alpha, REAL beta,
+                      int log_op)
+{
+    for (ulong k = k0; k < k1; k += step) {
+        const REAL yk = LD(y, k);
+        const REAL dyk = LD(dy, k);
+        const REAL g = log_op ? scale * (dyk - exp(yk) * sum) : scale * (yk * (dyk - sum));
+        REAL v = alpha * g;
+        if (beta != (REAL)0)
+            v = v + beta * LD(dx, k);
+        ST(dx, k, v);
+    }
 }
 
 /*
  * Assumes inner == 1, a power-of-two local size L, red of L REALs; rows looped with stride
  * get_num_groups(0).
- * Trick: each work-item sums its k = lid, lid + L, ... with Kahan's compensation, the partial
- * sums meet in a tree (error about (2 + log2 L) ulp of sum |term|, whatever n); the write pass
- * re-reads the row, which a group's previous pass has just brought into cache.
+ * Trick: each work-item sums its share of the row with Kahan's compensation (per lane), the
+ * partial sums meet in a tree (error about (2 + log2 L) ulp of sum |term|, whatever n); the
+ * write pass re-reads the share, which the sum pass has just brought into cache.
  */
 __kernel void softmax_backward_row(__global const STORE_T* y, ulong y_off,
                                    __global const STORE_T* dy, ulong dy_off, __global STORE_T* dx,
@@ -67,28 +136,42 @@ __kernel void softmax_backward_row(__global const STORE_T* y, ulong y_off,
     const ulong lid = get_local_id(0);
     const ulong lsz = get_local_size(0);
     (void)inner;
+#if CLSOFTMAX_BW_CONTIG
+    /* vectors [j0, j1) of the row, and the scalar tail past the last whole vector to the last
+       work-item */
+    const ulong nv = n / CLSOFTMAX_VW;
+    const ulong j0 = lid * nv / lsz;
+    const ulong j1 = (lid + 1) * nv / lsz;
+    const ulong t0 = lid + 1 == lsz ? nv * CLSOFTMAX_VW : n;
+#endif
     for (ulong r = get_group_id(0); r < outer; r += get_num_groups(0)) {
-        const ulong yb = y_off + r * n;
-        const ulong db = dy_off + r * n;
-        const ulong xb = dx_off + r * n;
+        __global const STORE_T* yr = y + y_off + r * n;
+        __global const STORE_T* dyr = dy + dy_off + r * n;
+        __global STORE_T* dxr = dx + dx_off + r * n;
         REAL s = 0;
         REAL c = 0;
-        for (ulong k = lid; k < n; k += lsz)
-            kahan_add(&s, &c, bw_term(LD(y, yb + k), LD(dy, db + k), log_op));
+#if CLSOFTMAX_BW_CONTIG
+        bw_sum_vectors(yr, dyr, j0, j1, log_op, &s, &c);
+        bw_sum_scalars(yr, dyr, t0, n, 1, log_op, &s, &c);
+#else
+        bw_sum_scalars(yr, dyr, lid, n, lsz, log_op, &s, &c);
+#endif
         /* group_sum_1d's barriers also order every read of the row before any write of it */
-        const REAL sum = group_sum_1d(red, s);
-        for (ulong k = lid; k < n; k += lsz) {
-            const REAL v = bw_value(LD(y, yb + k), LD(dy, db + k), sum, scale, alpha, beta,
-                                    log_op, dx, xb + k);
-            ST(dx, xb + k, v);
-        }
+        const REAL sum = group_sum_1d(red, s - c);
+#if CLSOFTMAX_BW_CONTIG
+        bw_write_vectors(yr, dyr, dxr, j0, j1, sum, scale, alpha, beta, log_op);
+        bw_write_scalars(yr, dyr, dxr, t0, n, 1, sum, scale, alpha, beta, log_op);
+#else
+        bw_write_scalars(yr, dyr, dxr, lid, n, lsz, sum, scale, alpha, beta, log_op);
+#endif
     }
 }
 
 /*
  * Assumes inner == 1; work-item g takes rows g, g + G, ... (G the global size), the same number
- * of rounds in every work-item so that PoCL can run a group's work-items as one vector loop.
- * Trick: none beyond Kahan's sum along the row; two reads of y and dy, one write of dx.
+ * of rounds in every work-item so that PoCL can run a group's work-items as one loop.
+ * Trick: the row in vectors of VW (lanes summed apart with Kahan, then folded), then its
+ * scalar tail; two reads of y and dy, one write of dx.
  */
 __kernel void softmax_backward_item(__global const STORE_T* y, ulong y_off,
                                     __global const STORE_T* dy, ulong dy_off, __global STORE_T* dx,
@@ -97,23 +180,22 @@ __kernel void softmax_backward_item(__global const STORE_T* y, ulong y_off,
 {
     const ulong gsz = get_global_size(0);
     const ulong rounds = (outer + gsz - 1) / gsz;
+    const ulong nv = n / CLSOFTMAX_VW;
     (void)inner;
     for (ulong round = 0; round < rounds; ++round) {
         const ulong r = get_global_id(0) + round * gsz;
         if (r >= outer)
             continue;
-        const ulong yb = y_off + r * n;
-        const ulong db = dy_off + r * n;
-        const ulong xb = dx_off + r * n;
+        __global const STORE_T* yr = y + y_off + r * n;
+        __global const STORE_T* dyr = dy + dy_off + r * n;
+        __global STORE_T* dxr = dx + dx_off + r * n;
         REAL s = 0;
         REAL c = 0;
-        for (ulong k = 0; k < n; ++k)
-            kahan_add(&s, &c, bw_term(LD(y, yb + k), LD(dy, db + k), log_op));
-        for (ulong k = 0; k < n; ++k) {
-            const REAL v =
-                bw_value(LD(y, yb + k), LD(dy, db + k), s, scale, alpha, beta, log_op, dx, xb + k);
-            ST(dx, xb + k, v);
-        }
+        bw_sum_vectors(yr, dyr, 0, nv, log_op, &s, &c);
+        bw_sum_scalars(yr, dyr, nv * CLSOFTMAX_VW, n, 1, log_op, &s, &c);
+        const REAL sum = s - c;
+        bw_write_vectors(yr, dyr, dxr, 0, nv, sum, scale, alpha, beta, log_op);
+        bw_write_scalars(yr, dyr, dxr, nv * CLSOFTMAX_VW, n, 1, sum, scale, alpha, beta, log_op);
     }
 }
 
@@ -137,16 +219,12 @@ __kernel void softmax_backward_strided(__global const STORE_T* y, ulong y_off,
             continue;
         const ulong o = col / inner;
         const ulong base = o * n * inner + (col - o * inner);
+        __global const STORE_T* yc = y + y_off + base;
+        __global const STORE_T* dyc = dy + dy_off + base;
+        __global STORE_T* dxc = dx + dx_off + base;
         REAL s = 0;
         REAL c = 0;
-        for (ulong k = 0; k < n; ++k)
-            kahan_add(&s, &c, bw_term(LD(y, y_off + base + k * inner),
-                                      LD(dy, dy_off + base + k * inner), log_op));
-        for (ulong k = 0; k < n; ++k) {
-            const ulong at = base + k * inner;
-            const REAL v = bw_value(LD(y, y_off + at), LD(dy, dy_off + at), s, scale, alpha, beta,
-                                    log_op, dx, dx_off + at);
-            ST(dx, dx_off + at, v);
-        }
+        bw_sum_scalars(yc, dyc, 0, n * inner, inner, log_op, &s, &c);
+        bw_write_scalars(yc, dyc, dxc, 0, n * inner, inner, s - c, scale, alpha, beta, log_op);
     }
 }

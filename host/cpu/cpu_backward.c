@@ -4,21 +4,24 @@
  *   softmax      S = sum_k dy_k * y_k,  g_k = scale * (y_k * (dy_k - S))
  *   log-softmax  S = sum_k dy_k,        g_k = scale * (dy_k - exp(y_k) * S)
  *   dx_k = alpha * g_k + beta * dx_k   (beta == 0: dx is never read)
- * For the dtypes computed in float (float32, float16, bfloat16) the elements are widened to
- * double, where products of two floats are exact, S is summed, and each dx_k is computed and
- * rounded once to the dtype: the result is at least as accurate as the float arithmetic the
- * header promises, and the one loss left is the inherent one of dy_k - S when they nearly
- * cancel. exp(y_k) is expf in float (a double exp per element would cost more than the memory
- * traffic). scale, alpha and beta are first rounded to float, as the kernels take them.
- * float64 sums with four Kahan-compensated accumulators (k mod 4) merged in a fixed order, so
- * S is accurate to a few ulp of sum |term| whatever n.
+ * The dtypes computed in float (float32, float16, bfloat16) are read into float and then
+ * widened to double, where a product of two floats is exact: S is summed in double (eight
+ * lanes, k mod 8, added pairwise at the end) and each dx_k is computed in double as
+ * (alpha * scale) * (y_k * (dy_k - S)) and rounded to float (then, for the 16-bit types, to
+ * nearest even in 16 bits: the first rounding moves a value onto a 16-bit tie only when it
+ * lay within 2^-24 of it, so the result stays within one 16-bit ulp of the exact value). That
+ * is at least as accurate as the float arithmetic the header promises; the one loss left is
+ * the inherent one of dy_k - S when the two nearly cancel. scale, alpha and beta are rounded
+ * to float first, as the kernels take them (alpha * scale of two floats is exact in double).
+ * float64 sums with eight Kahan-compensated lanes merged in a fixed order, so S is accurate
+ * to a few ulp of sum |term| whatever n. exp(y_k) is the polynomial of cpu_kernels.inc
+ * (<= 1 ulp), vectorised, over blocks of BLOCK elements.
  *
  * Work: contiguous rows (inner == 1) go whole to one thread, a shared counter handing out
- * groups of rows; for inner > 1 a unit is a block of BLOCK_COLS neighbouring columns of one
- * outer slice, summed side by side so that every load of a step k is contiguous. A row's
+ * groups of rows; for inner > 1 a unit is a block of up to BLOCK neighbouring columns of one
+ * outer slice, summed side by side so that every load at a step k is contiguous. A row's
  * result depends on nothing but the row, so the output is the same for every thread count.
- * Built without -ffast-math (NaN and inf propagate as IEEE says: a NaN in y or dy makes S and
- * the row NaN, as the OpenCL kernels do).
+ * Built without -ffast-math: a NaN in y or dy makes S and its row NaN, as in the kernels.
  */
 #include "cpu_backward.h"
 
@@ -28,6 +31,7 @@
 #include <math.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <string.h>
 
 #if defined(__FAST_MATH__) || (defined(__FINITE_MATH_ONLY__) && __FINITE_MATH_ONLY__)
 #error "the CPU backend needs IEEE NaN and inf: build it without -ffast-math / -ffinite-math-only"
@@ -36,14 +40,18 @@
 /* Below this many elements per thread, waking a worker costs more than the work. */
 #define MIN_ELEMS_PER_THREAD 16384u
 #define MAX_THREADS 256u
-/* Elements a thread takes at a time from the shared counter (rows). */
+/* Elements a thread takes at a time from the shared counter. */
 #define GRAB_ELEMS 32768u
-/* Neighbouring columns summed together (inner > 1): 64 doubles of sums stay in L1. */
-#define BLOCK_COLS 64u
+/* Elements per block of the write pass, and columns per unit (inner > 1): a few KiB, in L1. */
+#define BLOCK 256u
+/* Independent partial sums per row: the additions need not wait for one another. */
+#define LANES 8u
 
 typedef struct bw_state {
     const clsoftmax__cpu_backward_job* job;
-    float scale_f, alpha_f, beta_f;
+    const clsoftmax__cpu_kernels* kern;
+    double coef; /* float-computed dtypes: alpha * scale, both rounded to float (exact product) */
+    double beta; /* rounded to float for those dtypes */
     size_t units; /* rows, or (slice, column block) pairs */
     size_t grab;  /* units taken at a time */
     size_t nblocks;
@@ -54,88 +62,110 @@ static size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
 
 /* ---- the dtypes computed in float ------------------------------------------------------ */
 
-/*
- * One element of dx from double y, dy and S, rounded to the dtype by the caller's store.
- * old is read only when beta != 0.
- */
-static double value_f(double yk, double dyk, double sum, const bw_state* st, int log_op,
-                      double old)
+/* m elements of p from element at, into float (exact). */
+static void load_f(int dtype, const void* p, size_t at, float* out, size_t m)
 {
-    const double g = log_op ? (double)st->scale_f * (dyk - (double)expf((float)yk) * sum)
-                            : (double)st->scale_f * (yk * (dyk - sum));
-    double v = (double)st->alpha_f * g;
-    if (st->beta_f != 0.0f)
-        v += (double)st->beta_f * old;
-    return v;
+    if (dtype == CLSOFTMAX__CPU_F16)
+        clsoftmax__f16_load_n((const uint16_t*)p + at, out, m);
+    else if (dtype == CLSOFTMAX__CPU_BF16)
+        clsoftmax__bf16_load_n((const uint16_t*)p + at, out, m);
+    else
+        memcpy(out, (const float*)p + at, m * sizeof *out);
+}
+
+static void store_f(int dtype, void* p, size_t at, const float* in, size_t m)
+{
+    if (dtype == CLSOFTMAX__CPU_F16)
+        clsoftmax__f16_store_n(in, (uint16_t*)p + at, m);
+    else if (dtype == CLSOFTMAX__CPU_BF16)
+        clsoftmax__bf16_store_n(in, (uint16_t*)p + at, m);
+    else
+        memcpy((float*)p + at, in, m * sizeof *in);
 }
 
 /*
- * Row and column-block functions per storage type: T the element, LD widens element i of p to
- * double, ST stores a double into element i (rounded once to the dtype).
+ * The write pass over m elements starting at element at, stepping 1: sums[i * sum_step] is
+ * element i's S (sum_step 0: one row's S; 1: a column each).
  */
-#define DEFINE_FLOAT_PATHS(SUFFIX, T, LD, ST)                                                      \
-    static void row_##SUFFIX(const bw_state* st, size_t r)                                         \
-    {                                                                                              \
-        const clsoftmax__cpu_backward_job* job = st->job;                                          \
-        const size_t n = job->n;                                                                   \
-        const T* y = (const T*)job->y + r * n;                                                     \
-        const T* dy = (const T*)job->dy + r * n;                                                   \
-        T* dx = (T*)job->dx + r * n;                                                               \
-        const int log_op = job->log;                                                               \
-        /* four sums side by side: the additions need not wait for one another */                \
-        double s[4] = {0, 0, 0, 0};                                                                \
-        size_t k = 0;                                                                              \
-        for (; k + 4 <= n; k += 4)                                                                 \
-            for (size_t l = 0; l < 4; l++)                                                         \
-                s[l] += log_op ? LD(dy, k + l) : LD(dy, k + l) * LD(y, k + l);                     \
-        for (; k < n; k++)                                                                         \
-            s[0] += log_op ? LD(dy, k) : LD(dy, k) * LD(y, k);                                     \
-        const double sum = (s[0] + s[1]) + (s[2] + s[3]);                                          \
-        for (k = 0; k < n; k++) {                                                                  \
-            const double old = st->beta_f != 0.0f ? LD(dx, k) : 0.0;                               \
-            const double v = value_f(LD(y, k), LD(dy, k), sum, st, log_op, old);                   \
-            ST(dx, k, v);                                                                          \
-        }                                                                                          \
-    }                                                                                              \
-    static void cols_##SUFFIX(const bw_state* st, size_t o, size_t i0, size_t w)                   \
-    {                                                                                              \
-        const clsoftmax__cpu_backward_job* job = st->job;                                          \
-        const size_t n = job->n, inner = job->inner;                                               \
-        const size_t base = o * n * inner + i0;                                                    \
-        const T* y = (const T*)job->y + base;                                                      \
-        const T* dy = (const T*)job->dy + base;                                                    \
-        T* dx = (T*)job->dx + base;                                                                \
-        const int log_op = job->log;                                                               \
-        double s[BLOCK_COLS];                                                                      \
-        for (size_t i = 0; i < w; i++)                                                             \
-            s[i] = 0.0;                                                                            \
-        for (size_t k = 0; k < n; k++) {                                                           \
-            const size_t at = k * inner;                                                           \
-            for (size_t i = 0; i < w; i++)                                                         \
-                s[i] += log_op ? LD(dy, at + i) : LD(dy, at + i) * LD(y, at + i);                  \
-        }                                                                                          \
-        for (size_t k = 0; k < n; k++) {                                                           \
-            const size_t at = k * inner;                                                           \
-            for (size_t i = 0; i < w; i++) {                                                       \
-                const double old = st->beta_f != 0.0f ? LD(dx, at + i) : 0.0;                     \
-                const double v = value_f(LD(y, at + i), LD(dy, at + i), s[i], st, log_op, old);    \
-                ST(dx, at + i, v);                                                                 \
-            }                                                                                      \
-        }                                                                                          \
+static void write_f(const bw_state* st, size_t at, size_t m, const double* sums, size_t sum_step)
+{
+    const clsoftmax__cpu_backward_job* job = st->job;
+    float y[BLOCK], dy[BLOCK], e[BLOCK], old[BLOCK], out[BLOCK];
+    load_f(job->dtype, job->y, at, y, m);
+    load_f(job->dtype, job->dy, at, dy, m);
+    if (st->beta != 0.0)
+        load_f(job->dtype, job->dx, at, old, m);
+    const double c = st->coef, b = st->beta;
+    if (job->log)
+        st->kern->exp_f32(y, e, m);
+    /* one loop per case, free of branches, so that the compiler vectorises it */
+    if (job->log && b == 0.0) {
+        for (size_t i = 0; i < m; i++)
+            out[i] = (float)(c * ((double)dy[i] - (double)e[i] * sums[i * sum_step]));
+    } else if (job->log) {
+        for (size_t i = 0; i < m; i++)
+            out[i] = (float)(c * ((double)dy[i] - (double)e[i] * sums[i * sum_step]) +
+                             b * (double)old[i]);
+    } else if (b == 0.0) {
+        for (size_t i = 0; i < m; i++)
+            out[i] = (float)(c * ((double)y[i] * ((double)dy[i] - sums[i * sum_step])));
+    } else {
+        for (size_t i = 0; i < m; i++)
+            out[i] = (float)(c * ((double)y[i] * ((double)dy[i] - sums[i * sum_step])) +
+                             b * (double)old[i]);
     }
+    store_f(job->dtype, job->dx, at, out, m);
+}
 
-#define LD_F32(p, i) ((double)(p)[i])
-#define ST_F32(p, i, v) ((p)[i] = (float)(v))
-/* double to float to 16 bits: the first rounding can move a value onto a 16-bit tie only when
-   it lay within 2^-24 of it, so the result stays within one 16-bit ulp of the exact value */
-#define LD_F16(p, i) ((double)clsoftmax__f16_to_f32((p)[i]))
-#define ST_F16(p, i, v) ((p)[i] = clsoftmax__f32_to_f16((float)(v)))
-#define LD_BF16(p, i) ((double)clsoftmax__bf16_to_f32((p)[i]))
-#define ST_BF16(p, i, v) ((p)[i] = clsoftmax__f32_to_bf16((float)(v)))
+static void row_f(const bw_state* st, size_t r)
+{
+    const clsoftmax__cpu_backward_job* job = st->job;
+    const size_t n = job->n, at = r * n;
+    double s[LANES] = {0};
+    float y[BLOCK], dy[BLOCK];
+    for (size_t k0 = 0; k0 < n; k0 += BLOCK) {
+        const size_t m = min_size(BLOCK, n - k0);
+        load_f(job->dtype, job->y, at + k0, y, m);
+        load_f(job->dtype, job->dy, at + k0, dy, m);
+        /* m is a multiple of LANES except in the last block: lanes stay k mod LANES */
+        size_t i = 0;
+        if (job->log) {
+            for (; i + LANES <= m; i += LANES)
+                for (size_t l = 0; l < LANES; l++)
+                    s[l] += (double)dy[i + l];
+            for (; i < m; i++)
+                s[i % LANES] += (double)dy[i];
+        } else {
+            for (; i + LANES <= m; i += LANES)
+                for (size_t l = 0; l < LANES; l++)
+                    s[l] += (double)dy[i + l] * (double)y[i + l];
+            for (; i < m; i++)
+                s[i % LANES] += (double)dy[i] * (double)y[i];
+        }
+    }
+    const double sum = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+    for (size_t k0 = 0; k0 < n; k0 += BLOCK)
+        write_f(st, at + k0, min_size(BLOCK, n - k0), &sum, 0);
+}
 
-DEFINE_FLOAT_PATHS(f32, float, LD_F32, ST_F32)
-DEFINE_FLOAT_PATHS(f16, uint16_t, LD_F16, ST_F16)
-DEFINE_FLOAT_PATHS(bf16, uint16_t, LD_BF16, ST_BF16)
+static void cols_f(const bw_state* st, size_t o, size_t i0, size_t w)
+{
+    const clsoftmax__cpu_backward_job* job = st->job;
+    const size_t n = job->n, inner = job->inner;
+    const size_t base = o * n * inner + i0;
+    double s[BLOCK];
+    float y[BLOCK], dy[BLOCK];
+    for (size_t i = 0; i < w; i++)
+        s[i] = 0.0;
+    for (size_t k = 0; k < n; k++) {
+        load_f(job->dtype, job->y, base + k * inner, y, w);
+        load_f(job->dtype, job->dy, base + k * inner, dy, w);
+        for (size_t i = 0; i < w; i++)
+            s[i] += job->log ? (double)dy[i] : (double)dy[i] * (double)y[i];
+    }
+    for (size_t k = 0; k < n; k++)
+        write_f(st, base + k * inner, w, s, 1);
+}
 
 /* ---- float64 ------------------------------------------------------------------------------ */
 
@@ -147,63 +177,66 @@ static void kahan(double* s, double* c, double v)
     *s = t;
 }
 
-static double value_d(const clsoftmax__cpu_backward_job* job, double yk, double dyk, double sum,
-                      double old)
-{
-    const double g = job->log ? job->scale * (dyk - exp(yk) * sum) : job->scale * (yk * (dyk - sum));
-    double v = job->alpha * g;
-    if (job->beta != 0.0)
-        v += job->beta * old;
-    return v;
-}
-
-static void row_f64(const bw_state* st, size_t r)
+static void write_d(const bw_state* st, size_t at, size_t m, const double* sums, size_t sum_step)
 {
     const clsoftmax__cpu_backward_job* job = st->job;
-    const size_t n = job->n;
-    const double* y = (const double*)job->y + r * n;
-    const double* dy = (const double*)job->dy + r * n;
-    double* dx = (double*)job->dx + r * n;
-    const int log_op = job->log;
-    double s[4] = {0, 0, 0, 0}, c[4] = {0, 0, 0, 0};
+    const double* y = (const double*)job->y + at;
+    const double* dy = (const double*)job->dy + at;
+    double* dx = (double*)job->dx + at;
+    double e[BLOCK];
+    if (job->log)
+        st->kern->exp_f64(y, e, m);
+    for (size_t i = 0; i < m; i++) {
+        const double g = job->log ? job->scale * (dy[i] - e[i] * sums[i * sum_step])
+                                  : job->scale * (y[i] * (dy[i] - sums[i * sum_step]));
+        double v = job->alpha * g;
+        if (st->beta != 0.0)
+            v += st->beta * dx[i];
+        dx[i] = v;
+    }
+}
+
+static void row_d(const bw_state* st, size_t r)
+{
+    const clsoftmax__cpu_backward_job* job = st->job;
+    const size_t n = job->n, at = r * n;
+    const double* y = (const double*)job->y + at;
+    const double* dy = (const double*)job->dy + at;
+    double s[LANES] = {0}, c[LANES] = {0};
     size_t k = 0;
-    for (; k + 4 <= n; k += 4)
-        for (size_t l = 0; l < 4; l++)
-            kahan(&s[l], &c[l], log_op ? dy[k + l] : dy[k + l] * y[k + l]);
+    for (; k + LANES <= n; k += LANES)
+        for (size_t l = 0; l < LANES; l++)
+            kahan(&s[l], &c[l], job->log ? dy[k + l] : dy[k + l] * y[k + l]);
     for (; k < n; k++)
-        kahan(&s[0], &c[0], log_op ? dy[k] : dy[k] * y[k]);
+        kahan(&s[k % LANES], &c[k % LANES], job->log ? dy[k] : dy[k] * y[k]);
     double sum = 0.0, comp = 0.0;
-    for (size_t l = 0; l < 4; l++) {
+    for (size_t l = 0; l < LANES; l++) {
         kahan(&sum, &comp, s[l]);
         kahan(&sum, &comp, -c[l]);
     }
-    for (k = 0; k < n; k++)
-        dx[k] = value_d(job, y[k], dy[k], sum, job->beta != 0.0 ? dx[k] : 0.0);
+    for (size_t k0 = 0; k0 < n; k0 += BLOCK)
+        write_d(st, at + k0, min_size(BLOCK, n - k0), &sum, 0);
 }
 
-static void cols_f64(const bw_state* st, size_t o, size_t i0, size_t w)
+static void cols_d(const bw_state* st, size_t o, size_t i0, size_t w)
 {
     const clsoftmax__cpu_backward_job* job = st->job;
     const size_t n = job->n, inner = job->inner;
     const size_t base = o * n * inner + i0;
     const double* y = (const double*)job->y + base;
     const double* dy = (const double*)job->dy + base;
-    double* dx = (double*)job->dx + base;
-    const int log_op = job->log;
-    double s[BLOCK_COLS], c[BLOCK_COLS];
+    double s[BLOCK], c[BLOCK];
     for (size_t i = 0; i < w; i++)
         s[i] = c[i] = 0.0;
     for (size_t k = 0; k < n; k++) {
         const size_t at = k * inner;
         for (size_t i = 0; i < w; i++)
-            kahan(&s[i], &c[i], log_op ? dy[at + i] : dy[at + i] * y[at + i]);
+            kahan(&s[i], &c[i], job->log ? dy[at + i] : dy[at + i] * y[at + i]);
     }
-    for (size_t k = 0; k < n; k++) {
-        const size_t at = k * inner;
-        for (size_t i = 0; i < w; i++)
-            dx[at + i] = value_d(job, y[at + i], dy[at + i], s[i] - c[i],
-                                 job->beta != 0.0 ? dx[at + i] : 0.0);
-    }
+    for (size_t i = 0; i < w; i++)
+        s[i] -= c[i];
+    for (size_t k = 0; k < n; k++)
+        write_d(st, base + k * inner, w, s, 1);
 }
 
 /* ---- scheduling ------------------------------------------------------------------------- */
@@ -211,40 +244,21 @@ static void cols_f64(const bw_state* st, size_t o, size_t i0, size_t w)
 static void run_unit(const bw_state* st, size_t u)
 {
     const clsoftmax__cpu_backward_job* job = st->job;
+    const int is_double = job->dtype == CLSOFTMAX__CPU_F64;
     if (job->inner == 1) {
-        switch (job->dtype) {
-        case CLSOFTMAX__CPU_F64:
-            row_f64(st, u);
-            break;
-        case CLSOFTMAX__CPU_F16:
-            row_f16(st, u);
-            break;
-        case CLSOFTMAX__CPU_BF16:
-            row_bf16(st, u);
-            break;
-        default:
-            row_f32(st, u);
-            break;
-        }
+        if (is_double)
+            row_d(st, u);
+        else
+            row_f(st, u);
         return;
     }
     const size_t o = u / st->nblocks;
-    const size_t i0 = (u % st->nblocks) * BLOCK_COLS;
-    const size_t w = min_size(BLOCK_COLS, job->inner - i0);
-    switch (job->dtype) {
-    case CLSOFTMAX__CPU_F64:
-        cols_f64(st, o, i0, w);
-        break;
-    case CLSOFTMAX__CPU_F16:
-        cols_f16(st, o, i0, w);
-        break;
-    case CLSOFTMAX__CPU_BF16:
-        cols_bf16(st, o, i0, w);
-        break;
-    default:
-        cols_f32(st, o, i0, w);
-        break;
-    }
+    const size_t i0 = (u % st->nblocks) * BLOCK;
+    const size_t w = min_size(BLOCK, job->inner - i0);
+    if (is_double)
+        cols_d(st, o, i0, w);
+    else
+        cols_f(st, o, i0, w);
 }
 
 static void run_task(void* arg, unsigned index, unsigned count)
@@ -268,18 +282,21 @@ void clsoftmax__cpu_backward(const clsoftmax__cpu_backward_job* job, unsigned th
 {
     if (job == NULL || job->outer == 0 || job->n == 0 || job->inner == 0)
         return;
-    bw_state st = {.job = job,
-                   .scale_f = (float)job->scale,
-                   .alpha_f = (float)job->alpha,
-                   .beta_f = (float)job->beta};
+    const int in_float = job->dtype != CLSOFTMAX__CPU_F64;
+    bw_state st = {
+        .job = job,
+        .kern = clsoftmax__cpu_kernels_select(CLSOFTMAX__CPU_ISA_AUTO),
+        .coef = in_float ? (double)(float)job->alpha * (double)(float)job->scale : 0.0,
+        .beta = in_float ? (double)(float)job->beta : job->beta,
+    };
     if (job->inner == 1) {
         st.units = job->outer;
-        st.grab = job->n >= GRAB_ELEMS ? 1 : GRAB_ELEMS / job->n;
         st.nblocks = 1;
+        st.grab = job->n >= GRAB_ELEMS ? 1 : GRAB_ELEMS / job->n;
     } else {
-        st.nblocks = (job->inner + BLOCK_COLS - 1) / BLOCK_COLS;
+        st.nblocks = (job->inner + BLOCK - 1) / BLOCK;
         st.units = job->outer * st.nblocks;
-        const size_t per_unit = job->n * BLOCK_COLS;
+        const size_t per_unit = job->n * min_size(BLOCK, job->inner);
         st.grab = per_unit >= GRAB_ELEMS ? 1 : GRAB_ELEMS / per_unit;
     }
     atomic_init(&st.next, 0);
