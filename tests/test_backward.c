@@ -785,6 +785,48 @@ static void test_buffer_errors(void)
     clReleaseMemObject(a);
 }
 
+/*
+ * Host pointers not aligned to their element (OpenCL): the host entry point copies through
+ * device buffers instead of running on the caller's memory; in place and blending included.
+ */
+static void test_host_copy_path(void)
+{
+    const size_t dims[] = {7, 45};
+    for (int op = 0; op < 2; op++)
+        for (int w = 0; w < 3; w++) {
+            problem p;
+            problem_make(&p, CLSOFTMAX_FLOAT32, (clsoftmax_op)op, 2, dims, 1, 0.9,
+                         9500 + 3 * (uint64_t)w + (uint64_t)op);
+            p.desc.beta = w == 0 ? -0.5 : 0.0;
+            const size_t bytes = p.count * sizeof(float);
+            /* three tensors at odd 2-byte offsets of one block */
+            unsigned char* block = malloc(3 * bytes + 8);
+            float* got = malloc(bytes);
+            long double* ref = malloc(p.count * sizeof *ref);
+            long double* bound = malloc(p.count * sizeof *bound);
+            CU_ASSERT_FATAL(block != NULL && got != NULL && ref != NULL && bound != NULL);
+            unsigned char* y = block + 2;
+            unsigned char* dy = y + bytes;
+            unsigned char* dx = dy + bytes;
+            memcpy(y, p.y, bytes);
+            memcpy(dy, p.dy, bytes);
+            memcpy(dx, p.dx_old, bytes);
+            reference(&p, p.dx_old, ref, bound);
+            unsigned char* out = w == 1 ? dy : (w == 2 ? y : dx);
+            char what[256];
+            describe(what, sizeof what, &p, " unaligned host pointers");
+            TEST_STATUS(clsoftmax_softmax_backward_host(ctx(), &p.desc, y, dy, out),
+                        CLSOFTMAX_SUCCESS);
+            memcpy(got, out, bytes);
+            compare(&p, got, ref, bound, what, __LINE__);
+            free(block);
+            free(got);
+            free(ref);
+            free(bound);
+            problem_free(&p);
+        }
+}
+
 /* The same bits whatever the thread count (CPU) or from run to run (OpenCL). */
 static void test_deterministic(void)
 {
@@ -850,6 +892,8 @@ void test_register_backward(void)
     add_common(CU_add_suite("backward_cpu", test_suite_init_cpu, test_suite_cleanup));
     CU_pSuite cl = CU_add_suite("backward_opencl", test_suite_init_opencl, test_suite_cleanup);
     add_common(cl);
-    if (cl != NULL)
+    if (cl != NULL) {
         CU_add_test(cl, "buffer errors", test_buffer_errors);
+        CU_add_test(cl, "host pointers off their alignment", test_host_copy_path);
+    }
 }

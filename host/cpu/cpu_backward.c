@@ -62,59 +62,52 @@ static size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
 
 /* ---- the dtypes computed in float ------------------------------------------------------ */
 
-/* m elements of p from element at, into float (exact). */
-static void load_f(int dtype, const void* p, size_t at, float* out, size_t m)
+/* m elements of p from element at as floats (exact): float32 in place, the others into buf. */
+static const float* load_f(int dtype, const void* p, size_t at, float* buf, size_t m)
 {
     if (dtype == CLSOFTMAX__CPU_F16)
-        clsoftmax__f16_load_n((const uint16_t*)p + at, out, m);
+        clsoftmax__f16_load_n((const uint16_t*)p + at, buf, m);
     else if (dtype == CLSOFTMAX__CPU_BF16)
-        clsoftmax__bf16_load_n((const uint16_t*)p + at, out, m);
+        clsoftmax__bf16_load_n((const uint16_t*)p + at, buf, m);
     else
-        memcpy(out, (const float*)p + at, m * sizeof *out);
-}
-
-static void store_f(int dtype, void* p, size_t at, const float* in, size_t m)
-{
-    if (dtype == CLSOFTMAX__CPU_F16)
-        clsoftmax__f16_store_n(in, (uint16_t*)p + at, m);
-    else if (dtype == CLSOFTMAX__CPU_BF16)
-        clsoftmax__bf16_store_n(in, (uint16_t*)p + at, m);
-    else
-        memcpy((float*)p + at, in, m * sizeof *in);
+        return (const float*)p + at;
+    return buf;
 }
 
 /*
- * The write pass over m elements starting at element at, stepping 1: sums[i * sum_step] is
- * element i's S (sum_step 0: one row's S; 1: a column each).
+ * The write pass over m elements from element at (stepping 1), element i's S in sums[i]. dx
+ * may be y or dy (in place): each element is read before it is written, by the same loop step.
  */
-static void write_f(const bw_state* st, size_t at, size_t m, const double* sums, size_t sum_step)
+static void write_f(const bw_state* st, size_t at, size_t m, const double* sums)
 {
     const clsoftmax__cpu_backward_job* job = st->job;
-    float y[BLOCK], dy[BLOCK], e[BLOCK], old[BLOCK], out[BLOCK];
-    load_f(job->dtype, job->y, at, y, m);
-    load_f(job->dtype, job->dy, at, dy, m);
-    if (st->beta != 0.0)
-        load_f(job->dtype, job->dx, at, old, m);
+    const int dtype = job->dtype;
+    float yb[BLOCK], dyb[BLOCK], oldb[BLOCK], e[BLOCK], outb[BLOCK];
+    const float* y = load_f(dtype, job->y, at, yb, m);
+    const float* dy = load_f(dtype, job->dy, at, dyb, m);
+    const float* old = st->beta != 0.0 ? load_f(dtype, job->dx, at, oldb, m) : NULL;
+    float* out = dtype == CLSOFTMAX__CPU_F32 ? (float*)job->dx + at : outb;
     const double c = st->coef, b = st->beta;
     if (job->log)
         st->kern->exp_f32(y, e, m);
     /* one loop per case, free of branches, so that the compiler vectorises it */
-    if (job->log && b == 0.0) {
+    if (job->log && old == NULL) {
         for (size_t i = 0; i < m; i++)
-            out[i] = (float)(c * ((double)dy[i] - (double)e[i] * sums[i * sum_step]));
+            out[i] = (float)(c * ((double)dy[i] - (double)e[i] * sums[i]));
     } else if (job->log) {
         for (size_t i = 0; i < m; i++)
-            out[i] = (float)(c * ((double)dy[i] - (double)e[i] * sums[i * sum_step]) +
-                             b * (double)old[i]);
-    } else if (b == 0.0) {
+            out[i] = (float)(c * ((double)dy[i] - (double)e[i] * sums[i]) + b * (double)old[i]);
+    } else if (old == NULL) {
         for (size_t i = 0; i < m; i++)
-            out[i] = (float)(c * ((double)y[i] * ((double)dy[i] - sums[i * sum_step])));
+            out[i] = (float)(c * ((double)y[i] * ((double)dy[i] - sums[i])));
     } else {
         for (size_t i = 0; i < m; i++)
-            out[i] = (float)(c * ((double)y[i] * ((double)dy[i] - sums[i * sum_step])) +
-                             b * (double)old[i]);
+            out[i] = (float)(c * ((double)y[i] * ((double)dy[i] - sums[i])) + b * (double)old[i]);
     }
-    store_f(job->dtype, job->dx, at, out, m);
+    if (dtype == CLSOFTMAX__CPU_F16)
+        clsoftmax__f16_store_n(outb, (uint16_t*)job->dx + at, m);
+    else if (dtype == CLSOFTMAX__CPU_BF16)
+        clsoftmax__bf16_store_n(outb, (uint16_t*)job->dx + at, m);
 }
 
 static void row_f(const bw_state* st, size_t r)
@@ -122,11 +115,11 @@ static void row_f(const bw_state* st, size_t r)
     const clsoftmax__cpu_backward_job* job = st->job;
     const size_t n = job->n, at = r * n;
     double s[LANES] = {0};
-    float y[BLOCK], dy[BLOCK];
+    float yb[BLOCK], dyb[BLOCK];
     for (size_t k0 = 0; k0 < n; k0 += BLOCK) {
         const size_t m = min_size(BLOCK, n - k0);
-        load_f(job->dtype, job->y, at + k0, y, m);
-        load_f(job->dtype, job->dy, at + k0, dy, m);
+        const float* y = load_f(job->dtype, job->y, at + k0, yb, m);
+        const float* dy = load_f(job->dtype, job->dy, at + k0, dyb, m);
         /* m is a multiple of LANES except in the last block: lanes stay k mod LANES */
         size_t i = 0;
         if (job->log) {
@@ -144,8 +137,11 @@ static void row_f(const bw_state* st, size_t r)
         }
     }
     const double sum = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+    double sums[BLOCK];
+    for (size_t i = 0; i < BLOCK; i++)
+        sums[i] = sum;
     for (size_t k0 = 0; k0 < n; k0 += BLOCK)
-        write_f(st, at + k0, min_size(BLOCK, n - k0), &sum, 0);
+        write_f(st, at + k0, min_size(BLOCK, n - k0), sums);
 }
 
 static void cols_f(const bw_state* st, size_t o, size_t i0, size_t w)
@@ -154,17 +150,17 @@ static void cols_f(const bw_state* st, size_t o, size_t i0, size_t w)
     const size_t n = job->n, inner = job->inner;
     const size_t base = o * n * inner + i0;
     double s[BLOCK];
-    float y[BLOCK], dy[BLOCK];
+    float yb[BLOCK], dyb[BLOCK];
     for (size_t i = 0; i < w; i++)
         s[i] = 0.0;
     for (size_t k = 0; k < n; k++) {
-        load_f(job->dtype, job->y, base + k * inner, y, w);
-        load_f(job->dtype, job->dy, base + k * inner, dy, w);
+        const float* y = load_f(job->dtype, job->y, base + k * inner, yb, w);
+        const float* dy = load_f(job->dtype, job->dy, base + k * inner, dyb, w);
         for (size_t i = 0; i < w; i++)
             s[i] += job->log ? (double)dy[i] : (double)dy[i] * (double)y[i];
     }
     for (size_t k = 0; k < n; k++)
-        write_f(st, base + k * inner, w, s, 1);
+        write_f(st, base + k * inner, w, s);
 }
 
 /* ---- float64 ------------------------------------------------------------------------------ */
@@ -177,7 +173,7 @@ static void kahan(double* s, double* c, double v)
     *s = t;
 }
 
-static void write_d(const bw_state* st, size_t at, size_t m, const double* sums, size_t sum_step)
+static void write_d(const bw_state* st, size_t at, size_t m, const double* sums)
 {
     const clsoftmax__cpu_backward_job* job = st->job;
     const double* y = (const double*)job->y + at;
@@ -187,8 +183,8 @@ static void write_d(const bw_state* st, size_t at, size_t m, const double* sums,
     if (job->log)
         st->kern->exp_f64(y, e, m);
     for (size_t i = 0; i < m; i++) {
-        const double g = job->log ? job->scale * (dy[i] - e[i] * sums[i * sum_step])
-                                  : job->scale * (y[i] * (dy[i] - sums[i * sum_step]));
+        const double g = job->log ? job->scale * (dy[i] - e[i] * sums[i])
+                                  : job->scale * (y[i] * (dy[i] - sums[i]));
         double v = job->alpha * g;
         if (st->beta != 0.0)
             v += st->beta * dx[i];
@@ -214,8 +210,11 @@ static void row_d(const bw_state* st, size_t r)
         kahan(&sum, &comp, s[l]);
         kahan(&sum, &comp, -c[l]);
     }
+    double sums[BLOCK];
+    for (size_t i = 0; i < BLOCK; i++)
+        sums[i] = sum;
     for (size_t k0 = 0; k0 < n; k0 += BLOCK)
-        write_d(st, at + k0, min_size(BLOCK, n - k0), &sum, 0);
+        write_d(st, at + k0, min_size(BLOCK, n - k0), sums);
 }
 
 static void cols_d(const bw_state* st, size_t o, size_t i0, size_t w)
@@ -236,7 +235,7 @@ static void cols_d(const bw_state* st, size_t o, size_t i0, size_t w)
     for (size_t i = 0; i < w; i++)
         s[i] -= c[i];
     for (size_t k = 0; k < n; k++)
-        write_d(st, base + k * inner, w, s, 1);
+        write_d(st, base + k * inner, w, s);
 }
 
 /* ---- scheduling ------------------------------------------------------------------------- */
