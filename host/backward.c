@@ -154,7 +154,8 @@ static clsoftmax_status bw_kernel(clsoftmax_context* ctx, clsoftmax_dtype dtype,
                                 ? 1
                                 : (dtype == CLSOFTMAX_FLOAT64 ? BW_VW_CPU_F64 : BW_VW_CPU);
         char options[160];
-        snprintf(options, sizeof options, "-cl-std=CL1.2 -w %s -DCLSOFTMAX_VW=%u -DCLSOFTMAX_BW_CONTIG=%d",
+        snprintf(options, sizeof options,
+                 "-cl-std=CL1.2 -w %s -DCLSOFTMAX_VW=%u -DCLSOFTMAX_BW_CONTIG=%d",
                  clsoftmax__dtype_options(dtype), vw, cpu);
         status = clsoftmax__program_build_ops(ctx, sizeof bw_sources / sizeof bw_sources[0],
                                               bw_sources, options, "softmax backward", &program);
@@ -374,17 +375,17 @@ static clsoftmax_status host_on_device(clsoftmax_context* ctx, const clsoftmax_d
 
     if (zero_copy) {
         const int dx_read = layout->beta != 0.0 || dx == y || dx == dy;
-        status = make_buffer(ctx, (dx_read ? CL_MEM_READ_WRITE : CL_MEM_WRITE_ONLY) |
-                                      CL_MEM_USE_HOST_PTR,
-                             bytes, dx, "dx", &made[0]);
+        status = make_buffer(
+            ctx, (dx_read ? CL_MEM_READ_WRITE : CL_MEM_WRITE_ONLY) | CL_MEM_USE_HOST_PTR, bytes, dx,
+            "dx", &made[0]);
         bdx = made[0];
         if (status == CLSOFTMAX_SUCCESS && dx != y)
-            status = make_buffer(ctx, CL_MEM_READ_ONLY | CL_MEM_USE_HOST_PTR, bytes, y, "y",
-                                 &made[1]);
+            status =
+                make_buffer(ctx, CL_MEM_READ_ONLY | CL_MEM_USE_HOST_PTR, bytes, y, "y", &made[1]);
         by = dx == y ? bdx : made[1];
         if (status == CLSOFTMAX_SUCCESS && dy != dx && dy != y)
-            status = make_buffer(ctx, CL_MEM_READ_ONLY | CL_MEM_USE_HOST_PTR, bytes, dy, "dy",
-                                 &made[2]);
+            status =
+                make_buffer(ctx, CL_MEM_READ_ONLY | CL_MEM_USE_HOST_PTR, bytes, dy, "dy", &made[2]);
         bdy = dy == dx ? bdx : (dy == y ? by : made[2]);
     } else {
         RETURN_ERROR_IF(ctx, (cl_ulong)bytes > ctx->caps.max_mem_alloc_size, CLSOFTMAX_UNSUPPORTED,
@@ -392,8 +393,7 @@ static clsoftmax_status host_on_device(clsoftmax_context* ctx, const clsoftmax_d
                         "CL_DEVICE_MAX_MEM_ALLOC_SIZE (%llu bytes); use the CPU backend or the "
                         "device-buffer entry point on smaller pieces",
                         bytes, ctx->device_name, (unsigned long long)ctx->caps.max_mem_alloc_size);
-        status = make_buffer(ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, bytes, y, "y",
-                             &made[0]);
+        status = make_buffer(ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, bytes, y, "y", &made[0]);
         by = made[0];
         if (status == CLSOFTMAX_SUCCESS && dy != y)
             status = make_buffer(ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, bytes, dy, "dy",
@@ -420,8 +420,8 @@ static clsoftmax_status host_on_device(clsoftmax_context* ctx, const clsoftmax_d
         void* mapped = clEnqueueMapBuffer(ctx->queue, bdx, CL_TRUE, CL_MAP_READ, 0, bytes, 0, NULL,
                                           NULL, &err);
         if (err != CL_SUCCESS) {
-            status = clsoftmax__error_cl(ctx, clsoftmax__status_from_cl(err),
-                                         "clEnqueueMapBuffer", err, "reading dx into host memory");
+            status = clsoftmax__error_cl(ctx, clsoftmax__status_from_cl(err), "clEnqueueMapBuffer",
+                                         err, "reading dx into host memory");
             goto cleanup;
         }
         CHECK_CL(ctx, clEnqueueUnmapMemObject(ctx->queue, bdx, mapped, 0, NULL, NULL), cleanup);
@@ -445,9 +445,8 @@ cleanup:
 
 /* ---- public entry points ---------------------------------------------------------------- */
 
-clsoftmax_status clsoftmax_softmax_backward_host(clsoftmax_context* ctx,
-                                                 const clsoftmax_desc* desc, const void* y,
-                                                 const void* dy, void* dx)
+clsoftmax_status clsoftmax_softmax_backward_host(clsoftmax_context* ctx, const clsoftmax_desc* desc,
+                                                 const void* y, const void* dy, void* dx)
 {
     if (ctx == NULL)
         return CLSOFTMAX_INVALID_ARGUMENT;
@@ -457,7 +456,8 @@ clsoftmax_status clsoftmax_softmax_backward_host(clsoftmax_context* ctx,
         return status;
     if (y == NULL || dy == NULL || dx == NULL)
         return clsoftmax__fail(ctx, CLSOFTMAX_INVALID_ARGUMENT,
-                               y == NULL ? "y is NULL" : (dy == NULL ? "dy is NULL" : "dx is NULL"));
+                               y == NULL ? "y is NULL"
+                                         : (dy == NULL ? "dy is NULL" : "dx is NULL"));
     const size_t bytes = layout.bytes;
     /* A tensor that would run past the end of the address space cannot be the caller's. */
     if ((uintptr_t)y > UINTPTR_MAX - bytes || (uintptr_t)dy > UINTPTR_MAX - bytes ||
@@ -510,7 +510,8 @@ clsoftmax_status clsoftmax_softmax_backward_buffer(clsoftmax_context* ctx,
         return status;
     if (y == NULL || dy == NULL || dx == NULL)
         return clsoftmax__fail(ctx, CLSOFTMAX_INVALID_ARGUMENT,
-                               y == NULL ? "y is NULL" : (dy == NULL ? "dy is NULL" : "dx is NULL"));
+                               y == NULL ? "y is NULL"
+                                         : (dy == NULL ? "dy is NULL" : "dx is NULL"));
     const char* wait_why = NULL;
     if (clsoftmax__check_wait_list(num_wait, wait_list, &wait_why) != CLSOFTMAX_SUCCESS)
         return clsoftmax__fail(ctx, CLSOFTMAX_INVALID_ARGUMENT, wait_why);

@@ -173,8 +173,8 @@ static void problem_make(problem* p, clsoftmax_dtype dtype, clsoftmax_op op, siz
                 sum += expl(t[k] - m);
             for (size_t k = 0; k < p->n; k++) {
                 const size_t at = (o * p->n + k) * p->inner + i;
-                const long double v = op == CLSOFTMAX_OP_LOG_SOFTMAX ? (t[k] - m) - logl(sum)
-                                                                     : expl(t[k] - m) / sum;
+                const long double v =
+                    op == CLSOFTMAX_OP_LOG_SOFTMAX ? (t[k] - m) - logl(sum) : expl(t[k] - m) / sum;
                 set(p->y, dtype, at, v);
             }
         }
@@ -250,7 +250,7 @@ static int compare(const problem* p, const void* got, const long double* ref,
         if (half) {
             const long double r16 = round_dtype(ref[j], dtype);
             const uint16_t want = dtype == CLSOFTMAX_FLOAT16 ? clsoftmax__f32_to_f16((float)r16)
-                                                              : clsoftmax__f32_to_bf16((float)r16);
+                                                             : clsoftmax__f32_to_bf16((float)r16);
             const long dist = ulp_distance16(((const uint16_t*)got)[j], want);
             measure = (double)dist;
             ok = dist <= 1;
@@ -360,8 +360,7 @@ static int run_host(const problem* p, placement where, unsigned line)
             TEST_CHECK_AT(line, 0, "%s: wrote past the end of dx", what);
             break;
         }
-    TEST_CHECK_AT(line, memcmp(y, p->y, bytes) == 0 || where == DX_IS_Y, "%s: y was written",
-                  what);
+    TEST_CHECK_AT(line, memcmp(y, p->y, bytes) == 0 || where == DX_IS_Y, "%s: y was written", what);
     TEST_CHECK_AT(line, memcmp(dy, p->dy, bytes) == 0 || where == DX_IS_DY, "%s: dy was written",
                   what);
     free(y);
@@ -385,8 +384,8 @@ typedef struct shape {
  * work-group per row, the second a work-item per row), a row of one element.
  */
 static const shape shapes[] = {
-    {2, {5, 37}, -1},   {3, {4, 33, 6}, 1}, {2, {19, 10}, 0},  {2, {3, 5000}, 1},
-    {2, {300, 20}, 1},  {3, {2, 7, 130}, 2}, {2, {6, 1}, 1},    {1, {257}, 0},
+    {2, {5, 37}, -1},  {3, {4, 33, 6}, 1},  {2, {19, 10}, 0}, {2, {3, 5000}, 1},
+    {2, {300, 20}, 1}, {3, {2, 7, 130}, 2}, {2, {6, 1}, 1},   {1, {257}, 0},
 };
 
 static void test_shapes(void)
@@ -405,8 +404,8 @@ static void test_shapes(void)
 /* scale != 1, alpha, beta (blending into dx's values), and beta 0 with alpha alone. */
 static void test_scale_alpha_beta(void)
 {
-    static const double params[][3] = {{0.37, 1.0, 0.0}, {2.5, -1.5, 0.25}, {1.0, 0.5, -1.0},
-                                       {-3.0, 1.0, 1.0}};
+    static const double params[][3] = {
+        {0.37, 1.0, 0.0}, {2.5, -1.5, 0.25}, {1.0, 0.5, -1.0}, {-3.0, 1.0, 1.0}};
     for (size_t s = 0; s < 5; s++)
         for (size_t d = 0; d < 4; d++)
             for (int op = 0; op < 2; op++)
@@ -627,8 +626,8 @@ static void test_finite_differences(void)
                 TEST_CHECK(worst_fd <= tol,
                            "%s %s shape %zu scale %g: the backward is %.3g from the central "
                            "difference at element %zu (tolerance %.3g)",
-                           test_suite_backend_name(), op ? "log_softmax" : "softmax", s,
-                           scales[q], worst_fd, worst_j, tol);
+                           test_suite_backend_name(), op ? "log_softmax" : "softmax", s, scales[q],
+                           worst_fd, worst_j, tol);
                 free(x);
                 free(w);
                 free(y);
@@ -728,8 +727,8 @@ static void test_buffer_errors(void)
     for (size_t j = 0; j < 128; j++)
         host[j] = 3.0f;
     cl_int err = CL_SUCCESS;
-    cl_mem a = clCreateBuffer(clctx, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, sizeof host, host,
-                              &err);
+    cl_mem a =
+        clCreateBuffer(clctx, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, sizeof host, host, &err);
     CU_ASSERT_FATAL(err == CL_SUCCESS);
     cl_event ev = (cl_event)(uintptr_t)1;
     clsoftmax_context* c = ctx();
@@ -747,9 +746,9 @@ static void test_buffer_errors(void)
                 CLSOFTMAX_INVALID_ARGUMENT);
     TEST_STATUS(clsoftmax_softmax_backward_buffer(c, &d, a, 0, a, 32, a, 64, NULL, 1, NULL, &ev),
                 CLSOFTMAX_INVALID_ARGUMENT);
-    TEST_STATUS(clsoftmax_softmax_backward_buffer(c, &d, a, SIZE_MAX - 4, a, 32, a, 64, NULL, 0,
-                                                  NULL, &ev),
-                CLSOFTMAX_SIZE_OVERFLOW);
+    TEST_STATUS(
+        clsoftmax_softmax_backward_buffer(c, &d, a, SIZE_MAX - 4, a, 32, a, 64, NULL, 0, NULL, &ev),
+        CLSOFTMAX_SIZE_OVERFLOW);
     /* a queue of another cl_context */
     cl_device_id dev = clsoftmax_context_cl_device(c);
     cl_context other = clCreateContext(NULL, 1, &dev, NULL, NULL, &err);
@@ -843,9 +842,9 @@ static void test_deterministic(void)
         for (size_t t = 0; t < 4; t++) {
             TEST_STATUS(clsoftmax_context_set_param(ctx(), CLSOFTMAX_PARAM_CPU_THREADS, threads[t]),
                         CLSOFTMAX_SUCCESS);
-            TEST_STATUS(clsoftmax_softmax_backward_host(ctx(), &p.desc, p.y, p.dy,
-                                                        t == 0 ? first : again),
-                        CLSOFTMAX_SUCCESS);
+            TEST_STATUS(
+                clsoftmax_softmax_backward_host(ctx(), &p.desc, p.y, p.dy, t == 0 ? first : again),
+                CLSOFTMAX_SUCCESS);
             if (t > 0)
                 TEST_CHECK(memcmp(first, again, bytes) == 0,
                            "%s shape %zu: %zu threads differ from 1", test_suite_backend_name(), s,

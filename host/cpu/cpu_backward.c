@@ -50,8 +50,8 @@
 typedef struct bw_state {
     const clsoftmax__cpu_backward_job* job;
     const clsoftmax__cpu_kernels* kern;
-    double coef; /* float-computed dtypes: alpha * scale, both rounded to float (exact product) */
-    double beta; /* rounded to float for those dtypes */
+    double coef;  /* float-computed dtypes: alpha * scale, both rounded to float (exact product) */
+    double beta;  /* rounded to float for those dtypes */
     size_t units; /* rows, or (slice, column block) pairs */
     size_t grab;  /* units taken at a time */
     size_t nblocks;

@@ -1,4 +1,5 @@
-/* cpu_backward.h - the CPU backend's softmax and log-softmax gradient, threaded through the pool. */
+/* cpu_backward.h - the CPU backend's softmax and log-softmax gradient, threaded through the pool.
+ */
 #ifndef CLSOFTMAX_CPU_BACKWARD_H
 #define CLSOFTMAX_CPU_BACKWARD_H
 
