@@ -154,9 +154,8 @@ static clsoftmax_status bw_kernel(clsoftmax_context* ctx, clsoftmax_dtype dtype,
                                 ? 1
                                 : (dtype == CLSOFTMAX_FLOAT64 ? BW_VW_CPU_F64 : BW_VW_CPU);
         char options[160];
-        snprintf(options, sizeof options,
-                 "-cl-std=CL1.2 -w %s -DCLSOFTMAX_VW=%u -DCLSOFTMAX_BW_CONTIG=%d",
-                 clsoftmax__dtype_options(dtype), vw, cpu);
+        snprintf(options, sizeof options, "-cl-std=CL1.2 -w %s -DCLSOFTMAX_VW=%u",
+                 clsoftmax__dtype_options(dtype), vw);
         status = clsoftmax__program_build_ops(ctx, sizeof bw_sources / sizeof bw_sources[0],
                                               bw_sources, options, "softmax backward", &program);
         if (status != CLSOFTMAX_SUCCESS)
@@ -295,8 +294,13 @@ static clsoftmax_status bw_launch(clsoftmax_context* ctx, const clsoftmax_desc* 
         SET_ARG(kernel, a++, beta);
     }
     SET_ARG(kernel, a++, log_op);
-    if (id == BW_K_ROW)
+    if (id == BW_K_ROW) {
+        /* CPU devices: contiguous shares in vectors, unless CLSOFTMAX_PARAM_VECTOR_WIDTH 1 asks
+           for the scalar loop GPUs run */
+        const cl_int contig = cpu && ctx->params[CLSOFTMAX_PARAM_VECTOR_WIDTH] != 1;
+        SET_ARG(kernel, a++, contig);
         CHECK_CL(ctx, clSetKernelArg(kernel, a++, local * layout->compute_size, NULL), cleanup);
+    }
 
     CHECK_CL(ctx,
              clEnqueueNDRangeKernel(queue, kernel, 1, NULL, &global, &local, num_wait,

@@ -19,10 +19,6 @@
  *   CLSOFTMAX_VW          elements per vector in the row kernels (default 1): the host takes 8
  *                         (float64: 4) on CPU devices, where a work-item's own vectors are the
  *                         SIMD, and 1 on GPUs, which coalesce scalar loads across work-items
- *   CLSOFTMAX_BW_CONTIG   1: softmax_backward_row gives each work-item a contiguous share of
- *                         the row (CPU devices run a group's work-items one after another, and a
- *                         stride of L elements made each of them stream the whole row); 0
- *                         (default): k = lid, lid + L, ... (coalesced on GPUs; needs VW 1)
  *
  * Arguments, the same for every kernel here (host/backward.c sets them in this order):
  *   y, y_off, dy, dy_off   the inputs and their offsets in elements
@@ -33,18 +29,16 @@
  *   outer, n, inner        the [outer, n, inner] view; element (o, k, i) at (o * n + k) * inner + i
  *   scale, alpha, beta     as above, in REAL
  *   log_op                 0: softmax, 1: log-softmax
- *   red                    softmax_backward_row only: local_size REALs of reduction scratch
+ *   softmax_backward_row only, two more:
+ *   contig                 1: each work-item takes a contiguous share of the row, in vectors
+ *                          (CPU devices run a group's work-items one after another, and a stride
+ *                          of L elements made each of them stream the whole row); 0: scalars
+ *                          k = lid, lid + L, ... (coalesced on GPUs)
+ *   red                    local_size REALs of reduction scratch
  * Indices are ulong: a tensor may hold more than 2^32 elements.
  */
 #ifndef CLSOFTMAX_COMMON_CL
 #error "softmax_backward.cl is built after common.cl (REAL, STORE_T and the reductions)"
-#endif
-
-#ifndef CLSOFTMAX_BW_CONTIG
-#define CLSOFTMAX_BW_CONTIG 0
-#endif
-#if !CLSOFTMAX_BW_CONTIG && CLSOFTMAX_VW != 1
-#error "the strided row loop (CLSOFTMAX_BW_CONTIG 0) reads scalars: build it with CLSOFTMAX_VW 1"
 #endif
 
 /* Kahan's step on vectors, lane by lane (see kahan_add() in common.cl). */
@@ -131,39 +125,30 @@ void bw_write_scalars(__global const STORE_T* y, __global const STORE_T* dy, __g
 __kernel void softmax_backward_row(__global const STORE_T* y, ulong y_off,
                                    __global const STORE_T* dy, ulong dy_off, __global STORE_T* dx,
                                    ulong dx_off, ulong outer, ulong n, ulong inner, REAL scale,
-                                   REAL alpha, REAL beta, int log_op, __local REAL* red)
+                                   REAL alpha, REAL beta, int log_op, int contig, __local REAL* red)
 {
     const ulong lid = get_local_id(0);
     const ulong lsz = get_local_size(0);
     (void)inner;
-#if CLSOFTMAX_BW_CONTIG
-    /* vectors [j0, j1) of the row, and the scalar tail past the last whole vector to the last
-       work-item */
-    const ulong nv = n / CLSOFTMAX_VW;
+    /* contig: vectors [j0, j1) of the row; the scalar tail [t0, n) past the last whole vector
+       goes to the last work-item. Otherwise scalars from lid with stride lsz. */
+    const ulong nv = contig ? n / CLSOFTMAX_VW : 0;
     const ulong j0 = lid * nv / lsz;
     const ulong j1 = (lid + 1) * nv / lsz;
-    const ulong t0 = lid + 1 == lsz ? nv * CLSOFTMAX_VW : n;
-#endif
+    const ulong t0 = !contig ? lid : (lid + 1 == lsz ? nv * CLSOFTMAX_VW : n);
+    const ulong step = contig ? 1 : lsz;
     for (ulong r = get_group_id(0); r < outer; r += get_num_groups(0)) {
         __global const STORE_T* yr = y + y_off + r * n;
         __global const STORE_T* dyr = dy + dy_off + r * n;
         __global STORE_T* dxr = dx + dx_off + r * n;
         REAL s = 0;
         REAL c = 0;
-#if CLSOFTMAX_BW_CONTIG
         bw_sum_vectors(yr, dyr, j0, j1, log_op, &s, &c);
-        bw_sum_scalars(yr, dyr, t0, n, 1, log_op, &s, &c);
-#else
-        bw_sum_scalars(yr, dyr, lid, n, lsz, log_op, &s, &c);
-#endif
+        bw_sum_scalars(yr, dyr, t0, n, step, log_op, &s, &c);
         /* group_sum_1d's barriers also order every read of the row before any write of it */
         const REAL sum = group_sum_1d(red, s - c);
-#if CLSOFTMAX_BW_CONTIG
         bw_write_vectors(yr, dyr, dxr, j0, j1, sum, scale, alpha, beta, log_op);
-        bw_write_scalars(yr, dyr, dxr, t0, n, 1, sum, scale, alpha, beta, log_op);
-#else
-        bw_write_scalars(yr, dyr, dxr, lid, n, lsz, sum, scale, alpha, beta, log_op);
-#endif
+        bw_write_scalars(yr, dyr, dxr, t0, n, step, sum, scale, alpha, beta, log_op);
     }
 }
 

@@ -439,24 +439,33 @@ static void test_in_place(void)
 }
 
 /*
- * The group-per-row kernel on every contiguous shape (CLSOFTMAX_PARAM_ROWS_PER_GROUP 1; PoCL
- * otherwise runs short rows a work-item each). On the CPU backend the parameter changes nothing.
+ * The group-per-row kernel on contiguous shapes (CLSOFTMAX_PARAM_ROWS_PER_GROUP 1; PoCL
+ * otherwise runs many short rows a work-item each), with its contiguous vector shares (a CPU
+ * device's default) and with the scalar loop at a stride of the group size that GPUs run
+ * (CLSOFTMAX_PARAM_VECTOR_WIDTH 1). On the CPU backend the parameters change nothing.
  */
 static void test_group_kernel(void)
 {
     TEST_STATUS(clsoftmax_context_set_param(ctx(), CLSOFTMAX_PARAM_ROWS_PER_GROUP, 1),
                 CLSOFTMAX_SUCCESS);
     static const shape rows[] = {{2, {300, 20}, 1}, {2, {5, 37}, -1}, {2, {40, 1000}, 1}};
-    for (size_t s = 0; s < 3; s++)
-        for (size_t d = 0; d < 4; d++)
-            for (int op = 0; op < 2; op++) {
-                problem p;
-                problem_make(&p, all_dtypes[d], (clsoftmax_op)op, rows[s].ndim, rows[s].dims,
-                             rows[s].axis, 0.8, 3000 + 100 * s + 10 * d + (uint64_t)op);
-                p.desc.beta = s == 1 ? 0.5 : 0.0;
-                run_host(&p, s == 2 ? DX_IS_DY : OUT_OF_PLACE, __LINE__);
-                problem_free(&p);
-            }
+    for (size_t vw = 0; vw < 2; vw++) {
+        TEST_STATUS(clsoftmax_context_set_param(ctx(), CLSOFTMAX_PARAM_VECTOR_WIDTH, vw),
+                    CLSOFTMAX_SUCCESS);
+        for (size_t s = 0; s < 3; s++)
+            for (size_t d = 0; d < 4; d++)
+                for (int op = 0; op < 2; op++) {
+                    problem p;
+                    problem_make(&p, all_dtypes[d], (clsoftmax_op)op, rows[s].ndim, rows[s].dims,
+                                 rows[s].axis, 0.8,
+                                 3000 + 1000 * vw + 100 * s + 10 * d + (uint64_t)op);
+                    p.desc.beta = s == 1 ? 0.5 : 0.0;
+                    run_host(&p, s == 2 ? DX_IS_DY : OUT_OF_PLACE, __LINE__);
+                    problem_free(&p);
+                }
+    }
+    TEST_STATUS(clsoftmax_context_set_param(ctx(), CLSOFTMAX_PARAM_VECTOR_WIDTH, 0),
+                CLSOFTMAX_SUCCESS);
     TEST_STATUS(clsoftmax_context_set_param(ctx(), CLSOFTMAX_PARAM_ROWS_PER_GROUP, 0),
                 CLSOFTMAX_SUCCESS);
 }
