@@ -18,11 +18,12 @@
 #include <stdio.h>
 #include <string.h>
 
-enum { BW_K_ROW = 0, BW_K_ITEM = 1, BW_K_STRIDED = 2, BW_K_COUNT = 3 };
+enum { BW_K_ROW = 0, BW_K_ITEM = 1, BW_K_STRIDED = 2, BW_K_STRIDED_VEC = 3, BW_K_COUNT = 4 };
 
 static const char* const bw_sources[] = {"common.cl", "softmax_backward.cl"};
 static const char* const bw_kernel_names[BW_K_COUNT] = {
-    "softmax_backward_row", "softmax_backward_item", "softmax_backward_strided"};
+    "softmax_backward_row", "softmax_backward_item", "softmax_backward_strided",
+    "softmax_backward_strided_vec"};
 
 /*
  * Work-items per group. A CPU device (PoCL) runs a group as loops split at each barrier, so
@@ -40,6 +41,8 @@ static const char* const bw_kernel_names[BW_K_COUNT] = {
  */
 #define BW_VW_CPU 8
 #define BW_VW_CPU_F64 4
+/* Vectors of neighbouring columns per work-item of softmax_backward_strided_vec. */
+#define BW_VECS 16u
 /* Work-groups per launch; the kernels loop over the remaining rows or columns. */
 #define BW_GROUPS_MAX ((size_t)1 << 16)
 /* GPUs: rows up to this long go a work-item each (a group would leave most items idle). */
@@ -134,6 +137,17 @@ static void run_on_cpu(clsoftmax_context* ctx, const clsoftmax_desc* desc,
 
 /* ---- kernels and launches (caller holds ctx->lock) -------------------------------------- */
 
+/*
+ * CLSOFTMAX_VW of dtype's program. CPU devices: a work-item's own vectors are the SIMD; GPUs:
+ * scalar loads, coalesced across work-items (softmax_backward.cl).
+ */
+static unsigned vector_width(const clsoftmax_context* ctx, clsoftmax_dtype dtype)
+{
+    if (!(ctx->caps.type & CL_DEVICE_TYPE_CPU) || dtype == CLSOFTMAX_FLOAT16)
+        return 1;
+    return dtype == CLSOFTMAX_FLOAT64 ? BW_VW_CPU_F64 : BW_VW_CPU;
+}
+
 /* The backward kernel id for dtype, building the dtype's program on first use. */
 static clsoftmax_status bw_kernel(clsoftmax_context* ctx, clsoftmax_dtype dtype, int id,
                                   cl_kernel* kernel, size_t* max_wg)
@@ -147,15 +161,10 @@ static clsoftmax_status bw_kernel(clsoftmax_context* ctx, clsoftmax_dtype dtype,
         cl_kernel made[BW_K_COUNT] = {NULL};
         size_t wg[BW_K_COUNT] = {0};
         cl_int err = CL_SUCCESS;
-        /* CPU devices: a work-item's own vectors are the SIMD and its share of a row is
-           contiguous; GPUs: scalar loads, coalesced across work-items (softmax_backward.cl) */
-        const int cpu = (ctx->caps.type & CL_DEVICE_TYPE_CPU) != 0;
-        const unsigned vw = !cpu || dtype == CLSOFTMAX_FLOAT16
-                                ? 1
-                                : (dtype == CLSOFTMAX_FLOAT64 ? BW_VW_CPU_F64 : BW_VW_CPU);
         char options[160];
-        snprintf(options, sizeof options, "-cl-std=CL1.2 -w %s -DCLSOFTMAX_VW=%u",
-                 clsoftmax__dtype_options(dtype), vw);
+        snprintf(options, sizeof options,
+                 "-cl-std=CL1.2 -w %s -DCLSOFTMAX_VW=%u -DCLSOFTMAX_BW_VECS=%u",
+                 clsoftmax__dtype_options(dtype), vector_width(ctx, dtype), BW_VECS);
         status = clsoftmax__program_build_ops(ctx, sizeof bw_sources / sizeof bw_sources[0],
                                               bw_sources, options, "softmax backward", &program);
         if (status != CLSOFTMAX_SUCCESS)
@@ -194,7 +203,8 @@ static clsoftmax_status bw_kernel(clsoftmax_context* ctx, clsoftmax_dtype dtype,
 }
 
 /*
- * The kernel for the layout: inner > 1 the strided kernel; contiguous rows a work-item each on
+ * The kernel for the layout: inner > 1 the strided kernel (on CPU devices its strips of
+ * vectors when whole vectors tile the slice's rows); contiguous rows a work-item each on
  * CPU devices with rows enough for every compute unit and on GPUs for rows too short to fill a
  * group, else a work-group each. CLSOFTMAX_PARAM_ROWS_PER_GROUP 1 asks for a group per row
  * (as for the forward kernels).
@@ -202,7 +212,10 @@ static clsoftmax_status bw_kernel(clsoftmax_context* ctx, clsoftmax_dtype dtype,
 static int choose_kernel(const clsoftmax_context* ctx, const clsoftmax__layout* layout)
 {
     if (layout->inner > 1)
-        return BW_K_STRIDED;
+        return (ctx->caps.type & CL_DEVICE_TYPE_CPU) &&
+                       layout->inner % vector_width(ctx, layout->dtype) == 0
+                   ? BW_K_STRIDED_VEC
+                   : BW_K_STRIDED;
     if (ctx->params[CLSOFTMAX_PARAM_ROWS_PER_GROUP] == 1)
         return BW_K_ROW;
     const size_t cu = ctx->caps.compute_units > 0 ? ctx->caps.compute_units : 1;
@@ -257,7 +270,11 @@ static clsoftmax_status bw_launch(clsoftmax_context* ctx, const clsoftmax_desc* 
             local *= 2;
         groups = layout->outer < BW_GROUPS_MAX ? layout->outer : BW_GROUPS_MAX;
     } else {
-        const size_t units = id == BW_K_ITEM ? layout->outer : layout->outer * layout->inner;
+        const size_t vecs = layout->inner / vector_width(ctx, layout->dtype);
+        const size_t units = id == BW_K_ITEM ? layout->outer
+                             : id == BW_K_STRIDED
+                                 ? layout->outer * layout->inner
+                                 : layout->outer * ((vecs + BW_VECS - 1) / BW_VECS);
         const size_t cu = ctx->caps.compute_units > 0 ? ctx->caps.compute_units : 1;
         local = cap;
         /* narrower groups rather than idle compute units */

@@ -8,6 +8,8 @@
  *                             reduced in local memory
  *   softmax_backward_item     a work-item per contiguous row (CPU devices, short rows)
  *   softmax_backward_strided  a work-item per column (o, i) of a non-last axis (inner > 1)
+ *   softmax_backward_strided_vec  a work-item per CLSOFTMAX_BW_VECS vectors of neighbouring
+ *                             columns of a non-last axis (CPU devices; inner % VW == 0)
  *
  * With y the forward's output and dy the gradient with respect to y, per row:
  *   softmax      S = sum_k dy_k * y_k,  g_k = scale * (y_k * (dy_k - S))
@@ -19,6 +21,10 @@
  *   CLSOFTMAX_VW          elements per vector in the row kernels (default 1): the host takes 8
  *                         (float64: 4) on CPU devices, where a work-item's own vectors are the
  *                         SIMD, and 1 on GPUs, which coalesce scalar loads across work-items
+ *   CLSOFTMAX_BW_VECS     vectors of neighbouring columns per work-item of
+ *                         softmax_backward_strided_vec (default 16: 16 x 8 floats = 512
+ *                         contiguous bytes per axis step, which a CPU's prefetcher follows, as
+ *                         softmax_strided_item found for the forward)
  *
  * Arguments, the same for every kernel here (host/backward.c sets them in this order):
  *   y, y_off, dy, dy_off   the inputs and their offsets in elements
@@ -39,6 +45,10 @@
  */
 #ifndef CLSOFTMAX_COMMON_CL
 #error "softmax_backward.cl is built after common.cl (REAL, STORE_T and the reductions)"
+#endif
+
+#ifndef CLSOFTMAX_BW_VECS
+#define CLSOFTMAX_BW_VECS 16
 #endif
 
 /* Kahan's step on vectors, lane by lane (see kahan_add() in common.cl). */
@@ -211,5 +221,65 @@ __kernel void softmax_backward_strided(__global const STORE_T* y, ulong y_off,
         REAL c = 0;
         bw_sum_scalars(yc, dyc, 0, n * inner, inner, log_op, &s, &c);
         bw_write_scalars(yc, dyc, dxc, 0, n * inner, inner, s - c, scale, alpha, beta, log_op);
+    }
+}
+
+/*
+ * Assumes inner > 1 and inner % VW == 0; a unit is CLSOFTMAX_BW_VECS vectors of neighbouring
+ * columns of one outer slice (fewer at the slice's end), work-item g taking units g, g + G, ...
+ * Trick: on a CPU device a work-group's work-items run one after another, so each work-item
+ * walks the axis over a wide contiguous strip itself (one column per work-item made every load
+ * a cache miss); each lane of each vector is its column's Kahan sum.
+ */
+__kernel void softmax_backward_strided_vec(__global const STORE_T* y, ulong y_off,
+                                           __global const STORE_T* dy, ulong dy_off,
+                                           __global STORE_T* dx, ulong dx_off, ulong outer, ulong n,
+                                           ulong inner, REAL scale, REAL alpha, REAL beta,
+                                           int log_op)
+{
+    const ulong vpr = inner / CLSOFTMAX_VW;                              /* vectors per slice row */
+    const ulong upr = (vpr + CLSOFTMAX_BW_VECS - 1) / CLSOFTMAX_BW_VECS; /* units per slice */
+    const ulong units = outer * upr;
+    const ulong gsz = get_global_size(0);
+    const ulong rounds = (units + gsz - 1) / gsz;
+    for (ulong round = 0; round < rounds; ++round) {
+        const ulong u = get_global_id(0) + round * gsz;
+        if (u >= units)
+            continue;
+        const ulong o = u / upr;
+        const ulong v0 = (u - o * upr) * CLSOFTMAX_BW_VECS;
+        const ulong nvec = min((ulong)CLSOFTMAX_BW_VECS, vpr - v0);
+        const ulong base = o * n * inner + v0 * CLSOFTMAX_VW;
+        REALV s[CLSOFTMAX_BW_VECS];
+        REALV c[CLSOFTMAX_BW_VECS];
+        for (int q = 0; q < CLSOFTMAX_BW_VECS; ++q)
+            s[q] = c[q] = (REALV)0;
+        for (ulong k = 0; k < n; ++k) {
+            __global const STORE_T* yk = y + y_off + base + k * inner;
+            __global const STORE_T* dyk = dy + dy_off + base + k * inner;
+            for (int q = 0; q < CLSOFTMAX_BW_VECS; ++q)
+                if ((ulong)q < nvec)
+                    kahan_add_v(&s[q], &c[q],
+                                log_op ? VLOAD(q, dyk) : VLOAD(q, dyk) * VLOAD(q, yk));
+        }
+        for (int q = 0; q < CLSOFTMAX_BW_VECS; ++q)
+            s[q] = s[q] - c[q];
+        for (ulong k = 0; k < n; ++k) {
+            __global const STORE_T* yk = y + y_off + base + k * inner;
+            __global const STORE_T* dyk = dy + dy_off + base + k * inner;
+            __global STORE_T* dxk = dx + dx_off + base + k * inner;
+            for (int q = 0; q < CLSOFTMAX_BW_VECS; ++q) {
+                if ((ulong)q >= nvec)
+                    continue;
+                const REALV yv = VLOAD(q, yk);
+                const REALV dyv = VLOAD(q, dyk);
+                const REALV g =
+                    log_op ? scale * (dyv - exp(yv) * s[q]) : scale * (yv * (dyv - s[q]));
+                REALV v = alpha * g;
+                if (beta != (REAL)0)
+                    v = v + beta * VLOAD(q, dxk);
+                VSTORE(v, q, dxk);
+            }
+        }
     }
 }

@@ -381,11 +381,13 @@ typedef struct shape {
 
 /*
  * Last, middle and first axes; a long row and many short rows (on PoCL the first runs a
- * work-group per row, the second a work-item per row), a row of one element.
+ * work-group per row, the second a work-item per row), a row of one element; slices whose rows
+ * whole vectors tile (PoCL: strips of vectors, one partial strip, and a slice of several).
  */
 static const shape shapes[] = {
-    {2, {5, 37}, -1},  {3, {4, 33, 6}, 1},  {2, {19, 10}, 0}, {2, {3, 5000}, 1},
-    {2, {300, 20}, 1}, {3, {2, 7, 130}, 2}, {2, {6, 1}, 1},   {1, {257}, 0},
+    {2, {5, 37}, -1},    {3, {4, 33, 6}, 1},  {2, {19, 10}, 0}, {2, {3, 5000}, 1},
+    {2, {300, 20}, 1},   {3, {2, 7, 130}, 2}, {2, {6, 1}, 1},   {1, {257}, 0},
+    {3, {3, 11, 40}, 1}, {2, {9, 272}, 0},
 };
 
 static void test_shapes(void)
@@ -424,7 +426,7 @@ static void test_scale_alpha_beta(void)
 /* dx identical to dy or to y (beta 0), on each axis. */
 static void test_in_place(void)
 {
-    for (size_t s = 0; s < 5; s++)
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         for (size_t d = 0; d < 4; d++)
             for (int op = 0; op < 2; op++)
                 for (int w = 1; w <= 2; w++) {
