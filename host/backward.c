@@ -204,22 +204,21 @@ static clsoftmax_status bw_kernel(clsoftmax_context* ctx, clsoftmax_dtype dtype,
 
 /*
  * The kernel for the layout: inner > 1 the strided kernel (on CPU devices its strips of
- * vectors when whole vectors tile the slice's rows); contiguous rows a work-item each on
+ * vectors); contiguous rows a work-item each on
  * CPU devices with rows enough for every compute unit and on GPUs for rows too short to fill a
  * group, else a work-group each. CLSOFTMAX_PARAM_ROWS_PER_GROUP 1 asks for a group per row
- * (as for the forward kernels).
+ * (as for the forward kernels); CLSOFTMAX_PARAM_VECTOR_WIDTH 1 for the scalar loops GPUs run.
  */
 static int choose_kernel(const clsoftmax_context* ctx, const clsoftmax__layout* layout)
 {
+    const int cpu = (ctx->caps.type & CL_DEVICE_TYPE_CPU) != 0;
     if (layout->inner > 1)
-        return (ctx->caps.type & CL_DEVICE_TYPE_CPU) &&
-                       layout->inner % vector_width(ctx, layout->dtype) == 0
-                   ? BW_K_STRIDED_VEC
-                   : BW_K_STRIDED;
+        return cpu && ctx->params[CLSOFTMAX_PARAM_VECTOR_WIDTH] != 1 ? BW_K_STRIDED_VEC
+                                                                     : BW_K_STRIDED;
     if (ctx->params[CLSOFTMAX_PARAM_ROWS_PER_GROUP] == 1)
         return BW_K_ROW;
     const size_t cu = ctx->caps.compute_units > 0 ? ctx->caps.compute_units : 1;
-    if (ctx->caps.type & CL_DEVICE_TYPE_CPU)
+    if (cpu)
         return layout->outer >= BW_ITEM_ROWS_PER_CU * cu ? BW_K_ITEM : BW_K_ROW;
     return layout->n <= BW_ITEM_ROW_GPU ? BW_K_ITEM : BW_K_ROW;
 }
@@ -271,10 +270,11 @@ static clsoftmax_status bw_launch(clsoftmax_context* ctx, const clsoftmax_desc* 
         groups = layout->outer < BW_GROUPS_MAX ? layout->outer : BW_GROUPS_MAX;
     } else {
         const size_t vecs = layout->inner / vector_width(ctx, layout->dtype);
-        const size_t units = id == BW_K_ITEM ? layout->outer
-                             : id == BW_K_STRIDED
-                                 ? layout->outer * layout->inner
-                                 : layout->outer * ((vecs + BW_VECS - 1) / BW_VECS);
+        /* strided_vec: strips of BW_VECS vectors, at least one per slice (softmax_backward.cl) */
+        const size_t strips = (vecs + BW_VECS - 1) / BW_VECS;
+        const size_t units = id == BW_K_ITEM      ? layout->outer
+                             : id == BW_K_STRIDED ? layout->outer * layout->inner
+                                                  : layout->outer * (strips > 0 ? strips : 1);
         const size_t cu = ctx->caps.compute_units > 0 ? ctx->caps.compute_units : 1;
         local = cap;
         /* narrower groups rather than idle compute units */

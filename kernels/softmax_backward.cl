@@ -9,7 +9,7 @@
  *   softmax_backward_item     a work-item per contiguous row (CPU devices, short rows)
  *   softmax_backward_strided  a work-item per column (o, i) of a non-last axis (inner > 1)
  *   softmax_backward_strided_vec  a work-item per CLSOFTMAX_BW_VECS vectors of neighbouring
- *                             columns of a non-last axis (CPU devices; inner % VW == 0)
+ *                             columns of a non-last axis (CPU devices)
  *
  * With y the forward's output and dy the gradient with respect to y, per row:
  *   softmax      S = sum_k dy_k * y_k,  g_k = scale * (y_k * (dy_k - S))
@@ -225,8 +225,9 @@ __kernel void softmax_backward_strided(__global const STORE_T* y, ulong y_off,
 }
 
 /*
- * Assumes inner > 1 and inner % VW == 0; a unit is CLSOFTMAX_BW_VECS vectors of neighbouring
- * columns of one outer slice (fewer at the slice's end), work-item g taking units g, g + G, ...
+ * Assumes inner > 1; a unit is CLSOFTMAX_BW_VECS vectors of neighbouring columns of one outer
+ * slice (fewer at the slice's end), and the slice's last unit also takes the columns past its
+ * last whole vector (inner % VW of them) as scalars; work-item g takes units g, g + G, ...
  * Trick: on a CPU device a work-group's work-items run one after another, so each work-item
  * walks the axis over a wide contiguous strip itself (one column per work-item made every load
  * a cache miss); each lane of each vector is its column's Kahan sum.
@@ -237,8 +238,9 @@ __kernel void softmax_backward_strided_vec(__global const STORE_T* y, ulong y_of
                                            ulong inner, REAL scale, REAL alpha, REAL beta,
                                            int log_op)
 {
-    const ulong vpr = inner / CLSOFTMAX_VW;                              /* vectors per slice row */
-    const ulong upr = (vpr + CLSOFTMAX_BW_VECS - 1) / CLSOFTMAX_BW_VECS; /* units per slice */
+    const ulong vpr = inner / CLSOFTMAX_VW; /* whole vectors per slice row */
+    /* units per slice; a slice narrower than one vector still has one, for its scalars */
+    const ulong upr = max((vpr + CLSOFTMAX_BW_VECS - 1) / CLSOFTMAX_BW_VECS, (ulong)1);
     const ulong units = outer * upr;
     const ulong gsz = get_global_size(0);
     const ulong rounds = (units + gsz - 1) / gsz;
@@ -249,11 +251,17 @@ __kernel void softmax_backward_strided_vec(__global const STORE_T* y, ulong y_of
         const ulong o = u / upr;
         const ulong v0 = (u - o * upr) * CLSOFTMAX_BW_VECS;
         const ulong nvec = min((ulong)CLSOFTMAX_BW_VECS, vpr - v0);
+        const ulong ntail = u - o * upr == upr - 1 ? inner - vpr * CLSOFTMAX_VW : 0;
+        const ulong tail = nvec * CLSOFTMAX_VW; /* the tail's first column, from base */
         const ulong base = o * n * inner + v0 * CLSOFTMAX_VW;
         REALV s[CLSOFTMAX_BW_VECS];
         REALV c[CLSOFTMAX_BW_VECS];
+        REAL ts[CLSOFTMAX_VW];
+        REAL tc[CLSOFTMAX_VW];
         for (int q = 0; q < CLSOFTMAX_BW_VECS; ++q)
             s[q] = c[q] = (REALV)0;
+        for (int t = 0; t < CLSOFTMAX_VW; ++t)
+            ts[t] = tc[t] = 0;
         for (ulong k = 0; k < n; ++k) {
             __global const STORE_T* yk = y + y_off + base + k * inner;
             __global const STORE_T* dyk = dy + dy_off + base + k * inner;
@@ -261,9 +269,15 @@ __kernel void softmax_backward_strided_vec(__global const STORE_T* y, ulong y_of
                 if ((ulong)q < nvec)
                     kahan_add_v(&s[q], &c[q],
                                 log_op ? VLOAD(q, dyk) : VLOAD(q, dyk) * VLOAD(q, yk));
+            for (int t = 0; t < CLSOFTMAX_VW; ++t)
+                if ((ulong)t < ntail)
+                    kahan_add(&ts[t], &tc[t],
+                              log_op ? LD(dyk, tail + t) : LD(dyk, tail + t) * LD(yk, tail + t));
         }
         for (int q = 0; q < CLSOFTMAX_BW_VECS; ++q)
             s[q] = s[q] - c[q];
+        for (int t = 0; t < CLSOFTMAX_VW; ++t)
+            ts[t] = ts[t] - tc[t];
         for (ulong k = 0; k < n; ++k) {
             __global const STORE_T* yk = y + y_off + base + k * inner;
             __global const STORE_T* dyk = dy + dy_off + base + k * inner;
@@ -280,6 +294,10 @@ __kernel void softmax_backward_strided_vec(__global const STORE_T* y, ulong y_of
                     v = v + beta * VLOAD(q, dxk);
                 VSTORE(v, q, dxk);
             }
+            for (int t = 0; t < CLSOFTMAX_VW; ++t)
+                if ((ulong)t < ntail)
+                    bw_write_scalars(yk, dyk, dxk, tail + t, tail + t + 1, 1, ts[t], scale, alpha,
+                                     beta, log_op);
         }
     }
 }

@@ -443,18 +443,21 @@ static void test_in_place(void)
 /*
  * The group-per-row kernel on contiguous shapes (CLSOFTMAX_PARAM_ROWS_PER_GROUP 1; PoCL
  * otherwise runs many short rows a work-item each), with its contiguous vector shares (a CPU
- * device's default) and with the scalar loop at a stride of the group size that GPUs run
- * (CLSOFTMAX_PARAM_VECTOR_WIDTH 1). On the CPU backend the parameters change nothing.
+ * device's default) and then with the scalar loops GPUs run (CLSOFTMAX_PARAM_VECTOR_WIDTH 1:
+ * the row kernel's stride of the group size, a work-item per column of a non-last axis). On the
+ * CPU backend the parameters change nothing.
  */
 static void test_group_kernel(void)
 {
     TEST_STATUS(clsoftmax_context_set_param(ctx(), CLSOFTMAX_PARAM_ROWS_PER_GROUP, 1),
                 CLSOFTMAX_SUCCESS);
-    static const shape rows[] = {{2, {300, 20}, 1}, {2, {5, 37}, -1}, {2, {40, 1000}, 1}};
+    static const shape rows[] = {{2, {300, 20}, 1},  {2, {5, 37}, -1}, {2, {40, 1000}, 1},
+                                 {3, {4, 33, 6}, 1}, {2, {19, 10}, 0}, {3, {3, 11, 40}, 1},
+                                 {2, {9, 272}, 0}};
     for (size_t vw = 0; vw < 2; vw++) {
         TEST_STATUS(clsoftmax_context_set_param(ctx(), CLSOFTMAX_PARAM_VECTOR_WIDTH, vw),
                     CLSOFTMAX_SUCCESS);
-        for (size_t s = 0; s < 3; s++)
+        for (size_t s = 0; s < sizeof rows / sizeof rows[0]; s++)
             for (size_t d = 0; d < 4; d++)
                 for (int op = 0; op < 2; op++) {
                     problem p;
