@@ -3,7 +3,7 @@
  * The entry points follow softmax.c's: validate everything (clsoftmax__validate_desc plus the
  * backward's own rules) before anything is allocated, enqueued or written; the CPU backend and
  * a context that fell back run cpu/cpu_backward.c; the OpenCL backend builds
- * kernels/softmax_backward.cl once per dtype into ctx->backward and launches one of its three
+ * kernels/softmax_backward.cl once per dtype into ctx->backward and launches one of its four
  * kernels (see choose_kernel()).
  *
  * softmax.c's ranges_overlap(), check_buffer() and run_on_cpu()'s thread choice are static
@@ -16,7 +16,6 @@
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <string.h>
 
 enum { BW_K_ROW = 0, BW_K_ITEM = 1, BW_K_STRIDED = 2, BW_K_STRIDED_VEC = 3, BW_K_COUNT = 4 };
 
