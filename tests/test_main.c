@@ -26,6 +26,7 @@ static const test_register_fn registrations[] = {
     test_register_ops,
     test_register_forward16,
     test_register_policy,
+    test_register_backward,
 };
 /* clang-format on */
 

@@ -24,6 +24,7 @@ void test_register_soak(void);    /* "soak_cpu", "soak_opencl" */
 void test_register_softmax(void); /* "cpu", "opencl", "group_opencl" */
 void test_register_params(void);  /* "params", "params_opencl" */
 void test_register_ops(void);     /* "ops_cpu", "ops_opencl" */
+void test_register_backward(void); /* "backward_cpu", "backward_opencl" */
 
 void test_register_forward16(void); /* "forward16_cpu", "forward16_opencl" */
 void test_register_policy(void);    /* "policy_cpu", "policy_opencl" */
