@@ -14,14 +14,6 @@ typedef enum clsoftmax__cpu_isa {
     CLSOFTMAX__CPU_ISA_AVX2 = 2
 } clsoftmax__cpu_isa;
 
-/* Element types, numbered as clsoftmax_dtype (this folder does not include the OpenCL header). */
-enum {
-    CLSOFTMAX__CPU_F32 = 0,
-    CLSOFTMAX__CPU_F64 = 1,
-    CLSOFTMAX__CPU_F16 = 2, /* stored as uint16_t, computed in float */
-    CLSOFTMAX__CPU_BF16 = 3 /* stored as uint16_t, computed in float */
-};
-
 /* The same [outer, n, inner] view as clsoftmax__layout, without OpenCL types. */
 typedef struct clsoftmax__cpu_job {
     size_t outer;
