@@ -596,9 +596,10 @@ void clsoftmax__cpu_softmax(const clsoftmax__cpu_job* job, unsigned threads,
         st.grab = job->n >= GRAB_ELEMS ? 1 : GRAB_ELEMS / job->n;
     } else {
         /*
-         * Column blocks sized for L2, narrowed (never below BLOCK_MIN) when
-         * there are too few to feed every thread. A column's result does not
-         * depend on its block, so neither does the output.
+         * Column blocks sized for L2 (staged: to fit the stage), narrowed
+         * (never below BLOCK_MIN) when there are too few to feed every
+         * thread. A column's result does not depend on its block, so neither
+         * does the output.
          */
         size_t esize = is_double ? sizeof(double) : sizeof(float);
         size_t block = COLS_CACHE_BYTES / (2 * esize * job->n) / BLOCK_MIN * BLOCK_MIN;

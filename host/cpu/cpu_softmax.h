@@ -33,7 +33,10 @@ typedef struct clsoftmax__cpu_job {
 /*
  * Runs the job on up to `threads` threads (0: one per online core) of pool
  * (NULL: the calling thread alone). Results are bitwise identical for every
- * thread count and pool state. Allocates nothing.
+ * thread count and pool state. Allocates nothing: float16/bfloat16 storage,
+ * blending and zeroed bad rows go through a 32 KiB buffer on each thread's
+ * stack (about 100 KiB of stack in all at the deepest). in == out is allowed
+ * when beta is 0.
  */
 void clsoftmax__cpu_softmax(const clsoftmax__cpu_job* job, unsigned threads,
                             clsoftmax__cpu_pool* pool);
