@@ -66,19 +66,20 @@
  * blocks are computed whole by one thread.
  *
  * Staged jobs: float16/bfloat16 storage, blending (alpha != 1 or beta != 0)
- * or zeroed bad rows. A thread copies a row, a group of short rows or a column
- * block (n * w elements) into a float (float64: double) buffer on its stack,
- * widening 16-bit storage exactly, runs the float kernels there in place and
- * writes back out = alpha * v + beta * out (beta 0: out unread) in the compute
- * precision, rounded once to the storage type. So a staged float32 result is
- * the plain one's bits blended, and float16 is float32's numerics on the
- * widened input. Rows or columns longer than the buffer go through the
- * long-row blocks, each block summarised chunk by chunk (chunks fixed by n,
- * merged in order like the blocks) and its outputs recomputed per chunk as
- * exp(t - ref_b) * k_b (two exps per element; the summary pass's exps have
- * nowhere to live). A bad row's outputs are all NaN and a good row's never
- * are (t - m is finite or -inf there, S in [1, n]), so zeroing bad rows is
- * zeroing NaN outputs.
+ * or zeroed bad rows. A thread copies a row or a group of short rows into a
+ * float (float64: double) buffer on its stack, widening 16-bit storage
+ * exactly, runs the float kernels there in place and writes back
+ * out = alpha * v + beta * out (beta 0: out unread) in the compute precision,
+ * rounded once to the storage type. Column blocks need no buffer: their
+ * kernel reads the storage, and softmax recomputes e = exp(t - m) in its last
+ * pass instead of keeping it in out. So a staged float32 result is the plain
+ * one's bits blended, and float16 is float32's numerics on the widened input.
+ * Rows longer than the buffer go through the long-row blocks, each block
+ * summarised chunk by chunk (chunks fixed by n, folded in order like the
+ * blocks) and its outputs recomputed per chunk as exp(t - ref_b) * k_b (two
+ * exps per element: the summary pass's exps have nowhere to live). A bad
+ * row's outputs are all NaN and a good row's never are (t - m is finite or
+ * -inf there, S in [1, n]), so zeroing bad rows is zeroing NaN outputs.
  *
  * exp is the polynomial of cpu_kernels.inc (<= 1 ulp measured, both dtypes),
  * not libm's: libm does not vectorise. Kernels come in a portable build and
@@ -103,8 +104,6 @@
 #define BLOCK_MIN 16u
 /* A thread's staging buffer (on its stack): 8192 floats or 4096 doubles, in L1/L2. */
 #define STAGE_BYTES 32768u
-/* Elements gathered at a time from a strided column (a stack buffer of raw elements). */
-#define GATHER 256u
 
 typedef enum mode { MODE_SMALL, MODE_ROWS, MODE_COLS, MODE_PARTS, MODE_OUT, MODE_LONG } mode;
 
@@ -121,7 +120,6 @@ typedef struct run_state {
     float alpha_f;  /* staged float compute: the blend factors in float */
     float beta_f;
     double beta;    /* staged: 0 when out is not read (beta_f for float compute) */
-    size_t rows;    /* long rows: outer * inner (a column is a row of stride inner) */
     mode mode;
     size_t units; /* rows, (slab, column block) pairs or (row, block) pairs */
     size_t grab;  /* units taken at a time */
@@ -199,62 +197,16 @@ static void blend(const run_state* st, const void* buf, void* dst, size_t count)
         st->kern->blend_f32(buf, dst, count, job->dtype, st->alpha_f, st->beta_f, job->zero_bad);
 }
 
-/* Copies one element of es bytes (a switch, so each size is a plain move). */
-static void copy_elem(void* dst, const void* src, size_t es)
+/* count elements of in from at into buf, widened */
+static void stage_in(const run_state* st, void* buf, size_t at, size_t count)
 {
-    switch (es) {
-    case 2:
-        memcpy(dst, src, 2);
-        break;
-    case 4:
-        memcpy(dst, src, 4);
-        break;
-    default:
-        memcpy(dst, src, 8);
-        break;
-    }
+    widen(st, (const unsigned char*)st->job->in + at * elem_size(st->job->dtype), buf, count);
 }
 
-/* Elements at, at + stride, ... (count of them) of in into buf, widened. */
-static void stage_in(const run_state* st, void* buf, size_t at, size_t stride, size_t count)
+/* buf's count values blended into out from at */
+static void stage_out(const run_state* st, const void* buf, size_t at, size_t count)
 {
-    const size_t es = elem_size(st->job->dtype);
-    const size_t cs = st->job->dtype == CLSOFTMAX__CPU_F64 ? sizeof(double) : sizeof(float);
-    const unsigned char* in = st->job->in;
-    if (stride == 1) {
-        widen(st, in + at * es, buf, count);
-        return;
-    }
-    unsigned char raw[GATHER * sizeof(double)];
-    for (size_t j0 = 0; j0 < count; j0 += GATHER) {
-        size_t c = min_size(GATHER, count - j0);
-        for (size_t j = 0; j < c; j++)
-            copy_elem(raw + j * es, in + (at + (j0 + j) * stride) * es, es);
-        widen(st, raw, (unsigned char*)buf + j0 * cs, c);
-    }
-}
-
-/* buf's count values blended into out at at, at + stride, ... */
-static void stage_out(const run_state* st, const void* buf, size_t at, size_t stride,
-                      size_t count)
-{
-    const size_t es = elem_size(st->job->dtype);
-    const size_t cs = st->job->dtype == CLSOFTMAX__CPU_F64 ? sizeof(double) : sizeof(float);
-    unsigned char* out = st->job->out;
-    if (stride == 1) {
-        blend(st, buf, out + at * es, count);
-        return;
-    }
-    unsigned char raw[GATHER * sizeof(double)];
-    for (size_t j0 = 0; j0 < count; j0 += GATHER) {
-        size_t c = min_size(GATHER, count - j0);
-        if (st->beta != 0.0)
-            for (size_t j = 0; j < c; j++)
-                copy_elem(raw + j * es, out + (at + (j0 + j) * stride) * es, es);
-        blend(st, (const unsigned char*)buf + j0 * cs, raw, c);
-        for (size_t j = 0; j < c; j++)
-            copy_elem(out + (at + (j0 + j) * stride) * es, raw + j * es, es);
-    }
+    blend(st, buf, (unsigned char*)st->job->out + at * elem_size(st->job->dtype), count);
 }
 
 /*
@@ -278,9 +230,9 @@ static void fold_part(clsoftmax__cpu_part* p, const clsoftmax__cpu_part* c)
     }
 }
 
-/* Staged long_block: the block of row r (element base, stride) in chunks of the stage. */
-static void long_block_staged(run_state* st, size_t base, size_t stride, size_t k0, size_t len,
-                              clsoftmax__cpu_part* part, double m, int out)
+/* Staged long_block: elements [at, at + len) of a row, in chunks of the stage. */
+static void long_block_staged(run_state* st, size_t at, size_t len, clsoftmax__cpu_part* part,
+                              double m, int out)
 {
     const clsoftmax__cpu_job* job = st->job;
     const clsoftmax__cpu_kernels* kern = st->kern;
@@ -292,7 +244,7 @@ static void long_block_staged(run_state* st, size_t base, size_t stride, size_t 
         for (size_t c0 = 0; c0 < len; c0 += st->chunk) {
             size_t c = min_size(st->chunk, len - c0);
             clsoftmax__cpu_part cp;
-            stage_in(st, &buf, base + (k0 + c0) * stride, stride, c);
+            stage_in(st, &buf, at + c0, c);
             if (is_double)
                 kern->part_f64(buf.d, NULL, c, job->scale, &cp);
             else
@@ -305,7 +257,7 @@ static void long_block_staged(run_state* st, size_t base, size_t stride, size_t 
     const double ref = part->m == -(double)INFINITY ? 0.0 : part->m;
     for (size_t c0 = 0; c0 < len; c0 += st->chunk) {
         size_t c = min_size(st->chunk, len - c0);
-        stage_in(st, &buf, base + (k0 + c0) * stride, stride, c);
+        stage_in(st, &buf, at + c0, c);
         if (is_double) {
             if (log_op)
                 kern->out_f64(buf.d, buf.d, c, job->scale, m, part->k, 1);
@@ -317,7 +269,7 @@ static void long_block_staged(run_state* st, size_t base, size_t stride, size_t 
             else
                 kern->expscale_f32(buf.f, c, sf, (float)ref, (float)part->k);
         }
-        stage_out(st, &buf, base + (k0 + c0) * stride, stride, c);
+        stage_out(st, &buf, at + c0, c);
     }
 }
 
@@ -326,18 +278,15 @@ static void long_block(run_state* st, size_t r, size_t b, clsoftmax__cpu_part* p
                        int out)
 {
     const clsoftmax__cpu_job* job = st->job;
-    if (st->staged) {
-        /* row r = o * inner + i: element (o, k, i) sits at (o * n + k) * inner + i */
-        size_t inner = job->inner, o = r / inner, i = r % inner;
-        size_t k0 = b * st->block, len = min_size(st->block, job->n - k0);
-        long_block_staged(st, o * job->n * inner + i, inner, k0, len, part, m, out);
-        return;
-    }
     const clsoftmax__cpu_kernels* kern = st->kern;
     int log_op = job->log != 0;
     size_t n = job->n;
     size_t at = r * n + b * st->block;
     size_t len = min_size(st->block, n - b * st->block);
+    if (st->staged) {
+        long_block_staged(st, at, len, part, m, out);
+        return;
+    }
     if (job->dtype == CLSOFTMAX__CPU_F64) {
         const double* x = (const double*)job->in + at;
         double* y = (double*)job->out + at;
@@ -380,38 +329,37 @@ static void run_unit_staged(run_state* st, size_t u)
     case MODE_SMALL: {
         size_t r0 = u * CLSOFTMAX__CPU_BLOCK_MAX;
         size_t g = min_size(CLSOFTMAX__CPU_BLOCK_MAX, job->outer - r0);
-        stage_in(st, &buf, r0 * n, 1, g * n);
+        stage_in(st, &buf, r0 * n, g * n);
         if (is_double)
             kern->rows_small_f64(buf.d, buf.d, g, n, job->scale, log_op);
         else
             kern->rows_small_f32(buf.f, buf.f, g, n, sf, log_op);
-        stage_out(st, &buf, r0 * n, 1, g * n);
+        stage_out(st, &buf, r0 * n, g * n);
         break;
     }
     case MODE_COLS: {
+        /* no stage: the column kernel reads the storage and blends into out itself */
         size_t o = u / st->nblocks;
         size_t i0 = (u % st->nblocks) * st->block;
         size_t at = o * n * inner + i0;
         size_t w = min_size(st->block, inner - i0);
-        size_t cs = is_double ? sizeof(double) : sizeof(float);
-        /* the block as a dense [n, w] slab: the column kernel sees row stride w */
-        for (size_t k = 0; k < n; k++)
-            stage_in(st, (unsigned char*)&buf + k * w * cs, at + k * inner, 1, w);
         if (is_double)
-            kern->cols_f64(buf.d, buf.d, n, w, w, job->scale, log_op);
+            kern->cols_staged_f64((const double*)job->in + at, (double*)job->out + at, n, inner,
+                                  w, job->scale, log_op, job->alpha, st->beta, job->zero_bad);
         else
-            kern->cols_f32(buf.f, buf.f, n, w, w, sf, log_op);
-        for (size_t k = 0; k < n; k++)
-            stage_out(st, (unsigned char*)&buf + k * w * cs, at + k * inner, 1, w);
+            kern->cols_staged_f32((const unsigned char*)job->in + at * elem_size(job->dtype),
+                                  (unsigned char*)job->out + at * elem_size(job->dtype), n,
+                                  inner, w, sf, log_op, job->dtype, st->alpha_f, st->beta_f,
+                                  job->zero_bad);
         break;
     }
     default: /* MODE_ROWS */
-        stage_in(st, &buf, u * n, 1, n);
+        stage_in(st, &buf, u * n, n);
         if (is_double)
             kern->row_f64(buf.d, buf.d, n, job->scale, log_op);
         else
             kern->row_f32(buf.f, buf.f, n, sf, log_op, 0);
-        stage_out(st, &buf, u * n, 1, n);
+        stage_out(st, &buf, u * n, n);
         break;
     }
 }
@@ -501,7 +449,7 @@ static void run(run_state* st, unsigned threads, clsoftmax__cpu_pool* pool)
 static void run_long_rows(run_state* st, unsigned threads, clsoftmax__cpu_pool* pool)
 {
     const clsoftmax__cpu_job* job = st->job;
-    size_t n = job->n, rows = st->rows;
+    size_t n = job->n, rows = job->outer;
     /* The block length depends on n alone, never on the threads. */
     size_t block = ROW_BLOCK;
     if ((n + block - 1) / block > MAX_PARTS)
@@ -568,7 +516,7 @@ void clsoftmax__cpu_softmax(const clsoftmax__cpu_job* job, unsigned threads,
     if (want == 0)
         want = 1;
 
-    run_state st = {.job = job, .kern = kern, .rows = job->outer};
+    run_state st = {.job = job, .kern = kern};
     const int is_double = job->dtype == CLSOFTMAX__CPU_F64;
     st.alpha_f = (float)job->alpha;
     st.beta_f = (float)job->beta;
@@ -576,13 +524,7 @@ void clsoftmax__cpu_softmax(const clsoftmax__cpu_job* job, unsigned threads,
     st.staged = (job->dtype != CLSOFTMAX__CPU_F32 && !is_double) || job->zero_bad != 0 ||
                 st.beta != 0.0 || (is_double ? job->alpha != 1.0 : st.alpha_f != 1.0f);
     st.chunk = STAGE_BYTES / (is_double ? sizeof(double) : sizeof(float));
-    if (st.staged && job->n > st.chunk) {
-        /* rows or columns longer than the stage: every one through the long-row blocks */
-        st.rows = job->outer * job->inner;
-        run_long_rows(&st, (unsigned)want, pool);
-        return;
-    }
-    if (!st.staged && job->inner == 1 && job->n > LONG_ROW) {
+    if (job->inner == 1 && job->n > (st.staged ? st.chunk : LONG_ROW)) {
         run_long_rows(&st, (unsigned)want, pool);
         return;
     }
@@ -596,7 +538,7 @@ void clsoftmax__cpu_softmax(const clsoftmax__cpu_job* job, unsigned threads,
         st.grab = job->n >= GRAB_ELEMS ? 1 : GRAB_ELEMS / job->n;
     } else {
         /*
-         * Column blocks sized for L2 (staged: to fit the stage), narrowed
+         * Column blocks sized for L2, narrowed
          * (never below BLOCK_MIN) when there are too few to feed every
          * thread. A column's result does not depend on its block, so neither
          * does the output.
@@ -606,13 +548,11 @@ void clsoftmax__cpu_softmax(const clsoftmax__cpu_job* job, unsigned threads,
         block = block < BLOCK_MIN
                     ? BLOCK_MIN
                     : (block > CLSOFTMAX__CPU_BLOCK_MAX ? CLSOFTMAX__CPU_BLOCK_MAX : block);
-        if (st.staged) /* the block, n * block elements, fits the stage (n <= chunk here) */
-            block = min_size(CLSOFTMAX__CPU_BLOCK_MAX, st.chunk / job->n);
         if (want > 1 && job->outer * ((job->inner + block - 1) / block) < want) {
             size_t per_slab = (want + job->outer - 1) / job->outer;
             size_t b = (job->inner + per_slab - 1) / per_slab;
             b = (b + BLOCK_MIN - 1) / BLOCK_MIN * BLOCK_MIN;
-            block = min_size(b < BLOCK_MIN ? BLOCK_MIN : b, block);
+            block = b < BLOCK_MIN ? BLOCK_MIN : min_size(b, block);
         }
         st.mode = MODE_COLS;
         st.block = block;
@@ -652,7 +592,7 @@ static unsigned scan_span(const run_state* rs, size_t at, size_t count)
     unsigned flags = 0;
     for (size_t c0 = 0; c0 < count && (flags & 1u) == 0; c0 += rs->chunk) {
         size_t c = min_size(rs->chunk, count - c0);
-        stage_in(rs, &buf, at + c0, 1, c);
+        stage_in(rs, &buf, at + c0, c);
         flags |= kern->scan_f32(buf.f, c, sf);
     }
     return flags;
@@ -679,7 +619,7 @@ static void scan_block(const run_state* rs, size_t at, size_t w, unsigned char* 
     for (size_t k0 = 0; k0 < n; k0 += per) {
         size_t kc = min_size(per, n - k0);
         for (size_t k = 0; k < kc; k++)
-            stage_in(rs, buf.f + k * w, at + (k0 + k) * inner, 1, w);
+            stage_in(rs, buf.f + k * w, at + (k0 + k) * inner, w);
         kern->scan_cols_f32(buf.f, kc, w, w, sf, flags);
     }
 }
