@@ -552,9 +552,9 @@ typedef struct view3 {
     const char* mode;
 } view3;
 static const view3 k_views[] = {
-    {300, 8, 1, "small rows"},   {40, 16, 1, "small rows"}, {37, 129, 1, "rows"},
-    {5, 1000, 1, "rows"},        {5, 10000, 1, "long rows"}, {5, 20001, 1, "long rows"},
-    {3, 70, 37, "columns"},      {2, 5, 300, "columns"},    {2, 9000, 3, "long columns"},
+    {300, 8, 1, "small rows"}, {40, 16, 1, "small rows"},  {37, 129, 1, "rows"},
+    {5, 1000, 1, "rows"},      {5, 10000, 1, "long rows"}, {5, 20001, 1, "long rows"},
+    {3, 70, 37, "columns"},    {2, 5, 300, "columns"},     {2, 9000, 3, "long columns"},
 };
 #define N_VIEWS (sizeof k_views / sizeof k_views[0])
 static const char* const k_dtype_names[] = {"f32", "f64", "f16", "bf16"};
@@ -719,8 +719,8 @@ typedef struct err_track {
  * blended in long double and rounded once; float32/float64 within the promised tolerances.
  */
 static void run_and_check(const view3* v, int dtype, int log_op, const blend_case* b,
-                          clsoftmax__cpu_isa isa, const void* in, const long double* ref,
-                          void* out, long double* want, unsigned* worst)
+                          clsoftmax__cpu_isa isa, const void* in, const long double* ref, void* out,
+                          long double* want, unsigned* worst)
 {
     size_t count = v->outer * v->n * v->inner;
     fill_old(out, dtype, count, log_op, b->beta != 0.0, 99);
@@ -732,15 +732,24 @@ static void run_and_check(const view3* v, int dtype, int log_op, const blend_cas
                   (b->beta != 0.0 ? (long double)b->beta * get_any(out, dtype, i) : 0.0L);
     }
     clsoftmax__cpu_job job = {
-        .outer = v->outer, .n = v->n, .inner = v->inner, .dtype = dtype, .log = log_op,
-        .scale = log_op ? 0.75 : 1.0, .alpha = b->alpha, .beta = b->beta, .zero_bad = b->zero,
-        .in = in, .out = out, .isa = isa,
+        .outer = v->outer,
+        .n = v->n,
+        .inner = v->inner,
+        .dtype = dtype,
+        .log = log_op,
+        .scale = log_op ? 0.75 : 1.0,
+        .alpha = b->alpha,
+        .beta = b->beta,
+        .zero_bad = b->zero,
+        .in = in,
+        .out = out,
+        .isa = isa,
     };
     clsoftmax__cpu_softmax(&job, 1, NULL);
     char what[160];
-    snprintf(what, sizeof what, "%s %s %s %s [%zu,%zu,%zu] alpha %g beta %g zero %d",
-             isa_name(isa), k_dtype_names[dtype], log_op ? "log_softmax" : "softmax", v->mode,
-             v->outer, v->n, v->inner, b->alpha, b->beta, b->zero);
+    snprintf(what, sizeof what, "%s %s %s %s [%zu,%zu,%zu] alpha %g beta %g zero %d", isa_name(isa),
+             k_dtype_names[dtype], log_op ? "log_softmax" : "softmax", v->mode, v->outer, v->n,
+             v->inner, b->alpha, b->beta, b->zero);
     if (dtype == CLSOFTMAX__CPU_F32 || dtype == CLSOFTMAX__CPU_F64) {
         TEST_COMPARE_DTYPE(out, (clsoftmax_dtype)dtype, want, count, what);
         return;
@@ -798,8 +807,8 @@ static void test_staged_against_reference(void)
 
 /*
  * A staged float32/float64 job that blends nothing (zero_bad set, no bad row) gives the plain
- * job's bits in every path but rows longer than the stage; in place (in == out, beta 0) gives the same bits
- * as out of place for every dtype and path.
+ * job's bits in every path but rows longer than the stage; in place (in == out, beta 0) gives the
+ * same bits as out of place for every dtype and path.
  */
 static void test_staged_bits(void)
 {
@@ -822,8 +831,15 @@ static void test_staged_bits(void)
                              v->outer, v->n, v->inner);
                     fill_view(in, dtype, v, 7 + vi);
                     clsoftmax__cpu_job job = {
-                        .outer = v->outer, .n = v->n, .inner = v->inner, .dtype = dtype,
-                        .log = op, .scale = 1.0, .alpha = 1.0, .in = in, .out = a,
+                        .outer = v->outer,
+                        .n = v->n,
+                        .inner = v->inner,
+                        .dtype = dtype,
+                        .log = op,
+                        .scale = 1.0,
+                        .alpha = 1.0,
+                        .in = in,
+                        .out = a,
                         .isa = k_isas[s],
                     };
                     clsoftmax__cpu_softmax(&job, 1, NULL);
@@ -837,8 +853,8 @@ static void test_staged_bits(void)
                     fill_view(in, dtype, v, 7 + vi);
                     for (size_t r = 0; r < 3; r++)
                         for (size_t k = 0; k < v->n; k++)
-                            set_any(in, dtype, ((r / v->inner) * v->n + k) * v->inner + r % v->inner,
-                                    0.5);
+                            set_any(in, dtype,
+                                    ((r / v->inner) * v->n + k) * v->inner + r % v->inner, 0.5);
                     job.in = in;
                     job.out = a;
                     clsoftmax__cpu_softmax(&job, 1, NULL);
@@ -859,7 +875,7 @@ static void test_staged_bits(void)
 static void test_staged_threads(void)
 {
     static const view3 views[] = {
-        {20000, 8, 1, "small rows"}, {200, 1000, 1, "rows"},   {3, 40001, 1, "long rows"},
+        {20000, 8, 1, "small rows"}, {200, 1000, 1, "rows"},  {3, 40001, 1, "long rows"},
         {1, 100003, 1, "long rows"}, {3, 70, 370, "columns"}, {2, 9000, 3, "long columns"},
     };
     static const blend_case blends[] = {{1.0, 0.0, 0}, {0.5, 0.25, 1}};
@@ -882,10 +898,18 @@ static void test_staged_threads(void)
                         if (clsoftmax__cpu_kernels_select(k_isas[s]) == NULL)
                             continue;
                         clsoftmax__cpu_job job = {
-                            .outer = v->outer, .n = v->n, .inner = v->inner, .dtype = dtype,
-                            .log = op, .scale = 1.0, .alpha = blends[bi].alpha,
-                            .beta = blends[bi].beta, .zero_bad = blends[bi].zero, .in = in,
-                            .out = first, .isa = k_isas[s],
+                            .outer = v->outer,
+                            .n = v->n,
+                            .inner = v->inner,
+                            .dtype = dtype,
+                            .log = op,
+                            .scale = 1.0,
+                            .alpha = blends[bi].alpha,
+                            .beta = blends[bi].beta,
+                            .zero_bad = blends[bi].zero,
+                            .in = in,
+                            .out = first,
+                            .isa = k_isas[s],
                         };
                         fill_old(first, dtype, count, op, 1, 5);
                         clsoftmax__cpu_softmax(&job, 1, NULL);
@@ -998,8 +1022,14 @@ static void test_check_rows(void)
                         continue;
                     for (unsigned threads = 1; threads <= 3; threads += 2) {
                         clsoftmax__cpu_job job = {
-                            .outer = v->outer, .n = v->n, .inner = v->inner, .dtype = dtype,
-                            .scale = scale, .alpha = 1.0, .in = in, .isa = k_isas[s],
+                            .outer = v->outer,
+                            .n = v->n,
+                            .inner = v->inner,
+                            .dtype = dtype,
+                            .scale = scale,
+                            .alpha = 1.0,
+                            .in = in,
+                            .isa = k_isas[s],
                         };
                         size_t bad = 7, first = 7;
                         clsoftmax__cpu_check_rows(&job, threads, pool, &bad, &first);
@@ -1007,8 +1037,7 @@ static void test_check_rows(void)
                                    "%s %s %s [%zu,%zu,%zu] kind %d, %u threads: %zu bad from "
                                    "%zu, want %zu from %zu",
                                    isa_name(k_isas[s]), k_dtype_names[dtype], v->mode, v->outer,
-                                   v->n, v->inner, kind, threads, bad, first, want_bad,
-                                   want_first);
+                                   v->n, v->inner, kind, threads, bad, first, want_bad, want_first);
                     }
                 }
             }

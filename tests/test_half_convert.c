@@ -82,7 +82,8 @@ static void test_f16_all(void)
         float f = clsoftmax__f16_to_f32(h);
         uint16_t back = clsoftmax__f32_to_f16(f);
         if (f16_nan(h)) {
-            uint32_t want = ((uint32_t)(h & 0x8000) << 16) | 0x7fc00000u | ((uint32_t)(h & 0x3ff) << 13);
+            uint32_t want =
+                ((uint32_t)(h & 0x8000) << 16) | 0x7fc00000u | ((uint32_t)(h & 0x3ff) << 13);
             bad_widen += fbits(f) != want;
             bad_trip += back != (h | 0x0200); /* quiet stays, signalling comes back quiet */
         } else {
@@ -189,8 +190,10 @@ static void test_narrow_sample(void)
                 badbf += b != (uint16_t)((bits >> 16) | 0x40);
             } else {
                 double w16 = f16_ref(f), wbf = bf16_ref(f);
-                bad16 += f16_nan(h) || f16_value(h) != w16 || (signbit(w16) != 0) != ((h >> 15) != 0);
-                badbf += bf16_nan(b) || bf16_value(b) != wbf || (signbit(wbf) != 0) != ((b >> 15) != 0);
+                bad16 +=
+                    f16_nan(h) || f16_value(h) != w16 || (signbit(w16) != 0) != ((h >> 15) != 0);
+                badbf +=
+                    bf16_nan(b) || bf16_value(b) != wbf || (signbit(wbf) != 0) != ((b >> 15) != 0);
             }
             tested++;
         }
@@ -236,10 +239,12 @@ static void test_bulk_identical(void)
             size_t len = lens[li];
             clsoftmax__f16_load_n(h, wa, len);
             kern->load_f16(h, wb, len);
-            TEST_CHECK(memcmp(wa, wb, len * sizeof(float)) == 0, "%s load_f16, %zu", kern->name, len);
+            TEST_CHECK(memcmp(wa, wb, len * sizeof(float)) == 0, "%s load_f16, %zu", kern->name,
+                       len);
             clsoftmax__bf16_load_n(h, wa, len);
             kern->load_bf16(h, wb, len);
-            TEST_CHECK(memcmp(wa, wb, len * sizeof(float)) == 0, "%s load_bf16, %zu", kern->name, len);
+            TEST_CHECK(memcmp(wa, wb, len * sizeof(float)) == 0, "%s load_bf16, %zu", kern->name,
+                       len);
         }
         size_t len = nf - 3; /* a ragged tail */
         clsoftmax__f16_store_n(f, na, len);

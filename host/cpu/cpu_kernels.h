@@ -85,16 +85,15 @@ typedef struct clsoftmax__cpu_kernels {
      */
     void (*blend_f32)(const float* v, void* out, size_t n, int dtype, float alpha, float beta,
                       int zero);
-    void (*blend_f64)(const double* v, double* out, size_t n, double alpha, double beta,
-                      int zero);
+    void (*blend_f64)(const double* v, double* out, size_t n, double alpha, double beta, int zero);
     /*
      * cols over storage of dtype (F32, F16 or BF16) blended as blend_f32 does, straight into y
      * (y may be x when beta is 0); softmax gives cols_f32's bits before blending
      */
     void (*cols_staged_f32)(const void* x, void* y, size_t n, size_t inner, size_t w, float sf,
                             int log_op, int dtype, float alpha, float beta, int zero);
-    void (*cols_staged_f64)(const double* x, double* y, size_t n, size_t inner, size_t w,
-                            double sc, int log_op, double alpha, double beta, int zero);
+    void (*cols_staged_f64)(const double* x, double* y, size_t n, size_t inner, size_t w, double sc,
+                            int log_op, double alpha, double beta, int zero);
     /* bit 0: some t = scale * x[i] is NaN or +inf; bit 1: some t is not -inf */
     unsigned (*scan_f32)(const float* x, size_t n, float sf);
     unsigned (*scan_f64)(const double* x, size_t n, double sc);

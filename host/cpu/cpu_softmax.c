@@ -115,11 +115,11 @@ typedef union stage {
 typedef struct run_state {
     const clsoftmax__cpu_job* job;
     const clsoftmax__cpu_kernels* kern;
-    int staged;     /* through a stage buffer (16-bit storage, blending, zeroed bad rows) */
-    size_t chunk;   /* staged: elements the stage holds (of the compute type) */
-    float alpha_f;  /* staged float compute: the blend factors in float */
+    int staged;    /* through a stage buffer (16-bit storage, blending, zeroed bad rows) */
+    size_t chunk;  /* staged: elements the stage holds (of the compute type) */
+    float alpha_f; /* staged float compute: the blend factors in float */
     float beta_f;
-    double beta;    /* staged: 0 when out is not read (beta_f for float compute) */
+    double beta; /* staged: 0 when out is not read (beta_f for float compute) */
     mode mode;
     size_t units; /* rows, (slab, column block) pairs or (row, block) pairs */
     size_t grab;  /* units taken at a time */
@@ -311,7 +311,8 @@ static void long_row(run_state* st, size_t r)
     clsoftmax__cpu_part parts[MAX_PARTS];
     for (size_t b = 0; b < st->nblocks; b++)
         long_block(st, r, b, &parts[b], 0.0, 0);
-    double m = merge_row(parts, st->nblocks, st->job->dtype == CLSOFTMAX__CPU_F64, st->job->log != 0);
+    double m =
+        merge_row(parts, st->nblocks, st->job->dtype == CLSOFTMAX__CPU_F64, st->job->log != 0);
     for (size_t b = 0; b < st->nblocks; b++)
         long_block(st, r, b, &parts[b], m, 1);
 }
@@ -344,12 +345,12 @@ static void run_unit_staged(run_state* st, size_t u)
         size_t at = o * n * inner + i0;
         size_t w = min_size(st->block, inner - i0);
         if (is_double)
-            kern->cols_staged_f64((const double*)job->in + at, (double*)job->out + at, n, inner,
-                                  w, job->scale, log_op, job->alpha, st->beta, job->zero_bad);
+            kern->cols_staged_f64((const double*)job->in + at, (double*)job->out + at, n, inner, w,
+                                  job->scale, log_op, job->alpha, st->beta, job->zero_bad);
         else
             kern->cols_staged_f32((const unsigned char*)job->in + at * elem_size(job->dtype),
-                                  (unsigned char*)job->out + at * elem_size(job->dtype), n,
-                                  inner, w, sf, log_op, job->dtype, st->alpha_f, st->beta_f,
+                                  (unsigned char*)job->out + at * elem_size(job->dtype), n, inner,
+                                  w, sf, log_op, job->dtype, st->alpha_f, st->beta_f,
                                   job->zero_bad);
         break;
     }
@@ -473,8 +474,8 @@ static void run_long_rows(run_state* st, unsigned threads, clsoftmax__cpu_pool* 
         st->mode = MODE_PARTS;
         run(st, threads, pool);
         for (size_t r = 0; r < nr; r++)
-            st->row_m[r] =
-                merge_row(st->parts + r * nblocks, nblocks, job->dtype == CLSOFTMAX__CPU_F64, job->log != 0);
+            st->row_m[r] = merge_row(st->parts + r * nblocks, nblocks,
+                                     job->dtype == CLSOFTMAX__CPU_F64, job->log != 0);
         st->mode = MODE_OUT;
         run(st, threads, pool);
     }
@@ -566,10 +567,10 @@ void clsoftmax__cpu_softmax(const clsoftmax__cpu_job* job, unsigned threads,
 /* ---- the bad-row check ------------------------------------------------------ */
 
 typedef struct check_state {
-    run_state rs;       /* job, kernels, chunk; stage_in for the 16-bit types */
-    size_t units;       /* row groups (inner 1) or (slab, column block) pairs */
-    size_t grab;        /* rows per unit (inner 1) */
-    size_t nblocks;     /* column blocks per slab */
+    run_state rs;   /* job, kernels, chunk; stage_in for the 16-bit types */
+    size_t units;   /* row groups (inner 1) or (slab, column block) pairs */
+    size_t grab;    /* rows per unit (inner 1) */
+    size_t nblocks; /* column blocks per slab */
     atomic_size_t next;
     atomic_size_t bad;
     atomic_size_t first;
@@ -675,7 +676,8 @@ void clsoftmax__cpu_check_rows(const clsoftmax__cpu_job* job, unsigned threads,
     if (job == NULL || job->outer == 0 || job->n == 0 || job->inner == 0)
         return;
     const clsoftmax__cpu_kernels* kern = clsoftmax__cpu_kernels_select(job->isa);
-    check_state cs = {.rs = {.job = job, .kern = kern != NULL ? kern : &clsoftmax__cpu_kernels_generic,
+    check_state cs = {.rs = {.job = job,
+                             .kern = kern != NULL ? kern : &clsoftmax__cpu_kernels_generic,
                              .chunk = STAGE_BYTES / sizeof(float)}};
     if (job->inner == 1) {
         cs.grab = job->n >= GRAB_ELEMS ? 1 : GRAB_ELEMS / job->n;
