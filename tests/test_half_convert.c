@@ -1,6 +1,9 @@
 /* test_half_convert.c - suite "half_convert": float16 and bfloat16 conversions, portable and F16C.
  */
 #include <CUnit/CUnit.h>
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
+#endif
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
@@ -255,8 +258,11 @@ static void test_bulk_identical(void)
         TEST_CHECK(memcmp(na, nb, len * sizeof(uint16_t)) == 0, "%s store_bf16", kern->name);
     }
 #if defined(__x86_64__) && defined(__GNUC__)
+    unsigned a, b, c, d;
+    int f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C) != 0;
     __builtin_cpu_init();
-    TEST_CHECK(tested_avx2 || !__builtin_cpu_supports("f16c") || !__builtin_cpu_supports("avx2"),
+    TEST_CHECK(tested_avx2 || !f16c || !__builtin_cpu_supports("avx2") ||
+                   !__builtin_cpu_supports("fma"),
                "the F16C build was not reached on a CPU that has it");
 #else
     (void)tested_avx2;

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #if defined(__x86_64__)
+#include <cpuid.h>
 #include <immintrin.h>
 #endif
 
@@ -481,14 +482,22 @@ static void run_long_rows(run_state* st, unsigned threads, clsoftmax__cpu_pool* 
     }
 }
 
+#if defined(CLSOFTMAX__CPU_HAVE_AVX2)
+/* CPUID leaf 1, ECX bit 29 (clang 14's __builtin_cpu_supports does not know "f16c"). */
+static int have_f16c(void)
+{
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C) != 0;
+}
+#endif
+
 const clsoftmax__cpu_kernels* clsoftmax__cpu_kernels_select(clsoftmax__cpu_isa isa)
 {
     if (isa == CLSOFTMAX__CPU_ISA_GENERIC)
         return &clsoftmax__cpu_kernels_generic;
 #if defined(CLSOFTMAX__CPU_HAVE_AVX2)
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-        __builtin_cpu_supports("f16c"))
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && have_f16c())
         return &clsoftmax__cpu_kernels_avx2;
 #endif
     return isa == CLSOFTMAX__CPU_ISA_AVX2 ? NULL : &clsoftmax__cpu_kernels_generic;
