@@ -1,5 +1,5 @@
-/* test_cpu_kernels.c - suite "cpu_kernels": the CPU backend's exp, kernels per ISA, threads, pool.
- */
+/* test_cpu_kernels.c - suite "cpu_kernels": the CPU backend's exp, kernels per ISA, threads, pool,
+ * 16-bit storage, blending, zeroed bad rows and the bad-row check. */
 #include <CUnit/CUnit.h>
 #include <float.h>
 #include <math.h>
