@@ -1,5 +1,5 @@
-/* test_cpu_kernels.c - suite "cpu_kernels": the CPU backend's exp, kernels per ISA, threads, pool.
- */
+/* test_cpu_kernels.c - suite "cpu_kernels": the CPU backend's exp, kernels per ISA, threads, pool,
+ * 16-bit storage, blending, zeroed bad rows and the bad-row check. */
 #include <CUnit/CUnit.h>
 #include <float.h>
 #include <math.h>
@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu/half_convert.h"
 #include "internal.h"
 #include "test_suites.h"
 #include "test_util.h"
@@ -543,6 +544,509 @@ static void test_accuracy_4m(void)
     free(e);
 }
 
+/* ---- float16, bfloat16, blending and zeroed bad rows (staged jobs) ---------------- */
+
+/* Every staged path: short rows, rows, rows longer than the stage, columns (short and long). */
+typedef struct view3 {
+    size_t outer, n, inner;
+    const char* mode;
+} view3;
+static const view3 k_views[] = {
+    {300, 8, 1, "small rows"}, {40, 16, 1, "small rows"},  {37, 129, 1, "rows"},
+    {5, 1000, 1, "rows"},      {5, 10000, 1, "long rows"}, {5, 20001, 1, "long rows"},
+    {3, 70, 37, "columns"},    {2, 5, 300, "columns"},     {2, 9000, 3, "long columns"},
+};
+#define N_VIEWS (sizeof k_views / sizeof k_views[0])
+static const char* const k_dtype_names[] = {"f32", "f64", "f16", "bf16"};
+
+/* Blend settings: plain, blended, zeroed, both. */
+typedef struct blend_case {
+    double alpha, beta;
+    int zero;
+} blend_case;
+static const blend_case k_blends[] = {{1.0, 0.0, 0}, {0.75, 0.5, 0}, {1.0, 0.0, 1}, {0.5, 0.25, 1}};
+#define N_BLENDS (sizeof k_blends / sizeof k_blends[0])
+
+static size_t esize(int dtype)
+{
+    return dtype == CLSOFTMAX__CPU_F64 ? 8 : dtype == CLSOFTMAX__CPU_F32 ? 4 : 2;
+}
+
+/* Element i of a buffer of dtype, widened (exactly) to double. */
+static double get_any(const void* p, int dtype, size_t i)
+{
+    switch (dtype) {
+    case CLSOFTMAX__CPU_F64:
+        return ((const double*)p)[i];
+    case CLSOFTMAX__CPU_F32:
+        return ((const float*)p)[i];
+    case CLSOFTMAX__CPU_F16:
+        return clsoftmax__f16_to_f32(((const uint16_t*)p)[i]);
+    default:
+        return clsoftmax__bf16_to_f32(((const uint16_t*)p)[i]);
+    }
+}
+
+/* v stored as dtype (v already representable, or rounded by the library's own conversion). */
+static void set_any(void* p, int dtype, size_t i, double v)
+{
+    switch (dtype) {
+    case CLSOFTMAX__CPU_F64:
+        ((double*)p)[i] = v;
+        break;
+    case CLSOFTMAX__CPU_F32:
+        ((float*)p)[i] = (float)v;
+        break;
+    case CLSOFTMAX__CPU_F16:
+        ((uint16_t*)p)[i] = clsoftmax__f32_to_f16((float)v);
+        break;
+    default:
+        ((uint16_t*)p)[i] = clsoftmax__f32_to_bf16((float)v);
+        break;
+    }
+}
+
+/* v rounded once to the 16-bit type (nearest, ties to even), as bits; NaN as the quiet NaN. */
+static uint16_t round16_ref(long double v, int bf16)
+{
+    if (isnan(v))
+        return bf16 ? 0x7fc0 : 0x7e00;
+    int p = bf16 ? 8 : 11, emin = bf16 ? -126 : -14;
+    long double a = fabsl(v), r = a;
+    if (a != 0.0L && !isinf(a)) {
+        int e;
+        frexpl(a, &e);
+        int ex = e - 1 < emin ? emin : e - 1;
+        long double spacing = ldexpl(1.0L, ex - (p - 1));
+        r = rintl(a / spacing) * spacing; /* representable in the 16-bit type (or its 2^max) */
+    }
+    float f = (float)(v < 0 ? -r : r); /* exact, or past float: inf either way */
+    return bf16 ? clsoftmax__f32_to_bf16(f) : clsoftmax__f32_to_f16(f);
+}
+
+/* Distance between same-signed 16-bit patterns (0 and -0 equal); NaN and inf must match. */
+static unsigned ulps16(uint16_t got, uint16_t want, int bf16)
+{
+    uint16_t expo = bf16 ? 0x7f80 : 0x7c00;
+    int got_nan = (got & expo) == expo && (got & ~expo & 0x7fff) != 0;
+    int want_nan = (want & expo) == expo && (want & ~expo & 0x7fff) != 0;
+    if (got_nan || want_nan)
+        return got_nan && want_nan ? 0 : 0xffffu;
+    if ((want & 0x7fff) == expo || (got & 0x7fff) == expo)
+        return got == want ? 0 : 0xffffu;
+    long a = (got & 0x8000) ? -(long)(got & 0x7fff) : (long)got;
+    long b = (want & 0x8000) ? -(long)(want & 0x7fff) : (long)want;
+    return (unsigned)labs(a - b);
+}
+
+/* Fills in: values in [-6, 6); rows 0-2 bad (NaN, +inf, all -inf), row 3 holds a -inf. */
+static void fill_view(void* in, int dtype, const view3* v, uint64_t seed)
+{
+    uint64_t st = seed * 6364136223846793005ull + 1442695040888963407ull;
+    size_t count = v->outer * v->n * v->inner, rows = v->outer * v->inner;
+    for (size_t i = 0; i < count; i++) {
+        st = st * 6364136223846793005ull + 1442695040888963407ull;
+        set_any(in, dtype, i, -6.0 + 12.0 * (double)(st >> 11) * 0x1p-53);
+    }
+    for (size_t r = 0; r < 4 && r < rows; r++) {
+        size_t o = r / v->inner, i = r % v->inner;
+#define AT3(k_) ((o * v->n + (k_)) * v->inner + i)
+        if (r == 0)
+            set_any(in, dtype, AT3(v->n / 2), NAN);
+        else if (r == 1)
+            set_any(in, dtype, AT3(v->n - 1), INFINITY);
+        else if (r == 2)
+            for (size_t k = 0; k < v->n; k++)
+                set_any(in, dtype, AT3(k), -INFINITY);
+        else
+            set_any(in, dtype, AT3(0), -INFINITY);
+#undef AT3
+    }
+}
+
+/*
+ * The unblended reference: t = scale * x in the compute precision (float for all but f64),
+ * then max, exp, sum and log in long double; a bad row is NaN throughout.
+ */
+static void reference3(const void* in, int dtype, const view3* v, int log_op, double scale,
+                       long double* ref)
+{
+    const float sf = (float)scale;
+    for (size_t o = 0; o < v->outer; o++) {
+        for (size_t i = 0; i < v->inner; i++) {
+            long double m = -INFINITY;
+            int bad = 0;
+#define AT3(k_) ((o * v->n + (k_)) * v->inner + i)
+#define T3(k_)                                                                                     \
+    (dtype == CLSOFTMAX__CPU_F64 ? (long double)(scale * get_any(in, dtype, AT3(k_)))              \
+                                 : (long double)(sf * (float)get_any(in, dtype, AT3(k_))))
+            for (size_t k = 0; k < v->n; k++) {
+                long double t = T3(k);
+                bad |= isnan(t) || t == INFINITY;
+                m = t > m ? t : m;
+            }
+            bad |= m == -INFINITY;
+            long double s = 0.0L;
+            for (size_t k = 0; k < v->n && !bad; k++)
+                s += expl(T3(k) - m);
+            for (size_t k = 0; k < v->n; k++) {
+                long double d = T3(k) - m;
+                ref[AT3(k)] = bad ? NAN : log_op ? d - logl(s) : expl(d) / s;
+            }
+#undef T3
+#undef AT3
+        }
+    }
+}
+
+/* Output before the call: NaN garbage where out must not be read, else values of the op's sign. */
+static void fill_old(void* out, int dtype, size_t count, int log_op, int read, uint64_t seed)
+{
+    uint64_t st = seed;
+    for (size_t i = 0; i < count; i++) {
+        st = st * 6364136223846793005ull + 1442695040888963407ull;
+        double u = (double)(st >> 11) * 0x1p-53;
+        set_any(out, dtype, i, !read ? NAN : log_op ? -8.0 * u : u);
+    }
+}
+
+typedef struct err_track {
+    unsigned worst_ulps[4][2]; /* 16-bit: [dtype][op], in ulps of the type */
+} err_track;
+
+/*
+ * Runs one staged job and checks every output: 16-bit types within 1 ulp of the reference
+ * blended in long double and rounded once; float32/float64 within the promised tolerances.
+ */
+static void run_and_check(const view3* v, int dtype, int log_op, const blend_case* b,
+                          clsoftmax__cpu_isa isa, const void* in, const long double* ref, void* out,
+                          long double* want, unsigned* worst)
+{
+    size_t count = v->outer * v->n * v->inner;
+    fill_old(out, dtype, count, log_op, b->beta != 0.0, 99);
+    for (size_t i = 0; i < count; i++) {
+        long double r = ref[i];
+        if (b->zero && isnan(r))
+            r = 0.0L;
+        want[i] = (long double)b->alpha * r +
+                  (b->beta != 0.0 ? (long double)b->beta * get_any(out, dtype, i) : 0.0L);
+    }
+    clsoftmax__cpu_job job = {
+        .outer = v->outer,
+        .n = v->n,
+        .inner = v->inner,
+        .dtype = dtype,
+        .log = log_op,
+        .scale = log_op ? 0.75 : 1.0,
+        .alpha = b->alpha,
+        .beta = b->beta,
+        .zero_bad = b->zero,
+        .in = in,
+        .out = out,
+        .isa = isa,
+    };
+    clsoftmax__cpu_softmax(&job, 1, NULL);
+    char what[160];
+    snprintf(what, sizeof what, "%s %s %s %s [%zu,%zu,%zu] alpha %g beta %g zero %d", isa_name(isa),
+             k_dtype_names[dtype], log_op ? "log_softmax" : "softmax", v->mode, v->outer, v->n,
+             v->inner, b->alpha, b->beta, b->zero);
+    if (dtype == CLSOFTMAX__CPU_F32 || dtype == CLSOFTMAX__CPU_F64) {
+        TEST_COMPARE_DTYPE(out, (clsoftmax_dtype)dtype, want, count, what);
+        return;
+    }
+    int bf16 = dtype == CLSOFTMAX__CPU_BF16;
+    unsigned w = 0;
+    size_t at = 0;
+    for (size_t i = 0; i < count; i++) {
+        unsigned e = ulps16(((const uint16_t*)out)[i], round16_ref(want[i], bf16), bf16);
+        if (e > w) {
+            w = e;
+            at = i;
+        }
+    }
+    TEST_CHECK(w <= 1, "%s: %u ulps at %zu (got %#x, want %#x)", what, w, at,
+               ((const uint16_t*)out)[at], round16_ref(want[at], bf16));
+    if (w > *worst)
+        *worst = w;
+}
+
+/* Every staged path, dtype, op, blend and ISA against the long double reference. */
+static void test_staged_against_reference(void)
+{
+    unsigned worst[4][2] = {{0}};
+    for (size_t vi = 0; vi < N_VIEWS; vi++) {
+        const view3* v = &k_views[vi];
+        size_t count = v->outer * v->n * v->inner;
+        void* in = malloc(count * 8);
+        void* out = malloc(count * 8);
+        long double* ref = malloc(count * sizeof *ref);
+        long double* want = malloc(count * sizeof *want);
+        CU_ASSERT_FATAL(in != NULL && out != NULL && ref != NULL && want != NULL);
+        for (int dtype = 0; dtype < 4; dtype++) {
+            fill_view(in, dtype, v, 31 + vi);
+            for (int op = 0; op < 2; op++) {
+                reference3(in, dtype, v, op, op ? 0.75 : 1.0, ref);
+                for (size_t bi = 0; bi < N_BLENDS; bi++)
+                    for (size_t s = 0; s < N_ISAS; s++)
+                        if (clsoftmax__cpu_kernels_select(k_isas[s]) != NULL)
+                            run_and_check(v, dtype, op, &k_blends[bi], k_isas[s], in, ref, out,
+                                          want, &worst[dtype][op]);
+            }
+        }
+        free(in);
+        free(out);
+        free(ref);
+        free(want);
+    }
+    if (getenv("CLSOFTMAX_TEST_REPORT_ULPS") != NULL)
+        for (int d = 2; d < 4; d++)
+            for (int op = 0; op < 2; op++)
+                fprintf(stderr, "%s %s: max %u ulp\n", k_dtype_names[d], op ? "log" : "softmax",
+                        worst[d][op]);
+}
+
+/*
+ * A staged float32/float64 job that blends nothing (zero_bad set, no bad row) gives the plain
+ * job's bits in every path but rows longer than the stage; in place (in == out, beta 0) gives the
+ * same bits as out of place for every dtype and path.
+ */
+static void test_staged_bits(void)
+{
+    for (size_t vi = 0; vi < N_VIEWS; vi++) {
+        const view3* v = &k_views[vi];
+        size_t count = v->outer * v->n * v->inner;
+        unsigned char* in = malloc(count * 8);
+        unsigned char* a = malloc(count * 8);
+        unsigned char* b = malloc(count * 8);
+        CU_ASSERT_FATAL(in != NULL && a != NULL && b != NULL);
+        for (int dtype = 0; dtype < 4; dtype++) {
+            size_t bytes = count * esize(dtype);
+            for (int op = 0; op < 2; op++) {
+                for (size_t s = 0; s < N_ISAS; s++) {
+                    if (clsoftmax__cpu_kernels_select(k_isas[s]) == NULL)
+                        continue;
+                    char what[160];
+                    snprintf(what, sizeof what, "%s %s %s %s [%zu,%zu,%zu]", isa_name(k_isas[s]),
+                             k_dtype_names[dtype], op ? "log_softmax" : "softmax", v->mode,
+                             v->outer, v->n, v->inner);
+                    fill_view(in, dtype, v, 7 + vi);
+                    clsoftmax__cpu_job job = {
+                        .outer = v->outer,
+                        .n = v->n,
+                        .inner = v->inner,
+                        .dtype = dtype,
+                        .log = op,
+                        .scale = 1.0,
+                        .alpha = 1.0,
+                        .in = in,
+                        .out = a,
+                        .isa = k_isas[s],
+                    };
+                    clsoftmax__cpu_softmax(&job, 1, NULL);
+                    job.out = in; /* in place */
+                    clsoftmax__cpu_softmax(&job, 1, NULL);
+                    TEST_CHECK(memcmp(a, in, bytes) == 0, "%s: in place differs", what);
+                    /* rows longer than the stage sum in other chunks: not the plain bits */
+                    if (dtype > CLSOFTMAX__CPU_F64 || strcmp(v->mode, "long rows") == 0)
+                        continue;
+                    /* no bad row: staged (zero_bad) against plain */
+                    fill_view(in, dtype, v, 7 + vi);
+                    for (size_t r = 0; r < 3; r++)
+                        for (size_t k = 0; k < v->n; k++)
+                            set_any(in, dtype,
+                                    ((r / v->inner) * v->n + k) * v->inner + r % v->inner, 0.5);
+                    job.in = in;
+                    job.out = a;
+                    clsoftmax__cpu_softmax(&job, 1, NULL);
+                    job.out = b;
+                    job.zero_bad = 1;
+                    clsoftmax__cpu_softmax(&job, 1, NULL);
+                    TEST_CHECK(memcmp(a, b, bytes) == 0, "%s: staged differs from plain", what);
+                }
+            }
+        }
+        free(in);
+        free(a);
+        free(b);
+    }
+}
+
+/* Staged jobs give the same bits on any thread count (blocks split across threads included). */
+static void test_staged_threads(void)
+{
+    static const view3 views[] = {
+        {20000, 8, 1, "small rows"}, {200, 1000, 1, "rows"},  {3, 40001, 1, "long rows"},
+        {1, 100003, 1, "long rows"}, {3, 70, 370, "columns"}, {2, 9000, 3, "long columns"},
+    };
+    static const blend_case blends[] = {{1.0, 0.0, 0}, {0.5, 0.25, 1}};
+    clsoftmax__cpu_pool* pool = clsoftmax__cpu_pool_create();
+    for (size_t vi = 0; vi < sizeof views / sizeof views[0]; vi++) {
+        const view3* v = &views[vi];
+        size_t count = v->outer * v->n * v->inner;
+        unsigned char* in = malloc(count * 8);
+        unsigned char* first = malloc(count * 8);
+        unsigned char* again = malloc(count * 8);
+        CU_ASSERT_FATAL(in != NULL && first != NULL && again != NULL);
+        for (int dtype = 0; dtype < 4; dtype++) {
+            size_t bytes = count * esize(dtype);
+            fill_view(in, dtype, v, 300 + vi);
+            for (int op = 0; op < 2; op++) {
+                for (size_t bi = 0; bi < 2; bi++) {
+                    if (dtype < CLSOFTMAX__CPU_F16 && bi == 0)
+                        continue; /* the plain path: test_bitwise_across_threads */
+                    for (size_t s = 0; s < N_ISAS; s++) {
+                        if (clsoftmax__cpu_kernels_select(k_isas[s]) == NULL)
+                            continue;
+                        clsoftmax__cpu_job job = {
+                            .outer = v->outer,
+                            .n = v->n,
+                            .inner = v->inner,
+                            .dtype = dtype,
+                            .log = op,
+                            .scale = 1.0,
+                            .alpha = blends[bi].alpha,
+                            .beta = blends[bi].beta,
+                            .zero_bad = blends[bi].zero,
+                            .in = in,
+                            .out = first,
+                            .isa = k_isas[s],
+                        };
+                        fill_old(first, dtype, count, op, 1, 5);
+                        clsoftmax__cpu_softmax(&job, 1, NULL);
+                        static const unsigned threads[] = {2, 3, 5};
+                        for (size_t t = 0; t < 3; t++) {
+                            fill_old(again, dtype, count, op, 1, 5);
+                            job.out = again;
+                            clsoftmax__cpu_softmax(&job, threads[t], pool);
+                            TEST_CHECK(memcmp(first, again, bytes) == 0,
+                                       "%s %s %s %s [%zu,%zu,%zu] blend %zu: %u threads differ",
+                                       isa_name(k_isas[s]), k_dtype_names[dtype],
+                                       op ? "log_softmax" : "softmax", v->mode, v->outer, v->n,
+                                       v->inner, bi, threads[t]);
+                        }
+                    }
+                }
+            }
+        }
+        free(in);
+        free(first);
+        free(again);
+    }
+    clsoftmax__cpu_pool_free(pool);
+}
+
+/* ---- the bad-row check ------------------------------------------------------------ */
+
+/* The contract, element by element: t = scale * x in the compute precision. */
+static void check_rows_ref(const void* in, int dtype, const view3* v, double scale, size_t* bad,
+                           size_t* first)
+{
+    *bad = 0;
+    *first = SIZE_MAX;
+    for (size_t r = 0; r < v->outer * v->inner; r++) {
+        size_t o = r / v->inner, i = r % v->inner;
+        int nan_or_inf = 0, all_neg_inf = 1;
+        for (size_t k = 0; k < v->n; k++) {
+            double x = get_any(in, dtype, (o * v->n + k) * v->inner + i);
+            double t = dtype == CLSOFTMAX__CPU_F64 ? scale * x : (double)((float)scale * (float)x);
+            nan_or_inf |= isnan(t) || t == INFINITY;
+            all_neg_inf &= t == -INFINITY;
+        }
+        if ((nan_or_inf || all_neg_inf) && (*bad)++ == 0)
+            *first = r;
+    }
+}
+
+/*
+ * Each kind of bad row (NaN, +inf, all -inf, +inf from scale * x overflowing, +inf from a
+ * negative scale times -inf) in rows, long rows and columns, placed late so that the first bad
+ * row is not row 0, on 1 and 3 threads of each ISA; rows with -inf beside finite values are good.
+ */
+static void test_check_rows(void)
+{
+    static const view3 views[] = {
+        {50, 8, 1, "small rows"}, {40, 1000, 1, "rows"},     {6, 40001, 1, "long rows"},
+        {3, 70, 37, "columns"},   {2, 9000, 300, "columns"},
+    };
+    clsoftmax__cpu_pool* pool = clsoftmax__cpu_pool_create();
+    for (size_t vi = 0; vi < sizeof views / sizeof views[0]; vi++) {
+        const view3* v = &views[vi];
+        size_t count = v->outer * v->n * v->inner, rows = v->outer * v->inner;
+        unsigned char* in = malloc(count * 8);
+        CU_ASSERT_FATAL(in != NULL);
+        for (int dtype = 0; dtype < 4; dtype++) {
+            for (int kind = 0; kind < 6; kind++) {
+                uint64_t st = 17;
+                for (size_t i = 0; i < count; i++) {
+                    st = st * 6364136223846793005ull + 1442695040888963407ull;
+                    set_any(in, dtype, i, -4.0 + 8.0 * (double)(st >> 11) * 0x1p-53);
+                }
+                double scale = 1.0;
+                size_t r0 = rows - 1 - rows / 3, r1 = rows - 1; /* two bad rows, late */
+                for (size_t j = 0; j < 2; j++) {
+                    size_t r = j ? r1 : r0, o = r / v->inner, i = r % v->inner;
+                    size_t k = j ? v->n - 1 : v->n / 2;
+#define AT3(k_) ((o * v->n + (k_)) * v->inner + i)
+                    switch (kind) {
+                    case 0:
+                        set_any(in, dtype, AT3(k), NAN);
+                        break;
+                    case 1:
+                        set_any(in, dtype, AT3(k), INFINITY);
+                        break;
+                    case 2:
+                        for (size_t kk = 0; kk < v->n; kk++)
+                            set_any(in, dtype, AT3(kk), -INFINITY);
+                        break;
+                    case 3: /* finite x whose t overflows (f16 x tops at 65504) */
+                        set_any(in, dtype, AT3(k), 60000.0);
+                        scale = dtype == CLSOFTMAX__CPU_F64 ? 1e305 : 1e35;
+                        break;
+                    case 4: /* -inf times a negative scale */
+                        set_any(in, dtype, AT3(k), -INFINITY);
+                        scale = -1.0;
+                        break;
+                    default: /* good: -inf beside finite values */
+                        set_any(in, dtype, AT3(0), -INFINITY);
+                        set_any(in, dtype, AT3(v->n - 1), -INFINITY);
+                        break;
+                    }
+#undef AT3
+                }
+                size_t want_bad, want_first;
+                check_rows_ref(in, dtype, v, scale, &want_bad, &want_first);
+                TEST_CHECK(kind == 5 ? want_bad == 0 : want_bad == 2 && want_first == r0,
+                           "reference: kind %d, %zu bad from %zu", kind, want_bad, want_first);
+                for (size_t s = 0; s < N_ISAS; s++) {
+                    if (clsoftmax__cpu_kernels_select(k_isas[s]) == NULL)
+                        continue;
+                    for (unsigned threads = 1; threads <= 3; threads += 2) {
+                        clsoftmax__cpu_job job = {
+                            .outer = v->outer,
+                            .n = v->n,
+                            .inner = v->inner,
+                            .dtype = dtype,
+                            .scale = scale,
+                            .alpha = 1.0,
+                            .in = in,
+                            .isa = k_isas[s],
+                        };
+                        size_t bad = 7, first = 7;
+                        clsoftmax__cpu_check_rows(&job, threads, pool, &bad, &first);
+                        TEST_CHECK(bad == want_bad && first == want_first,
+                                   "%s %s %s [%zu,%zu,%zu] kind %d, %u threads: %zu bad from "
+                                   "%zu, want %zu from %zu",
+                                   isa_name(k_isas[s]), k_dtype_names[dtype], v->mode, v->outer,
+                                   v->n, v->inner, kind, threads, bad, first, want_bad, want_first);
+                    }
+                }
+            }
+        }
+        free(in);
+    }
+    clsoftmax__cpu_pool_free(pool);
+}
+
 /* ---- the pool -------------------------------------------------------------------- */
 
 typedef struct count_arg {
@@ -710,4 +1214,9 @@ void test_register_cpu_kernels(void)
     CU_add_test(suite, "pool runs and workers", test_pool_runs);
     CU_add_test(suite, "many contexts", test_many_contexts);
     CU_add_test(suite, "concurrent callers on one context", test_concurrent_callers);
+    CU_add_test(suite, "f16, bf16, blending, zeroed rows: every path against the reference",
+                test_staged_against_reference);
+    CU_add_test(suite, "staged bits: in place, and plain when nothing blends", test_staged_bits);
+    CU_add_test(suite, "staged jobs bitwise equal across thread counts", test_staged_threads);
+    CU_add_test(suite, "bad-row check: each kind, each layout, threads", test_check_rows);
 }

@@ -27,6 +27,7 @@ static const test_register_fn registrations[] = {
     test_register_forward16,
     test_register_policy,
     test_register_backward,
+    test_register_half_convert,
 };
 /* clang-format on */
 

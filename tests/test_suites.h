@@ -18,6 +18,7 @@ void test_register_prepare(void);     /* "prepare_cpu", "prepare_opencl" */
 void test_register_disk_cache(void);  /* "disk_cache_cpu", "disk_cache_opencl" */
 void test_register_cpu_kernels(void); /* "cpu_kernels" */
 void test_register_limits(void);      /* "limits", "limits_opencl" */
+void test_register_half_convert(void); /* "half_convert" */
 /* In clsoftmax_fault_tests (faults_main.c), linked against the library's internals. */
 void test_register_faults(void);  /* "faults_cpu", "faults_opencl", "fallback_opencl" */
 void test_register_soak(void);    /* "soak_cpu", "soak_opencl" */

@@ -3,6 +3,15 @@
 #define CLSOFTMAX_CPU_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
+
+/* Element types, numbered as clsoftmax_dtype (this folder does not include the OpenCL header). */
+enum {
+    CLSOFTMAX__CPU_F32 = 0,
+    CLSOFTMAX__CPU_F64 = 1,
+    CLSOFTMAX__CPU_F16 = 2, /* stored as uint16_t, computed in float */
+    CLSOFTMAX__CPU_BF16 = 3 /* stored as uint16_t, computed in float */
+};
 
 /*
  * The (max, sum) summary of one block of a row, merged in block order so that
@@ -32,8 +41,12 @@ typedef struct clsoftmax__cpu_kernels {
     /* y[i] = exp(x[i]) for i < n with the polynomial of cpu_kernels.inc (y may be x) */
     void (*exp_f32)(const float* x, float* y, size_t n);
     void (*exp_f64)(const double* x, double* y, size_t n);
-    /* a whole row, three passes (for rows that stay in cache) */
-    void (*row_f32)(const float* x, float* y, size_t n, float sf, int log_op);
+    /*
+     * a whole row, three passes (for rows that stay in cache); y may be x. stream: y is the
+     * caller's output, written with streaming stores where that helps (0 for a scratch row that
+     * is read right after)
+     */
+    void (*row_f32)(const float* x, float* y, size_t n, float sf, int log_op, int stream);
     void (*row_f64)(const double* x, double* y, size_t n, double sc, int log_op);
     /* the summary of one block of a long row; y != NULL (softmax) also receives exp(t - ref) */
     void (*part_f32)(const float* x, float* y, size_t n, float sf, clsoftmax__cpu_part* part);
@@ -54,6 +67,41 @@ typedef struct clsoftmax__cpu_kernels {
                      int log_op);
     void (*cols_f64)(const double* x, double* y, size_t n, size_t inner, size_t w, double sc,
                      int log_op);
+    /* in place: y = exp(scale * y - ref) * k, as part then out compute a softmax block */
+    void (*expscale_f32)(float* y, size_t n, float sf, float ref, float k);
+    void (*expscale_f64)(double* y, size_t n, double sc, double ref, double k);
+    /*
+     * 16-bit storage: widening (exact) and narrowing (to nearest even), bit for bit as
+     * half_convert.h's functions (F16C instructions where the build has them)
+     */
+    void (*load_f16)(const uint16_t* in, float* out, size_t n);
+    void (*store_f16)(const float* in, uint16_t* out, size_t n);
+    void (*load_bf16)(const uint16_t* in, float* out, size_t n);
+    void (*store_bf16)(const float* in, uint16_t* out, size_t n);
+    /*
+     * out[i] = alpha * v[i] + beta * out[i] in float, rounded once to dtype (F32, F16 or
+     * BF16) on store; beta == 0: out is not read. zero: v's NaNs count as 0 (a NaN output
+     * marks a bad row, see cpu_softmax.c).
+     */
+    void (*blend_f32)(const float* v, void* out, size_t n, int dtype, float alpha, float beta,
+                      int zero);
+    void (*blend_f64)(const double* v, double* out, size_t n, double alpha, double beta, int zero);
+    /*
+     * cols over storage of dtype (F32, F16 or BF16) blended as blend_f32 does, straight into y
+     * (y may be x when beta is 0); softmax gives cols_f32's bits before blending
+     */
+    void (*cols_staged_f32)(const void* x, void* y, size_t n, size_t inner, size_t w, float sf,
+                            int log_op, int dtype, float alpha, float beta, int zero);
+    void (*cols_staged_f64)(const double* x, double* y, size_t n, size_t inner, size_t w, double sc,
+                            int log_op, double alpha, double beta, int zero);
+    /* bit 0: some t = scale * x[i] is NaN or +inf; bit 1: some t is not -inf */
+    unsigned (*scan_f32)(const float* x, size_t n, float sf);
+    unsigned (*scan_f64)(const double* x, size_t n, double sc);
+    /* the same per column of w neighbouring columns (row stride inner), ORed into flags[0, w) */
+    void (*scan_cols_f32)(const float* x, size_t n, size_t inner, size_t w, float sf,
+                          unsigned char* flags);
+    void (*scan_cols_f64)(const double* x, size_t n, size_t inner, size_t w, double sc,
+                          unsigned char* flags);
 } clsoftmax__cpu_kernels;
 
 /* Widest column block the cols kernels take. */

@@ -6,12 +6,13 @@
  * The library is built for the baseline ISA; only these functions may use
  * AVX2, and cpu_softmax.c calls them after __builtin_cpu_supports("avx2").
  * FMA only inside exp's polynomial (FMAF/FMAD in cpu_kernels.inc); every
- * other product is rounded on its own, as in the portable build.
+ * other product is rounded on its own, as in the portable build. F16C converts float16
+ * storage with the same results as half_convert.c.
  */
 #if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
 #else
-#pragma GCC target("avx2,fma")
+#pragma GCC target("avx2,fma,f16c")
 #endif
 #define VBYTES 32
 #define KTABLE clsoftmax__cpu_kernels_avx2

@@ -11,9 +11,11 @@
 #include <math.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <string.h>
 #include <unistd.h>
 
 #if defined(__x86_64__)
+#include <cpuid.h>
 #include <immintrin.h>
 #endif
 
@@ -64,6 +66,22 @@
  * every thread count, whether rows are split or not; short rows and column
  * blocks are computed whole by one thread.
  *
+ * Staged jobs: float16/bfloat16 storage, blending (alpha != 1 or beta != 0)
+ * or zeroed bad rows. A thread copies a row or a group of short rows into a
+ * float (float64: double) buffer on its stack, widening 16-bit storage
+ * exactly, runs the float kernels there in place and writes back
+ * out = alpha * v + beta * out (beta 0: out unread) in the compute precision,
+ * rounded once to the storage type. Column blocks need no buffer: their
+ * kernel reads the storage, and softmax recomputes e = exp(t - m) in its last
+ * pass instead of keeping it in out. So a staged float32 result is the plain
+ * one's bits blended, and float16 is float32's numerics on the widened input.
+ * Rows longer than the buffer go through the long-row blocks, each block
+ * summarised chunk by chunk (chunks fixed by n, folded in order like the
+ * blocks) and its outputs recomputed per chunk as exp(t - ref_b) * k_b (two
+ * exps per element: the summary pass's exps have nowhere to live). A bad
+ * row's outputs are all NaN and a good row's never are (t - m is finite or
+ * -inf there, S in [1, n]), so zeroing bad rows is zeroing NaN outputs.
+ *
  * exp is the polynomial of cpu_kernels.inc (<= 1 ulp measured, both dtypes),
  * not libm's: libm does not vectorise. Kernels come in a portable build and
  * an AVX2 build chosen at run time; both round every operation alike except
@@ -85,12 +103,24 @@
 #define COLS_CACHE_BYTES 262144u
 /* Narrowest column block: one 64-byte line of floats. */
 #define BLOCK_MIN 16u
+/* A thread's staging buffer (on its stack): 8192 floats or 4096 doubles, in L1/L2. */
+#define STAGE_BYTES 32768u
 
 typedef enum mode { MODE_SMALL, MODE_ROWS, MODE_COLS, MODE_PARTS, MODE_OUT, MODE_LONG } mode;
+
+typedef union stage {
+    float f[STAGE_BYTES / sizeof(float)];
+    double d[STAGE_BYTES / sizeof(double)];
+} stage;
 
 typedef struct run_state {
     const clsoftmax__cpu_job* job;
     const clsoftmax__cpu_kernels* kern;
+    int staged;    /* through a stage buffer (16-bit storage, blending, zeroed bad rows) */
+    size_t chunk;  /* staged: elements the stage holds (of the compute type) */
+    float alpha_f; /* staged float compute: the blend factors in float */
+    float beta_f;
+    double beta; /* staged: 0 when out is not read (beta_f for float compute) */
     mode mode;
     size_t units; /* rows, (slab, column block) pairs or (row, block) pairs */
     size_t grab;  /* units taken at a time */
@@ -136,6 +166,114 @@ static double merge_row(clsoftmax__cpu_part* p, size_t count, int is_double, int
     return m;
 }
 
+static size_t elem_size(int dtype)
+{
+    return dtype == CLSOFTMAX__CPU_F64   ? sizeof(double)
+           : dtype == CLSOFTMAX__CPU_F32 ? sizeof(float)
+                                         : sizeof(uint16_t);
+}
+
+/* count contiguous elements from src (storage) into buf (compute type) */
+static void widen(const run_state* st, const void* src, void* buf, size_t count)
+{
+    switch (st->job->dtype) {
+    case CLSOFTMAX__CPU_F16:
+        st->kern->load_f16(src, buf, count);
+        break;
+    case CLSOFTMAX__CPU_BF16:
+        st->kern->load_bf16(src, buf, count);
+        break;
+    default:
+        memcpy(buf, src, count * elem_size(st->job->dtype));
+        break;
+    }
+}
+
+static void blend(const run_state* st, const void* buf, void* dst, size_t count)
+{
+    const clsoftmax__cpu_job* job = st->job;
+    if (job->dtype == CLSOFTMAX__CPU_F64)
+        st->kern->blend_f64(buf, dst, count, job->alpha, st->beta, job->zero_bad);
+    else
+        st->kern->blend_f32(buf, dst, count, job->dtype, st->alpha_f, st->beta_f, job->zero_bad);
+}
+
+/* count elements of in from at into buf, widened */
+static void stage_in(const run_state* st, void* buf, size_t at, size_t count)
+{
+    widen(st, (const unsigned char*)st->job->in + at * elem_size(st->job->dtype), buf, count);
+}
+
+/* buf's count values blended into out from at */
+static void stage_out(const run_state* st, const void* buf, size_t at, size_t count)
+{
+    blend(st, buf, (unsigned char*)st->job->out + at * elem_size(st->job->dtype), count);
+}
+
+/*
+ * Folds a chunk's summary c into the block's p (both as clsoftmax__cpu_part
+ * describes; p starts at m = -inf, u = 0, ties = 0), the same merge as
+ * merge_row's, one chunk at a time, in chunk order.
+ */
+static void fold_part(clsoftmax__cpu_part* p, const clsoftmax__cpu_part* c)
+{
+    if (c->m == p->m) {
+        p->u += c->u;
+        p->ties += c->ties;
+    } else if (c->m > p->m) {
+        /* what p held is scaled down to the new max (0 when p->m is -inf: its
+           elements were -inf, or NaN, whose NaN u survives 0 * NaN) */
+        p->u = exp(p->m - c->m) * (p->u + (double)p->ties) + c->u;
+        p->ties = c->ties;
+        p->m = c->m;
+    } else {
+        p->u += exp(c->m - p->m) * (c->u + (double)c->ties);
+    }
+}
+
+/* Staged long_block: elements [at, at + len) of a row, in chunks of the stage. */
+static void long_block_staged(run_state* st, size_t at, size_t len, clsoftmax__cpu_part* part,
+                              double m, int out)
+{
+    const clsoftmax__cpu_job* job = st->job;
+    const clsoftmax__cpu_kernels* kern = st->kern;
+    const int is_double = job->dtype == CLSOFTMAX__CPU_F64, log_op = job->log != 0;
+    const float sf = (float)job->scale;
+    stage buf;
+    if (!out) {
+        clsoftmax__cpu_part p = {-(double)INFINITY, 0.0, 0, 0.0};
+        for (size_t c0 = 0; c0 < len; c0 += st->chunk) {
+            size_t c = min_size(st->chunk, len - c0);
+            clsoftmax__cpu_part cp;
+            stage_in(st, &buf, at + c0, c);
+            if (is_double)
+                kern->part_f64(buf.d, NULL, c, job->scale, &cp);
+            else
+                kern->part_f32(buf.f, NULL, c, sf, &cp);
+            fold_part(&p, &cp);
+        }
+        *part = p;
+        return;
+    }
+    const double ref = part->m == -(double)INFINITY ? 0.0 : part->m;
+    for (size_t c0 = 0; c0 < len; c0 += st->chunk) {
+        size_t c = min_size(st->chunk, len - c0);
+        stage_in(st, &buf, at + c0, c);
+        if (is_double) {
+            if (log_op)
+                kern->out_f64(buf.d, buf.d, c, job->scale, m, part->k, 1);
+            else
+                kern->expscale_f64(buf.d, c, job->scale, ref, part->k);
+        } else {
+            if (log_op)
+                kern->out_f32(buf.f, buf.f, c, sf, (float)m, (float)part->k, 1);
+            else
+                kern->expscale_f32(buf.f, c, sf, (float)ref, (float)part->k);
+        }
+        stage_out(st, &buf, at + c0, c);
+    }
+}
+
 /* The summary pass or the output pass over block b of row r (absolute). */
 static void long_block(run_state* st, size_t r, size_t b, clsoftmax__cpu_part* part, double m,
                        int out)
@@ -146,6 +284,10 @@ static void long_block(run_state* st, size_t r, size_t b, clsoftmax__cpu_part* p
     size_t n = job->n;
     size_t at = r * n + b * st->block;
     size_t len = min_size(st->block, n - b * st->block);
+    if (st->staged) {
+        long_block_staged(st, at, len, part, m, out);
+        return;
+    }
     if (job->dtype == CLSOFTMAX__CPU_F64) {
         const double* x = (const double*)job->in + at;
         double* y = (double*)job->out + at;
@@ -170,13 +312,66 @@ static void long_row(run_state* st, size_t r)
     clsoftmax__cpu_part parts[MAX_PARTS];
     for (size_t b = 0; b < st->nblocks; b++)
         long_block(st, r, b, &parts[b], 0.0, 0);
-    double m = merge_row(parts, st->nblocks, st->job->dtype == CLSOFTMAX__CPU_F64, st->job->log != 0);
+    double m =
+        merge_row(parts, st->nblocks, st->job->dtype == CLSOFTMAX__CPU_F64, st->job->log != 0);
     for (size_t b = 0; b < st->nblocks; b++)
         long_block(st, r, b, &parts[b], m, 1);
 }
 
+/* A unit of a staged job that fits the stage: short rows, a row or a column block. */
+static void run_unit_staged(run_state* st, size_t u)
+{
+    const clsoftmax__cpu_job* job = st->job;
+    const clsoftmax__cpu_kernels* kern = st->kern;
+    const size_t n = job->n, inner = job->inner;
+    const int is_double = job->dtype == CLSOFTMAX__CPU_F64, log_op = job->log != 0;
+    const float sf = (float)job->scale;
+    stage buf;
+    switch (st->mode) {
+    case MODE_SMALL: {
+        size_t r0 = u * CLSOFTMAX__CPU_BLOCK_MAX;
+        size_t g = min_size(CLSOFTMAX__CPU_BLOCK_MAX, job->outer - r0);
+        stage_in(st, &buf, r0 * n, g * n);
+        if (is_double)
+            kern->rows_small_f64(buf.d, buf.d, g, n, job->scale, log_op);
+        else
+            kern->rows_small_f32(buf.f, buf.f, g, n, sf, log_op);
+        stage_out(st, &buf, r0 * n, g * n);
+        break;
+    }
+    case MODE_COLS: {
+        /* no stage: the column kernel reads the storage and blends into out itself */
+        size_t o = u / st->nblocks;
+        size_t i0 = (u % st->nblocks) * st->block;
+        size_t at = o * n * inner + i0;
+        size_t w = min_size(st->block, inner - i0);
+        if (is_double)
+            kern->cols_staged_f64((const double*)job->in + at, (double*)job->out + at, n, inner, w,
+                                  job->scale, log_op, job->alpha, st->beta, job->zero_bad);
+        else
+            kern->cols_staged_f32((const unsigned char*)job->in + at * elem_size(job->dtype),
+                                  (unsigned char*)job->out + at * elem_size(job->dtype), n, inner,
+                                  w, sf, log_op, job->dtype, st->alpha_f, st->beta_f,
+                                  job->zero_bad);
+        break;
+    }
+    default: /* MODE_ROWS */
+        stage_in(st, &buf, u * n, n);
+        if (is_double)
+            kern->row_f64(buf.d, buf.d, n, job->scale, log_op);
+        else
+            kern->row_f32(buf.f, buf.f, n, sf, log_op, 0);
+        stage_out(st, &buf, u * n, n);
+        break;
+    }
+}
+
 static void run_unit(run_state* st, size_t u)
 {
+    if (st->staged && (st->mode == MODE_SMALL || st->mode == MODE_ROWS || st->mode == MODE_COLS)) {
+        run_unit_staged(st, u);
+        return;
+    }
     const clsoftmax__cpu_job* job = st->job;
     const clsoftmax__cpu_kernels* kern = st->kern;
     size_t n = job->n, inner = job->inner;
@@ -201,7 +396,7 @@ static void run_unit(run_state* st, size_t u)
         if (job->dtype == CLSOFTMAX__CPU_F64)
             kern->row_f64(xd + u * n, yd + u * n, n, sc, log_op);
         else
-            kern->row_f32(xf + u * n, yf + u * n, n, sf, log_op);
+            kern->row_f32(xf + u * n, yf + u * n, n, sf, log_op, 1);
         break;
     case MODE_COLS: {
         size_t o = u / st->nblocks;
@@ -280,12 +475,21 @@ static void run_long_rows(run_state* st, unsigned threads, clsoftmax__cpu_pool* 
         st->mode = MODE_PARTS;
         run(st, threads, pool);
         for (size_t r = 0; r < nr; r++)
-            st->row_m[r] =
-                merge_row(st->parts + r * nblocks, nblocks, job->dtype == CLSOFTMAX__CPU_F64, job->log != 0);
+            st->row_m[r] = merge_row(st->parts + r * nblocks, nblocks,
+                                     job->dtype == CLSOFTMAX__CPU_F64, job->log != 0);
         st->mode = MODE_OUT;
         run(st, threads, pool);
     }
 }
+
+#if defined(CLSOFTMAX__CPU_HAVE_AVX2)
+/* CPUID leaf 1, ECX bit 29 (clang 14's __builtin_cpu_supports does not know "f16c"). */
+static int have_f16c(void)
+{
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C) != 0;
+}
+#endif
 
 const clsoftmax__cpu_kernels* clsoftmax__cpu_kernels_select(clsoftmax__cpu_isa isa)
 {
@@ -293,7 +497,7 @@ const clsoftmax__cpu_kernels* clsoftmax__cpu_kernels_select(clsoftmax__cpu_isa i
         return &clsoftmax__cpu_kernels_generic;
 #if defined(CLSOFTMAX__CPU_HAVE_AVX2)
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2"))
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && have_f16c())
         return &clsoftmax__cpu_kernels_avx2;
 #endif
     return isa == CLSOFTMAX__CPU_ISA_AVX2 ? NULL : &clsoftmax__cpu_kernels_generic;
@@ -323,7 +527,14 @@ void clsoftmax__cpu_softmax(const clsoftmax__cpu_job* job, unsigned threads,
         want = 1;
 
     run_state st = {.job = job, .kern = kern};
-    if (job->inner == 1 && job->n > LONG_ROW) {
+    const int is_double = job->dtype == CLSOFTMAX__CPU_F64;
+    st.alpha_f = (float)job->alpha;
+    st.beta_f = (float)job->beta;
+    st.beta = is_double ? job->beta : (double)st.beta_f;
+    st.staged = (job->dtype != CLSOFTMAX__CPU_F32 && !is_double) || job->zero_bad != 0 ||
+                st.beta != 0.0 || (is_double ? job->alpha != 1.0 : st.alpha_f != 1.0f);
+    st.chunk = STAGE_BYTES / (is_double ? sizeof(double) : sizeof(float));
+    if (job->inner == 1 && job->n > (st.staged ? st.chunk : LONG_ROW)) {
         run_long_rows(&st, (unsigned)want, pool);
         return;
     }
@@ -337,11 +548,12 @@ void clsoftmax__cpu_softmax(const clsoftmax__cpu_job* job, unsigned threads,
         st.grab = job->n >= GRAB_ELEMS ? 1 : GRAB_ELEMS / job->n;
     } else {
         /*
-         * Column blocks sized for L2, narrowed (never below BLOCK_MIN) when
-         * there are too few to feed every thread. A column's result does not
-         * depend on its block, so neither does the output.
+         * Column blocks sized for L2, narrowed
+         * (never below BLOCK_MIN) when there are too few to feed every
+         * thread. A column's result does not depend on its block, so neither
+         * does the output.
          */
-        size_t esize = job->dtype == CLSOFTMAX__CPU_F64 ? sizeof(double) : sizeof(float);
+        size_t esize = is_double ? sizeof(double) : sizeof(float);
         size_t block = COLS_CACHE_BYTES / (2 * esize * job->n) / BLOCK_MIN * BLOCK_MIN;
         block = block < BLOCK_MIN
                     ? BLOCK_MIN
@@ -361,43 +573,135 @@ void clsoftmax__cpu_softmax(const clsoftmax__cpu_job* job, unsigned threads,
     run(&st, (unsigned)want, pool);
 }
 
-/* Element k of row (o, i) as t = scale * x, in double (exact for every compute precision). */
-static double row_t(const clsoftmax__cpu_job* job, size_t o, size_t k, size_t i, float scale_f)
+/* ---- the bad-row check ------------------------------------------------------ */
+
+typedef struct check_state {
+    run_state rs;   /* job, kernels, chunk; stage_in for the 16-bit types */
+    size_t units;   /* row groups (inner 1) or (slab, column block) pairs */
+    size_t grab;    /* rows per unit (inner 1) */
+    size_t nblocks; /* column blocks per slab */
+    atomic_size_t next;
+    atomic_size_t bad;
+    atomic_size_t first;
+} check_state;
+
+/* 1 when scan flags (cpu_kernels.h) mark a bad row: NaN or +inf, or nothing but -inf */
+static int flags_bad(unsigned flags) { return (flags & 1u) != 0 || (flags & 2u) == 0; }
+
+/* The flags of contiguous elements [at, at + count) of in. */
+static unsigned scan_span(const run_state* rs, size_t at, size_t count)
 {
-    const size_t at = (o * job->n + k) * job->inner + i;
-    switch (job->dtype) {
-    case CLSOFTMAX__CPU_F64:
-        return job->scale * ((const double*)job->in)[at];
-    case CLSOFTMAX__CPU_F16:
-        return (double)(scale_f * clsoftmax__f16_to_f32(((const uint16_t*)job->in)[at]));
-    case CLSOFTMAX__CPU_BF16:
-        return (double)(scale_f * clsoftmax__bf16_to_f32(((const uint16_t*)job->in)[at]));
-    default:
-        return (double)(scale_f * ((const float*)job->in)[at]);
+    const clsoftmax__cpu_job* job = rs->job;
+    const clsoftmax__cpu_kernels* kern = rs->kern;
+    const float sf = (float)job->scale;
+    if (job->dtype == CLSOFTMAX__CPU_F64)
+        return kern->scan_f64((const double*)job->in + at, count, job->scale);
+    if (job->dtype == CLSOFTMAX__CPU_F32)
+        return kern->scan_f32((const float*)job->in + at, count, sf);
+    stage buf;
+    unsigned flags = 0;
+    for (size_t c0 = 0; c0 < count && (flags & 1u) == 0; c0 += rs->chunk) {
+        size_t c = min_size(rs->chunk, count - c0);
+        stage_in(rs, &buf, at + c0, c);
+        flags |= kern->scan_f32(buf.f, c, sf);
+    }
+    return flags;
+}
+
+/* Per-column flags of w columns from (o, 0, i0), ORed into flags. */
+static void scan_block(const run_state* rs, size_t at, size_t w, unsigned char* flags)
+{
+    const clsoftmax__cpu_job* job = rs->job;
+    const clsoftmax__cpu_kernels* kern = rs->kern;
+    const size_t n = job->n, inner = job->inner;
+    const float sf = (float)job->scale;
+    if (job->dtype == CLSOFTMAX__CPU_F64) {
+        kern->scan_cols_f64((const double*)job->in + at, n, inner, w, job->scale, flags);
+        return;
+    }
+    if (job->dtype == CLSOFTMAX__CPU_F32) {
+        kern->scan_cols_f32((const float*)job->in + at, n, inner, w, sf, flags);
+        return;
+    }
+    /* 16-bit: widen as many k rows of the block as the stage holds, then scan them */
+    stage buf;
+    const size_t per = rs->chunk / w;
+    for (size_t k0 = 0; k0 < n; k0 += per) {
+        size_t kc = min_size(per, n - k0);
+        for (size_t k = 0; k < kc; k++)
+            stage_in(rs, buf.f + k * w, at + (k0 + k) * inner, w);
+        kern->scan_cols_f32(buf.f, kc, w, w, sf, flags);
+    }
+}
+
+static void note_bad(check_state* cs, size_t bad, size_t first)
+{
+    if (bad == 0)
+        return;
+    atomic_fetch_add_explicit(&cs->bad, bad, memory_order_relaxed);
+    size_t cur = atomic_load_explicit(&cs->first, memory_order_relaxed);
+    while (first < cur && !atomic_compare_exchange_weak_explicit(
+                              &cs->first, &cur, first, memory_order_relaxed, memory_order_relaxed))
+        ;
+}
+
+static void check_task(void* arg, unsigned index, unsigned count)
+{
+    (void)index;
+    (void)count;
+    check_state* cs = arg;
+    const clsoftmax__cpu_job* job = cs->rs.job;
+    const size_t n = job->n, inner = job->inner;
+    for (;;) {
+        size_t u = atomic_fetch_add_explicit(&cs->next, 1, memory_order_relaxed);
+        if (u >= cs->units)
+            break;
+        size_t bad = 0, first = SIZE_MAX;
+        if (inner == 1) {
+            size_t r1 = min_size(job->outer, (u + 1) * cs->grab);
+            for (size_t r = u * cs->grab; r < r1; r++) {
+                if (flags_bad(scan_span(&cs->rs, r * n, n)) && bad++ == 0)
+                    first = r;
+            }
+        } else {
+            unsigned char flags[CLSOFTMAX__CPU_BLOCK_MAX] = {0};
+            size_t o = u / cs->nblocks, i0 = (u % cs->nblocks) * CLSOFTMAX__CPU_BLOCK_MAX;
+            size_t w = min_size(CLSOFTMAX__CPU_BLOCK_MAX, inner - i0);
+            scan_block(&cs->rs, o * n * inner + i0, w, flags);
+            for (size_t i = 0; i < w; i++) {
+                if (flags_bad(flags[i]) && bad++ == 0)
+                    first = o * inner + i0 + i;
+            }
+        }
+        note_bad(cs, bad, first);
     }
 }
 
 void clsoftmax__cpu_check_rows(const clsoftmax__cpu_job* job, unsigned threads,
                                clsoftmax__cpu_pool* pool, size_t* bad_rows, size_t* first_bad_row)
 {
-    (void)threads;
-    (void)pool;
-    const float scale_f = (float)job->scale;
-    size_t bad = 0, first = SIZE_MAX;
-    for (size_t o = 0; o < job->outer; o++) {
-        for (size_t i = 0; i < job->inner; i++) {
-            int all_neg_inf = 1, is_bad = 0;
-            for (size_t k = 0; k < job->n && !is_bad; k++) {
-                const double t = row_t(job, o, k, i, scale_f);
-                is_bad = isnan(t) || t == INFINITY;
-                all_neg_inf = all_neg_inf && t == -INFINITY;
-            }
-            if (is_bad || all_neg_inf) {
-                if (bad++ == 0)
-                    first = o * job->inner + i;
-            }
-        }
+    *bad_rows = 0;
+    *first_bad_row = SIZE_MAX;
+    if (job == NULL || job->outer == 0 || job->n == 0 || job->inner == 0)
+        return;
+    const clsoftmax__cpu_kernels* kern = clsoftmax__cpu_kernels_select(job->isa);
+    check_state cs = {.rs = {.job = job,
+                             .kern = kern != NULL ? kern : &clsoftmax__cpu_kernels_generic,
+                             .chunk = STAGE_BYTES / sizeof(float)}};
+    if (job->inner == 1) {
+        cs.grab = job->n >= GRAB_ELEMS ? 1 : GRAB_ELEMS / job->n;
+        cs.units = (job->outer + cs.grab - 1) / cs.grab;
+    } else {
+        cs.nblocks = (job->inner + CLSOFTMAX__CPU_BLOCK_MAX - 1) / CLSOFTMAX__CPU_BLOCK_MAX;
+        cs.units = job->outer * cs.nblocks;
     }
-    *bad_rows = bad;
-    *first_bad_row = first;
+    atomic_init(&cs.next, 0);
+    atomic_init(&cs.bad, 0);
+    atomic_init(&cs.first, SIZE_MAX);
+    size_t total = job->outer * job->n * job->inner;
+    size_t want = threads != 0 ? threads : clsoftmax__cpu_count();
+    want = min_size(min_size(want, MAX_THREADS), min_size(total / MIN_ELEMS_PER_THREAD, cs.units));
+    clsoftmax__cpu_pool_run(pool, want == 0 ? 1u : (unsigned)want, check_task, &cs);
+    *bad_rows = atomic_load_explicit(&cs.bad, memory_order_relaxed);
+    *first_bad_row = atomic_load_explicit(&cs.first, memory_order_relaxed);
 }

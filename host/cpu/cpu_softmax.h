@@ -14,14 +14,6 @@ typedef enum clsoftmax__cpu_isa {
     CLSOFTMAX__CPU_ISA_AVX2 = 2
 } clsoftmax__cpu_isa;
 
-/* Element types, numbered as clsoftmax_dtype (this folder does not include the OpenCL header). */
-enum {
-    CLSOFTMAX__CPU_F32 = 0,
-    CLSOFTMAX__CPU_F64 = 1,
-    CLSOFTMAX__CPU_F16 = 2, /* stored as uint16_t, computed in float */
-    CLSOFTMAX__CPU_BF16 = 3 /* stored as uint16_t, computed in float */
-};
-
 /* The same [outer, n, inner] view as clsoftmax__layout, without OpenCL types. */
 typedef struct clsoftmax__cpu_job {
     size_t outer;
@@ -41,7 +33,10 @@ typedef struct clsoftmax__cpu_job {
 /*
  * Runs the job on up to `threads` threads (0: one per online core) of pool
  * (NULL: the calling thread alone). Results are bitwise identical for every
- * thread count and pool state. Allocates nothing.
+ * thread count and pool state. Allocates nothing: float16/bfloat16 storage,
+ * blending and zeroed bad rows go through a 32 KiB buffer on each thread's
+ * stack (about 100 KiB of stack in all at the deepest). in == out is allowed
+ * when beta is 0.
  */
 void clsoftmax__cpu_softmax(const clsoftmax__cpu_job* job, unsigned threads,
                             clsoftmax__cpu_pool* pool);
