@@ -24,6 +24,7 @@ static const test_register_fn registrations[] = {
     test_register_limits,
     test_register_params,
     test_register_ops,
+    test_register_cross_entropy,
 };
 /* clang-format on */
 

@@ -24,5 +24,6 @@ void test_register_soak(void);    /* "soak_cpu", "soak_opencl" */
 void test_register_softmax(void); /* "cpu", "opencl", "group_opencl" */
 void test_register_params(void);  /* "params", "params_opencl" */
 void test_register_ops(void);     /* "ops_cpu", "ops_opencl" */
+void test_register_cross_entropy(void); /* "xent_cpu", "xent_opencl" */
 
 #endif
