@@ -1,6 +1,6 @@
 /* cross_entropy.cl - fused softmax cross-entropy with logits: row losses and the gradient.
  *
- * Built after common.cl (REAL, STORE_T, LD/ST, kahan_add, group_sum_1d, ms_merge).
+ * Built after common.cl (REAL, STORE_T, LD/ST, kahan_add, group_sum_1d).
  *
  * Holds:
  *   xent_prepare  one work-group: the MEAN divisor and the sum of the class weights, into
@@ -112,7 +112,9 @@ void xent_fill_row(__global STORE_T* grad, ulong gb, ulong classes, REAL v)
  * scratch[0..1] filled by xent_prepare; grad may be the logits themselves (each element is read
  * before the same work-item writes it).
  * Trick: one read of the row gives (max, sum of exp(z - max)) by the online recurrence (per
- * element: rescale the Kahan sum when the max rises); the second read writes the gradient
+ * element: rescale the Kahan sum when the max rises), the sum kept as its excess t over the
+ * maximum's own term 1, so that log s = log1p(t) stays relatively accurate for the small
+ * losses of confident rows; the second read writes the gradient
  * p * A - a and accumulates the loss as sum a * (log s - (z - max)), a sum of non-negative
  * terms for non-negative weights, so no cancellation even where lse is huge and the loss tiny.
  */
@@ -157,23 +159,24 @@ __kernel void xent_rows(__global const STORE_T* logits, ulong logits_off, __glob
             if (has_grad)
                 xent_fill_row(grad, gb, classes, row_loss);
         } else {
+            /* (m, t): the sum of exp(z - m) is 1 + t; empty: (-inf, -1) */
             REAL m = -INFINITY;
-            REAL s = 0;
-            REAL sc = 0;
+            REAL t = -1;
+            REAL tc = 0;
             REAL a = 0;
             REAL ac = 0;
             for (ulong k = b; k < e; k += st) {
                 const REAL z = LD(logits, zb + k);
                 if (z > m) {
-                    /* m = -inf gives a factor 0; a NaN sum stays NaN */
+                    /* the old sum, rescaled, becomes the excess over the new maximum; m = -inf
+                       gives a factor 0 and a NaN sum stays NaN */
                     const REAL f = exp(m - z);
-                    s *= f;
-                    sc *= f;
+                    t = ((REAL)1 + t) * f;
+                    tc *= f;
                     m = z;
-                    kahan_add(&s, &sc, (REAL)1);
                 } else if (z != -INFINITY) {
                     /* a NaN z adds NaN; -inf adds nothing even while m is still -inf */
-                    kahan_add(&s, &sc, exp(z - m));
+                    kahan_add(&t, &tc, exp(z - m));
                 }
                 if (is_probs) {
                     const REAL wk = has_w ? LD(w, w_off + k) : (REAL)1;
@@ -181,21 +184,31 @@ __kernel void xent_rows(__global const STORE_T* logits, ulong logits_off, __glob
                 }
             }
             red_m[lid] = m;
-            red_s[lid] = s - sc;
+            red_s[lid] = t - tc;
             barrier(CLK_LOCAL_MEM_FENCE);
             for (ulong h = lsz / 2; h > 0; h >>= 1) {
                 if (lid < h) {
-                    REAL mm = red_m[lid];
-                    REAL ss = red_s[lid];
-                    ms_merge(&mm, &ss, red_m[lid + h], red_s[lid + h]);
-                    red_m[lid] = mm;
-                    red_s[lid] = ss;
+                    REAL m1 = red_m[lid];
+                    REAL t1 = red_s[lid];
+                    REAL m2 = red_m[lid + h];
+                    REAL t2 = red_s[lid + h];
+                    if (m2 > m1) {
+                        const REAL mt = m1, tt = t1;
+                        m1 = m2;
+                        t1 = t2;
+                        m2 = mt;
+                        t2 = tt;
+                    }
+                    /* 1 + t = (1 + t1) + (1 + t2) exp(m2 - m1), kept as an excess over m1 */
+                    red_m[lid] = m1;
+                    red_s[lid] = t1 + ((REAL)1 + t2) * exp(m2 - m1);
                 }
                 barrier(CLK_LOCAL_MEM_FENCE);
             }
             const REAL rmax = red_m[0];
-            /* a +inf logit makes the row NaN, as exp(inf - inf) does in PyTorch's formula */
-            const REAL log_s = rmax == INFINITY ? (REAL)NAN : log(red_s[0]);
+            /* log1p of the excess keeps a small loss (one dominant logit) relatively accurate;
+               a +inf logit makes the row NaN, as exp(inf - inf) does in PyTorch's formula */
+            const REAL log_s = rmax == INFINITY ? (REAL)NAN : log1p(red_s[0]);
             barrier(CLK_LOCAL_MEM_FENCE);
             REAL wy = 0;
             REAL amass;

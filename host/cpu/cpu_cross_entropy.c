@@ -66,13 +66,13 @@ static void store1_f(const xent_state* st, void* base, size_t i, float v)
 #define XT float
 #define XF(name) name##_f
 #define XEXP expf
-#define XLOG logf
+#define XLOG1P log1pf
 #define XNATIVE CLSOFTMAX__CPU_F32
 #include "cpu_cross_entropy.inc"
 #undef XT
 #undef XF
 #undef XEXP
-#undef XLOG
+#undef XLOG1P
 #undef XNATIVE
 
 /* ---- double rows (FLOAT64: the rows are used in place) ------------------------------------ */
@@ -98,13 +98,13 @@ static void store1_d(const xent_state* st, void* base, size_t i, double v)
 #define XT double
 #define XF(name) name##_d
 #define XEXP exp
-#define XLOG log
+#define XLOG1P log1p
 #define XNATIVE CLSOFTMAX__CPU_F64
 #include "cpu_cross_entropy.inc"
 #undef XT
 #undef XF
 #undef XEXP
-#undef XLOG
+#undef XLOG1P
 #undef XNATIVE
 
 /* ---- the pool ------------------------------------------------------------------------------ */
