@@ -98,8 +98,7 @@ static clsoftmax_status validate_xent(const clsoftmax_cross_entropy_desc* desc, 
         return CLSOFTMAX_INVALID_ARGUMENT;
     }
     const int probs = desc->labels == CLSOFTMAX_LABELS_PROBS;
-    if (desc->classes > SIZE_MAX / desc->rows ||
-        desc->rows * desc->classes > SIZE_MAX / sz->esz ||
+    if (desc->classes > SIZE_MAX / desc->rows || desc->rows * desc->classes > SIZE_MAX / sz->esz ||
         desc->rows > SIZE_MAX / sizeof(cl_long) - 2) {
         snprintf(msg, msg_size, "rows * classes (%zu x %zu) overflows size_t in bytes", desc->rows,
                  desc->classes);
@@ -283,9 +282,8 @@ static cl_int set_real(cl_kernel k, cl_uint index, clsoftmax_dtype dtype, double
  * failure leaves the outputs alone. Holds lock.
  */
 static clsoftmax_status xent_enqueue(clsoftmax_context* ctx,
-                                     const clsoftmax_cross_entropy_desc* desc,
-                                     const xent_sizes* sz, const xent_bufs* b,
-                                     cl_command_queue queue, cl_uint num_wait,
+                                     const clsoftmax_cross_entropy_desc* desc, const xent_sizes* sz,
+                                     const xent_bufs* b, cl_command_queue queue, cl_uint num_wait,
                                      const cl_event* wait_list, cl_event* event)
 {
     clsoftmax_status status = CLSOFTMAX_SUCCESS;
@@ -363,8 +361,8 @@ static clsoftmax_status xent_enqueue(clsoftmax_context* ctx,
     {
         cl_int err = set_real(kr, 15, dt, desc->label_smoothing);
         if (err != CL_SUCCESS) {
-            status = clsoftmax__error_cl(ctx, clsoftmax__status_from_cl(err), "clSetKernelArg",
-                                         err, "in %s", __func__);
+            status = clsoftmax__error_cl(ctx, clsoftmax__status_from_cl(err), "clSetKernelArg", err,
+                                         "in %s", __func__);
             goto cleanup;
         }
     }
@@ -376,8 +374,7 @@ static clsoftmax_status xent_enqueue(clsoftmax_context* ctx,
                     : local_size(ctx, wr, desc->classes);
     size_t groups = desc->rows < XENT_GROUPS_MAX ? desc->rows : XENT_GROUPS_MAX;
     size_t gr = groups * lr;
-    CHECK_CL(ctx, clEnqueueNDRangeKernel(queue, kr, 1, NULL, &gr, &lr, 1, &ev[0], &ev[1]),
-             cleanup);
+    CHECK_CL(ctx, clEnqueueNDRangeKernel(queue, kr, 1, NULL, &gr, &lr, 1, &ev[0], &ev[1]), cleanup);
 
     if (reduce) {
         SET_ARG(kd, 0, scratch);
@@ -511,7 +508,8 @@ clsoftmax_status clsoftmax_cross_entropy_host(clsoftmax_context* ctx,
     if (desc->labels == CLSOFTMAX_LABELS_INDEX) {
         const cl_long* y = labels;
         for (size_t r = 0; r < desc->rows; r++)
-            if (y[r] != (cl_long)desc->ignore_index && (y[r] < 0 || (cl_ulong)y[r] >= desc->classes)) {
+            if (y[r] != (cl_long)desc->ignore_index &&
+                (y[r] < 0 || (cl_ulong)y[r] >= desc->classes)) {
                 snprintf(msg, sizeof msg,
                          "labels[%zu] = %lld is neither ignore_index (%lld) nor a class in "
                          "[0, %zu)",

@@ -120,9 +120,9 @@ void xent_fill_row(__global STORE_T* grad, ulong gb, ulong classes, REAL v)
  */
 __kernel void xent_rows(__global const STORE_T* logits, ulong logits_off, __global const long* idx,
                         __global const STORE_T* probs, ulong labels_off, __global const STORE_T* w,
-                        ulong w_off, __global STORE_T* loss, ulong loss_off,
-                        __global STORE_T* grad, ulong grad_off, __global REAL* scratch, ulong rows,
-                        ulong classes, long ignore_index, REAL eps, int flags)
+                        ulong w_off, __global STORE_T* loss, ulong loss_off, __global STORE_T* grad,
+                        ulong grad_off, __global REAL* scratch, ulong rows, ulong classes,
+                        long ignore_index, REAL eps, int flags)
 {
     __local REAL red_m[XENT_WG_MAX];
     __local REAL red_s[XENT_WG_MAX];

@@ -106,10 +106,7 @@ static uint64_t rng_next(uint64_t* s)
     return *s;
 }
 
-static double rng_unit(uint64_t* s)
-{
-    return (double)(rng_next(s) >> 11) * 0x1.0p-53;
-}
+static double rng_unit(uint64_t* s) { return (double)(rng_next(s) >> 11) * 0x1.0p-53; }
 
 static void* fill(clsoftmax_dtype dt, size_t n, double lo, double hi, uint64_t seed)
 {
@@ -155,9 +152,9 @@ static void* prob_labels(clsoftmax_dtype dt, size_t rows, size_t classes, uint64
  * loss: rows (NONE) or 1 values; grad: rows x classes. From the header's definition, in long
  * double, smoothing as the exact double eps.
  */
-static void reference(const clsoftmax_cross_entropy_desc* d, const void* logits,
-                      const void* labels, const void* weights, long double* loss,
-                      long double* grad, long double* gscale)
+static void reference(const clsoftmax_cross_entropy_desc* d, const void* logits, const void* labels,
+                      const void* weights, long double* loss, long double* grad,
+                      long double* gscale)
 {
     const size_t R = d->rows, C = d->classes;
     const clsoftmax_dtype dt = d->dtype;
@@ -192,11 +189,11 @@ static void reference(const clsoftmax_cross_entropy_desc* d, const void* logits,
                 if (probs)
                     a[k] = wk * ((1 - eps) * xget(labels, dt, r * C + k) + eps / C);
                 else
-                    a[k] = eps / C * wk + ((cl_long)k == y ? (1 - eps) * (weights != NULL
-                                                                              ? xget(weights, dt,
-                                                                                     (size_t)y)
-                                                                              : 1.0L)
-                                                            : 0.0L);
+                    a[k] =
+                        eps / C * wk +
+                        ((cl_long)k == y
+                             ? (1 - eps) * (weights != NULL ? xget(weights, dt, (size_t)y) : 1.0L)
+                             : 0.0L);
                 A += a[k];
             }
             for (size_t k = 0; k < C; k++) {
@@ -228,10 +225,7 @@ static void reference(const clsoftmax_cross_entropy_desc* d, const void* logits,
 
 /* ---- comparisons ------------------------------------------------------------------------ */
 
-static int ordered16(uint16_t h)
-{
-    return (h & 0x8000) ? -(int)(h & 0x7fff) : (int)h;
-}
+static int ordered16(uint16_t h) { return (h & 0x8000) ? -(int)(h & 0x7fff) : (int)h; }
 
 static uint16_t round16(clsoftmax_dtype dt, long double v)
 {
@@ -264,10 +258,7 @@ static double element_error(clsoftmax_dtype dt, long double got, uint16_t got16,
     return (double)abs(ordered16(got16) - ordered16(round16(dt, ref)));
 }
 
-static int dtype_index(clsoftmax_dtype dt)
-{
-    return (int)dt;
-}
+static int dtype_index(clsoftmax_dtype dt) { return (int)dt; }
 
 /*
  * Compares n values of got with ref in groups of `group` values, group g at scale scales[g]
@@ -424,8 +415,8 @@ static void test_prob_labels(void)
                         c.d.reduction = (clsoftmax_reduction)red;
                         c.d.label_smoothing = ei ? 0.2 : 0.0;
                         char what[128];
-                        snprintf(what, sizeof what, "PROBS %zux%zu red %d weights %d eps %d", R,
-                                 C, red, wi, ei);
+                        snprintf(what, sizeof what, "PROBS %zux%zu red %d weights %d eps %d", R, C,
+                                 red, wi, ei);
                         run_case(&c, what);
                     }
             free(z);
@@ -575,10 +566,10 @@ static void test_in_place(void)
                         CLSOFTMAX_SUCCESS);
             TEST_STATUS(clsoftmax_cross_entropy_host(test_suite_ctx, &d, zz, labels, NULL, l2, zz),
                         CLSOFTMAX_SUCCESS);
-            TEST_CHECK(memcmp(g, zz, R * C * es) == 0, "dtype %d probs %d: in-place gradient differs",
-                       (int)dt, probs);
-            TEST_CHECK(memcmp(l1, l2, es) == 0, "dtype %d probs %d: in-place loss differs",
-                       (int)dt, probs);
+            TEST_CHECK(memcmp(g, zz, R * C * es) == 0,
+                       "dtype %d probs %d: in-place gradient differs", (int)dt, probs);
+            TEST_CHECK(memcmp(l1, l2, es) == 0, "dtype %d probs %d: in-place loss differs", (int)dt,
+                       probs);
             free(q);
         }
         free(z);
@@ -626,11 +617,10 @@ static void test_special_values(void)
     d.reduction = CLSOFTMAX_REDUCTION_NONE;
     TEST_STATUS(clsoftmax_cross_entropy_host(test_suite_ctx, &d, z, y, NULL, loss, grad),
                 CLSOFTMAX_SUCCESS);
-    TEST_CHECK(isnan(loss[0]) && isnan(loss[2]), "NaN / +inf rows: losses %g %g", loss[0],
-               loss[2]);
+    TEST_CHECK(isnan(loss[0]) && isnan(loss[2]), "NaN / +inf rows: losses %g %g", loss[0], loss[2]);
     for (size_t k = 0; k < 4; k++)
-        TEST_CHECK(isnan(grad[k]) && isnan(grad[8 + k]), "NaN / +inf rows: gradient %zu: %g %g",
-                   k, grad[k], grad[8 + k]);
+        TEST_CHECK(isnan(grad[k]) && isnan(grad[8 + k]), "NaN / +inf rows: gradient %zu: %g %g", k,
+                   grad[k], grad[8 + k]);
     long double s = expl(0.0L) + expl(1.0L) + expl(3.0L);
     long double want = logl(s) - 1.0L;
     TEST_CHECK(fabsl(loss[1] - want) <= 1e-6L, "row with -inf: loss %g, expected %Lg", loss[1],
@@ -770,10 +760,18 @@ static void test_pytorch_values(void)
     const cl_long y[3] = {2, -100, 0};
     const double q[12] = {0.1, 0.2, 0.3, 0.4, 1.0, 0.0, 0.0, 0.0, 0.25, 0.25, 0.25, 0.25};
     const double torch_mean_loss = 1.5147678046264736, torch_sum_probs = 7.179525740389846;
-    const double torch_grad[12] = {0.09967609987524341,  -0.013115991999411115, -0.25337690176557864,
-                                   0.16681679388974635,  0.0,                   0.0,
-                                   0.0,                  0.0,                   -0.3768807744695232,
-                                   0.23167106128777204,  0.15239995696295275,   -0.007190243781201628};
+    const double torch_grad[12] = {0.09967609987524341,
+                                   -0.013115991999411115,
+                                   -0.25337690176557864,
+                                   0.16681679388974635,
+                                   0.0,
+                                   0.0,
+                                   0.0,
+                                   0.0,
+                                   -0.3768807744695232,
+                                   0.23167106128777204,
+                                   0.15239995696295275,
+                                   -0.007190243781201628};
     double loss, grad[12];
     clsoftmax_cross_entropy_desc d;
     clsoftmax_cross_entropy_desc_init(&d, CLSOFTMAX_FLOAT64, 3, 4);
@@ -884,8 +882,8 @@ static void test_buffer_entry(void)
                 d.label_smoothing = 0.1;
                 cl_event ev = NULL;
                 clsoftmax_status st = clsoftmax_cross_entropy_buffer(
-                    test_suite_ctx, &d, bz, off, probs ? bq : by, probs ? C : off, bw, off, bl,
-                    off, bg, off, NULL, 0, NULL, &ev);
+                    test_suite_ctx, &d, bz, off, probs ? bq : by, probs ? C : off, bw, off, bl, off,
+                    bg, off, NULL, 0, NULL, &ev);
                 TEST_CHECK(st == CLSOFTMAX_SUCCESS && ev != NULL, "buffer dtype %d: %s (%s)",
                            (int)dt, clsoftmax_status_name(st),
                            clsoftmax_context_last_error(test_suite_ctx));
@@ -900,10 +898,8 @@ static void test_buffer_entry(void)
                           probs ? (const void*)((char*)q + C * es) : (const void*)(y + off),
                           (char*)w + off * es, rl, rg, rs);
                 const int dx = dtype_index(dt);
-                compare_vals(dt, loss, rl, nl, 1, NULL, "buffer loss", &worst_loss[dx],
-                             __LINE__);
-                compare_vals(dt, grad, rg, R * C, C, rs, "buffer grad", &worst_grad[dx],
-                             __LINE__);
+                compare_vals(dt, loss, rl, nl, 1, NULL, "buffer loss", &worst_loss[dx], __LINE__);
+                compare_vals(dt, grad, rg, R * C, C, rs, "buffer grad", &worst_grad[dx], __LINE__);
             }
         clReleaseMemObject(bz);
         clReleaseMemObject(bw);
@@ -936,8 +932,8 @@ static void test_buffer_bad_labels(void)
     clsoftmax_cross_entropy_desc d;
     clsoftmax_cross_entropy_desc_init(&d, CLSOFTMAX_FLOAT32, R, C);
     d.reduction = CLSOFTMAX_REDUCTION_NONE;
-    TEST_STATUS(clsoftmax_cross_entropy_buffer(test_suite_ctx, &d, bz, 0, by, 0, NULL, 0, bl, 0,
-                                               bg, 0, NULL, 0, NULL, NULL),
+    TEST_STATUS(clsoftmax_cross_entropy_buffer(test_suite_ctx, &d, bz, 0, by, 0, NULL, 0, bl, 0, bg,
+                                               0, NULL, 0, NULL, NULL),
                 CLSOFTMAX_SUCCESS);
     read_buf(bl, 0, sizeof loss, loss);
     read_buf(bg, 0, sizeof grad, grad);
@@ -989,8 +985,8 @@ static void test_buffer_errors(void)
     TEST_STATUS(clsoftmax_cross_entropy_buffer(ctx, &d, bg, 0, by, 0, NULL, 0, bl, 0, bg, 1, NULL,
                                                0, NULL, NULL),
                 CLSOFTMAX_OVERLAP);
-    TEST_STATUS(clsoftmax_cross_entropy_buffer(ctx, &d, bz, 0, by, 0, NULL, 0, NULL, 0, bg, 0,
-                                               NULL, 0, NULL, NULL),
+    TEST_STATUS(clsoftmax_cross_entropy_buffer(ctx, &d, bz, 0, by, 0, NULL, 0, NULL, 0, bg, 0, NULL,
+                                               0, NULL, NULL),
                 CLSOFTMAX_INVALID_ARGUMENT);
     TEST_STATUS(clsoftmax_cross_entropy_buffer(ctx, &d, bz, 0, by, 0, NULL, 0, bl, 0, bg, 0, NULL,
                                                1, NULL, NULL),
@@ -1006,8 +1002,8 @@ static void test_buffer_errors(void)
         z2[i] = (float)i * 0.25f;
     cl_mem bz2 = make_buf(sizeof z2, z2);
     TEST_STATUS(clsoftmax_cross_entropy_host(ctx, &d, z2, y, NULL, l_sep, g2), CLSOFTMAX_SUCCESS);
-    TEST_STATUS(clsoftmax_cross_entropy_buffer(ctx, &d, bz2, 0, by, 0, NULL, 0, bl, 0, bz2, 0,
-                                               NULL, 0, NULL, NULL),
+    TEST_STATUS(clsoftmax_cross_entropy_buffer(ctx, &d, bz2, 0, by, 0, NULL, 0, bl, 0, bz2, 0, NULL,
+                                               0, NULL, NULL),
                 CLSOFTMAX_SUCCESS);
     read_buf(bz2, 0, sizeof z2, z2);
     read_buf(bl, 0, sizeof l_in, l_in);
@@ -1028,8 +1024,8 @@ static void test_report(void)
     static const char* const names[] = {"float32", "float64", "float16", "bfloat16"};
     printf("\n");
     for (int i = 0; i < 4; i++)
-        printf("  [%s] %-8s worst loss error %.3g, gradient %.3g (%s)\n",
-               test_suite_backend_name(), names[i], worst_loss[i], worst_grad[i],
+        printf("  [%s] %-8s worst loss error %.3g, gradient %.3g (%s)\n", test_suite_backend_name(),
+               names[i], worst_loss[i], worst_grad[i],
                i < 2 ? "relative to |ref| + row scale" : "ulps");
     CU_PASS("report");
 }
