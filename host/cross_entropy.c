@@ -185,10 +185,12 @@ static clsoftmax_status xent_kernel(clsoftmax_context* ctx, int id, clsoftmax_dt
         size_t wg[XENT_K_COUNT] = {0};
         cl_int err = CL_SUCCESS;
         char options[256];
-        /* CPU devices run one work-item's loop at a time: contiguous slices stream better */
-        snprintf(options, sizeof options, "-cl-std=CL1.2 -w %s -DXENT_WG_MAX=%d -DXENT_CONTIG=%d",
-                 clsoftmax__dtype_options(dtype), XENT_WG_MAX,
-                 (ctx->caps.type & CL_DEVICE_TYPE_CPU) ? 1 : 0);
+        /* CPU devices run one work-item's loop at a time: contiguous slices of float8 vectors
+           (8 floats fill an AVX2 register, as for the softmax kernels) */
+        const int cpu = (ctx->caps.type & CL_DEVICE_TYPE_CPU) != 0;
+        snprintf(options, sizeof options,
+                 "-cl-std=CL1.2 -w %s -DXENT_WG_MAX=%d -DXENT_CONTIG=%d -DCLSOFTMAX_VW=%d",
+                 clsoftmax__dtype_options(dtype), XENT_WG_MAX, cpu, cpu ? 8 : 1);
         status = clsoftmax__program_build_ops(ctx, sizeof xent_sources / sizeof xent_sources[0],
                                               xent_sources, options, "cross-entropy", &program);
         if (status != CLSOFTMAX_SUCCESS)

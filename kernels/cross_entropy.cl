@@ -24,6 +24,9 @@
  *                    compilers run one work-item's loop at a time, so a slice streams through
  *                    the cache); 0 (default): work-items interleave, so that neighbouring
  *                    work-items load neighbouring elements (GPUs coalesce them)
+ *   CLSOFTMAX_VW     (common.cl) elements per vector in the row loops; above 1 only with
+ *                    XENT_CONTIG (8 on CPU devices: exp on float8 is one vector routine there)
+ *   XENT_BLOCK       vectors per block of the online (max, sum) pass (default 32)
  *
  * Never build with -cl-fast-relaxed-math: NaN rows and -inf logits rely on IEEE arithmetic.
  */
@@ -36,6 +39,41 @@
 #endif
 #ifndef XENT_CONTIG
 #define XENT_CONTIG 0
+#endif
+
+#ifndef XENT_BLOCK
+#define XENT_BLOCK 32
+#endif
+#if !XENT_CONTIG && CLSOFTMAX_VW != 1
+#error "interleaved work-items (XENT_CONTIG 0) load one element at a time: CLSOFTMAX_VW 1"
+#endif
+
+/*
+ * Vector loads and stores at any element of a row. PoCL's vload_halfN / vstore_halfN_rte fault on
+ * addresses that are not multiples of the vector's size (float16 rows of 300 elements), so for
+ * float16 the vector goes through private memory one element at a time; the exponentials, the
+ * bulk of the work, stay vector operations.
+ */
+#if CLSOFTMAX_DTYPE == 2 && CLSOFTMAX_VW > 1
+REALV xent_vload(__global const STORE_T* p)
+{
+    float tmp[CLSOFTMAX_VW];
+    for (int j = 0; j < CLSOFTMAX_VW; j++)
+        tmp[j] = vload_half(j, p);
+    return CLSOFTMAX_CAT(vload, CLSOFTMAX_VW)(0, tmp);
+}
+void xent_vstore(REALV v, __global STORE_T* p)
+{
+    float tmp[CLSOFTMAX_VW];
+    CLSOFTMAX_CAT(vstore, CLSOFTMAX_VW)(v, 0, tmp);
+    for (int j = 0; j < CLSOFTMAX_VW; j++)
+        vstore_half_rte(tmp[j], j, p);
+}
+#define XVLOAD(p) xent_vload(p)
+#define XVSTORE(v, p) xent_vstore((v), (p))
+#else
+#define XVLOAD(p) VLOAD(0, (p))
+#define XVSTORE(v, p) VSTORE((v), 0, (p))
 #endif
 
 #define XENT_PROBS 1
@@ -98,6 +136,45 @@ __kernel void xent_prepare(__global const long* idx, ulong labels_off, __global 
     }
 }
 
+/*
+ * The online (m, t) pair of xent_rows over the elements i0, i0 + vstep, ... < i1 of row zr taken
+ * CLSOFTMAX_VW at a time, one block of XENT_BLOCK vectors after another: the block's max, one
+ * rescale when it raises m, then the block's exponentials summed (vectors, then one Kahan step).
+ * Terms equal to m are exp(0) = 1 exactly: counted rather than summed, and the maximum's own 1 is
+ * left out when this block raised m, so t stays the sum's excess over that term.
+ */
+void xent_online_v(__global const STORE_T* zr, ulong i0, ulong i1, ulong vstep, REAL* m, REAL* t,
+                   REAL* tc)
+{
+    const ulong span = vstep * XENT_BLOCK;
+    for (ulong bb = i0; bb < i1; bb += span) {
+        const ulong be = min(i1, bb + span);
+        REALV vm = (REALV)(-INFINITY);
+        for (ulong i = bb; i < be; i += vstep)
+            vm = fmax(vm, XVLOAD(zr + i));
+        const REAL bm = hmax_v(vm);
+        REAL raised = 0;
+        if (bm > *m) {
+            const REAL f = exp(*m - bm);
+            *t = ((REAL)1 + *t) * f;
+            *tc *= f;
+            *m = bm;
+            raised = 1;
+        }
+        /* while m is -inf nothing is counted (NaN compares false) and -inf terms add exp(-inf) */
+        const REAL ref = *m == -INFINITY ? (REAL)0 : *m;
+        const REALV vmax = (REALV)(*m == -INFINITY ? (REAL)NAN : *m);
+        REALV vs = (REALV)0;
+        REALV vn = (REALV)0;
+        for (ulong i = bb; i < be; i += vstep) {
+            const REALV v = XVLOAD(zr + i);
+            vs += VSELECT(exp(v - ref), (REALV)0, v == vmax);
+            vn += VSELECT((REALV)0, (REALV)1, v == vmax);
+        }
+        kahan_add(t, tc, hsum_v(vs) + (hsum_v(vn) - raised));
+    }
+}
+
 /* Writes v to every element of the row's gradient (0 for ignored rows, NaN for bad labels). */
 void xent_fill_row(__global STORE_T* grad, ulong gb, ulong classes, REAL v)
 {
@@ -137,6 +214,9 @@ __kernel void xent_rows(__global const STORE_T* logits, ulong logits_off, __glob
     const REAL keep = (REAL)1 - eps;
     ulong b, e, st;
     xent_slice(classes, &b, &e, &st);
+    /* whole vectors [b, vend) (every element when XENT_CONTIG is 0, CLSOFTMAX_VW then 1) */
+    const ulong vend = XENT_CONTIG ? b + (e - b) / CLSOFTMAX_VW * CLSOFTMAX_VW : e;
+    const ulong vstep = st * CLSOFTMAX_VW;
 
     for (ulong r = get_group_id(0); r < rows; r += get_num_groups(0)) {
         const ulong zb = logits_off + r * classes;
@@ -165,7 +245,8 @@ __kernel void xent_rows(__global const STORE_T* logits, ulong logits_off, __glob
             REAL tc = 0;
             REAL a = 0;
             REAL ac = 0;
-            for (ulong k = b; k < e; k += st) {
+            xent_online_v(logits + zb, b, vend, vstep, &m, &t, &tc);
+            for (ulong k = vend; k < e; k += st) {
                 const REAL z = LD(logits, zb + k);
                 if (z > m) {
                     /* the old sum, rescaled, becomes the excess over the new maximum; m = -inf
@@ -178,11 +259,13 @@ __kernel void xent_rows(__global const STORE_T* logits, ulong logits_off, __glob
                     /* a NaN z adds NaN; -inf adds nothing even while m is still -inf */
                     kahan_add(&t, &tc, exp(z - m));
                 }
-                if (is_probs) {
-                    const REAL wk = has_w ? LD(w, w_off + k) : (REAL)1;
-                    kahan_add(&a, &ac, wk * (keep * LD(probs, qb + k) + eps_c));
-                }
             }
+            for (ulong k = b; is_probs && k < e; k += st) {
+                const REAL wk = has_w ? LD(w, w_off + k) : (REAL)1;
+                kahan_add(&a, &ac, wk * (keep * LD(probs, qb + k) + eps_c));
+            }
+            /* read before the barriers below: in place, another work-item may overwrite it */
+            const REAL zy = is_probs ? (REAL)0 : LD(logits, zb + (ulong)y);
             red_m[lid] = m;
             red_s[lid] = t - tc;
             barrier(CLK_LOCAL_MEM_FENCE);
@@ -218,9 +301,27 @@ __kernel void xent_rows(__global const STORE_T* logits, ulong logits_off, __glob
                 wy = has_w ? LD(w, w_off + (ulong)y) : (REAL)1;
                 amass = eps != 0 ? keep * wy + eps_c * wsum : wy;
             }
-            /* INDEX without smoothing and without a gradient needs only z_y */
-            if (!is_probs && eps == 0 && !has_grad) {
-                row_loss = wy * (log_s - (LD(logits, zb + (ulong)y) - rmax));
+            if (!is_probs && eps == 0) {
+                /* INDEX without smoothing: the loss needs z_y alone, the gradient is p * w_y
+                   but at y, written in vectors and then patched at y by its owner */
+                row_loss = wy * (log_s - (zy - rmax));
+                if (has_grad) {
+                    __global STORE_T* gr = grad + gb;
+                    __global const STORE_T* zr = logits + zb;
+                    for (ulong i = b; i < vend; i += vstep) {
+                        const REALV g = exp((XVLOAD(zr + i) - rmax) - log_s) * wy;
+                        XVSTORE((flags & XENT_MEAN) ? g / denom : g, gr + i);
+                    }
+                    for (ulong k = vend; k < e; k += st) {
+                        const REAL g = exp((LD(zr, k) - rmax) - log_s) * wy;
+                        ST(gr, k, (flags & XENT_MEAN) ? g / denom : g);
+                    }
+                    const ulong uy = (ulong)y;
+                    if (uy >= b && uy < e && (uy - b) % st == 0) {
+                        const REAL g = exp((zy - rmax) - log_s) * wy - wy;
+                        ST(gr, uy, (flags & XENT_MEAN) ? g / denom : g);
+                    }
+                }
             } else {
                 REAL l = 0;
                 REAL lc = 0;
