@@ -15,6 +15,7 @@
 
 typedef struct xent_state {
     const clsoftmax__cpu_xent_job* job;
+    const clsoftmax__cpu_kernels* kern; /* the softmax backend's vector exp */
     const void* w;  /* the weights in the compute precision, or NULL */
     void* sums;     /* [0]: the MEAN divisor, [1]: the weights' sum, in the compute precision */
     void* row_loss; /* SUM and MEAN: rows losses in the compute precision */
@@ -24,6 +25,12 @@ typedef struct xent_state {
 } xent_state;
 
 /* ---- float rows (FLOAT32, and the 16-bit types converted) --------------------------------- */
+
+/* v[k] = exp(v[k]) with the CPU softmax's vector exp (within 1.5 ulp, -inf to 0, NaN kept) */
+static void exp_n_f(const xent_state* st, float* v, size_t n)
+{
+    st->kern->exp_f32(v, v, n);
+}
 
 static const float* load_f(const xent_state* st, const void* base, size_t off, float* buf)
 {
@@ -65,17 +72,20 @@ static void store1_f(const xent_state* st, void* base, size_t i, float v)
 
 #define XT float
 #define XF(name) name##_f
-#define XEXP expf
 #define XLOG1P log1pf
 #define XNATIVE CLSOFTMAX__CPU_F32
 #include "cpu_cross_entropy.inc"
 #undef XT
 #undef XF
-#undef XEXP
 #undef XLOG1P
 #undef XNATIVE
 
 /* ---- double rows (FLOAT64: the rows are used in place) ------------------------------------ */
+
+static void exp_n_d(const xent_state* st, double* v, size_t n)
+{
+    st->kern->exp_f64(v, v, n);
+}
 
 static const double* load_d(const xent_state* st, const void* base, size_t off, double* buf)
 {
@@ -97,13 +107,11 @@ static void store1_d(const xent_state* st, void* base, size_t i, double v)
 
 #define XT double
 #define XF(name) name##_d
-#define XEXP exp
 #define XLOG1P log1p
 #define XNATIVE CLSOFTMAX__CPU_F64
 #include "cpu_cross_entropy.inc"
 #undef XT
 #undef XF
-#undef XEXP
 #undef XLOG1P
 #undef XNATIVE
 
@@ -156,7 +164,9 @@ int clsoftmax__cpu_cross_entropy(const clsoftmax__cpu_xent_job* job, unsigned th
     if (mem == NULL)
         return -1;
 
+    const clsoftmax__cpu_kernels* kern = clsoftmax__cpu_kernels_select(CLSOFTMAX__CPU_ISA_AUTO);
     xent_state st = {.job = job,
+                     .kern = kern != NULL ? kern : &clsoftmax__cpu_kernels_generic,
                      .w = job->weights,
                      .sums = mem,
                      .slots = mem + 2 * esz,
