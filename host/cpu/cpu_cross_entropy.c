@@ -16,7 +16,7 @@
 typedef struct xent_state {
     const clsoftmax__cpu_xent_job* job;
     const clsoftmax__cpu_kernels* kern; /* the softmax backend's vector exp */
-    const void* w;  /* the weights in the compute precision, or NULL */
+    const void* w;                      /* the weights in the compute precision, or NULL */
     void* sums;     /* [0]: the MEAN divisor, [1]: the weights' sum, in the compute precision */
     void* row_loss; /* SUM and MEAN: rows losses in the compute precision */
     void* slots;    /* per running thread: 4 * classes elements of the compute precision */
@@ -27,10 +27,7 @@ typedef struct xent_state {
 /* ---- float rows (FLOAT32, and the 16-bit types converted) --------------------------------- */
 
 /* v[k] = exp(v[k]) with the CPU softmax's vector exp (within 1.5 ulp, -inf to 0, NaN kept) */
-static void exp_n_f(const xent_state* st, float* v, size_t n)
-{
-    st->kern->exp_f32(v, v, n);
-}
+static void exp_n_f(const xent_state* st, float* v, size_t n) { st->kern->exp_f32(v, v, n); }
 
 static const float* load_f(const xent_state* st, const void* base, size_t off, float* buf)
 {
@@ -82,10 +79,7 @@ static void store1_f(const xent_state* st, void* base, size_t i, float v)
 
 /* ---- double rows (FLOAT64: the rows are used in place) ------------------------------------ */
 
-static void exp_n_d(const xent_state* st, double* v, size_t n)
-{
-    st->kern->exp_f64(v, v, n);
-}
+static void exp_n_d(const xent_state* st, double* v, size_t n) { st->kern->exp_f64(v, v, n); }
 
 static const double* load_d(const xent_state* st, const void* base, size_t off, double* buf)
 {
