@@ -957,6 +957,44 @@ static void test_buffer_bad_labels(void)
     clReleaseMemObject(bg);
 }
 
+/* A wait list holding a user event: the call waits for it, its event completes after. */
+static void test_buffer_wait_list(void)
+{
+    const size_t R = 6, C = 11;
+    float z[66], loss, want;
+    for (size_t i = 0; i < 66; i++)
+        z[i] = (float)((i * 5) % 13) * 0.2f;
+    const cl_long y[6] = {0, 3, 10, -100, 7, 1};
+    cl_mem bz = make_buf(sizeof z, z), by = make_buf(sizeof y, y);
+    cl_mem bl = make_buf(sizeof(float), NULL);
+    clsoftmax_cross_entropy_desc d;
+    clsoftmax_cross_entropy_desc_init(&d, CLSOFTMAX_FLOAT32, R, C);
+    TEST_STATUS(clsoftmax_cross_entropy_host(test_suite_ctx, &d, z, y, NULL, &want, NULL),
+                CLSOFTMAX_SUCCESS);
+    cl_int err;
+    cl_event gate = clCreateUserEvent(clsoftmax_context_cl_context(test_suite_ctx), &err);
+    cl_event done = NULL;
+    TEST_STATUS(clsoftmax_cross_entropy_buffer(test_suite_ctx, &d, bz, 0, by, 0, NULL, 0, bl, 0,
+                                               NULL, 0, NULL, 1, &gate, &done),
+                CLSOFTMAX_SUCCESS);
+    cl_int state = CL_COMPLETE;
+    if (done != NULL)
+        clGetEventInfo(done, CL_EVENT_COMMAND_EXECUTION_STATUS, sizeof state, &state, NULL);
+    TEST_CHECK(done != NULL && state != CL_COMPLETE, "the call completed before its wait list");
+    clSetUserEventStatus(gate, CL_COMPLETE);
+    if (done != NULL) {
+        clWaitForEvents(1, &done);
+        clReleaseEvent(done);
+    }
+    read_buf(bl, 0, sizeof loss, &loss);
+    TEST_CHECK(memcmp(&loss, &want, sizeof loss) == 0, "after the wait list: %.9g, host %.9g", loss,
+               want);
+    clReleaseEvent(gate);
+    clReleaseMemObject(bz);
+    clReleaseMemObject(by);
+    clReleaseMemObject(bl);
+}
+
 /* Buffer errors: sizes, overlap, wait lists, queue; nothing written; in place allowed. */
 static void test_buffer_errors(void)
 {
@@ -1062,6 +1100,7 @@ void test_register_cross_entropy(void)
         CU_add_test(cl, "buffer entry point", test_buffer_entry);
         CU_add_test(cl, "buffer: out-of-range labels", test_buffer_bad_labels);
         CU_add_test(cl, "buffer errors and in place", test_buffer_errors);
+        CU_add_test(cl, "buffer wait list", test_buffer_wait_list);
         CU_add_test(cl, "accuracy report", test_report);
     }
 }
