@@ -281,12 +281,13 @@ static cl_int set_real(cl_kernel k, cl_uint index, clsoftmax_dtype dtype, double
 /*
  * Enqueues the validated call on queue after wait_list; *event (when not NULL) completes with
  * the last kernel. Every kernel is fetched (built) before anything is enqueued, so a build
- * failure leaves the outputs alone. Holds lock.
+ * failure leaves the outputs alone; *enqueued (when not NULL) is set to 1 just before the kernel
+ * that writes grad is enqueued. Holds lock.
  */
 static clsoftmax_status xent_enqueue(clsoftmax_context* ctx,
                                      const clsoftmax_cross_entropy_desc* desc, const xent_sizes* sz,
                                      const xent_bufs* b, cl_command_queue queue, cl_uint num_wait,
-                                     const cl_event* wait_list, cl_event* event)
+                                     const cl_event* wait_list, cl_event* event, int* enqueued)
 {
     clsoftmax_status status = CLSOFTMAX_SUCCESS;
     const clsoftmax_dtype dt = desc->dtype;
@@ -376,6 +377,8 @@ static clsoftmax_status xent_enqueue(clsoftmax_context* ctx,
                     : local_size(ctx, wr, desc->classes);
     size_t groups = desc->rows < XENT_GROUPS_MAX ? desc->rows : XENT_GROUPS_MAX;
     size_t gr = groups * lr;
+    if (enqueued != NULL)
+        *enqueued = 1;
     CHECK_CL(ctx, clEnqueueNDRangeKernel(queue, kr, 1, NULL, &gr, &lr, 1, &ev[0], &ev[1]), cleanup);
 
     if (reduce) {
@@ -404,17 +407,16 @@ cleanup:
 
 /* ---- host memory through the device ----------------------------------------------------- */
 
-/* A device copy of host data (or uninitialised when data is NULL). Holds lock. */
-static clsoftmax_status make_buffer(clsoftmax_context* ctx, size_t bytes, const void* data,
-                                    const char* name, cl_mem* buf)
+/* A buffer of bytes with flags over host (NULL: uninitialised). Holds lock. */
+static clsoftmax_status make_buffer(clsoftmax_context* ctx, cl_mem_flags flags, size_t bytes,
+                                    const void* host, const char* name, cl_mem* buf)
 {
     cl_int err = CL_SUCCESS;
     RETURN_ERROR_IF(ctx, bytes > ctx->caps.max_mem_alloc_size, CLSOFTMAX_UNSUPPORTED,
                     "%s's %zu bytes exceed %s's CL_DEVICE_MAX_MEM_ALLOC_SIZE", name, bytes,
                     ctx->device_name);
-    cl_mem m =
-        clCreateBuffer(ctx->cl_ctx, CL_MEM_READ_WRITE | (data != NULL ? CL_MEM_COPY_HOST_PTR : 0),
-                       bytes, (void*)data, &err);
+    /* inputs are wrapped READ_ONLY: the driver never writes them back, so the cast is safe */
+    cl_mem m = clCreateBuffer(ctx->cl_ctx, flags, bytes, (void*)host, &err);
     if (err != CL_SUCCESS)
         return clsoftmax__error_cl(ctx, clsoftmax__status_from_cl(err), "clCreateBuffer", err,
                                    "%zu bytes for %s", bytes, name);
@@ -422,10 +424,18 @@ static clsoftmax_status make_buffer(clsoftmax_context* ctx, size_t bytes, const 
     return CLSOFTMAX_SUCCESS;
 }
 
+/* p is aligned to its elements (the kernels' loads assume it). */
+static int aligned(const void* p, size_t esz) { return p == NULL || (uintptr_t)p % esz == 0; }
+
 /*
- * The host call on the device: inputs uploaded, outputs read back only after every kernel
- * finished, so a failure before the read-back leaves the caller's memory untouched (*touched
- * stays 0). Holds lock.
+ * The host call on the device. On devices sharing host memory (PoCL, integrated GPUs) the
+ * caller's arrays are wrapped with CL_MEM_USE_HOST_PTR, as host_path.c does for the softmax: the
+ * kernels read the inputs and write the gradient where they lie (in place: one buffer for both).
+ * Otherwise (or with CLSOFTMAX_PARAM_STREAM_CHUNK_BYTES set) the inputs are copied in and the
+ * outputs read back after every kernel finished.
+ * *touched is set once the gradient kernel is enqueued on the caller's memory, or a read-back
+ * started: after a failure from there on, outputs (and in-place logits) may be partly written.
+ * Holds lock.
  */
 static clsoftmax_status host_on_device(clsoftmax_context* ctx,
                                        const clsoftmax_cross_entropy_desc* desc,
@@ -434,34 +444,71 @@ static clsoftmax_status host_on_device(clsoftmax_context* ctx,
 {
     clsoftmax_status status = CLSOFTMAX_SUCCESS;
     xent_bufs b = {0};
+    cl_int err = CL_SUCCESS;
     const size_t lb = sz->logits * sz->esz;
-    status = make_buffer(ctx, lb, logits, "logits", &b.logits);
+    const size_t ob = sz->loss * sz->esz;
+    /* a set STREAM_CHUNK_BYTES asks for copies through device buffers, as in host_path.c */
+    const int zero_copy = ctx->caps.host_unified_memory &&
+                          ctx->params[CLSOFTMAX_PARAM_STREAM_CHUNK_BYTES] == 0 &&
+                          aligned(logits, sz->esz) && aligned(labels, sz->label_esz) &&
+                          aligned(weights, sz->esz) && aligned(grad, sz->esz);
+    const int in_place = grad == logits;
+    const cl_mem_flags in_flags = zero_copy ? CL_MEM_READ_ONLY | CL_MEM_USE_HOST_PTR
+                                            : CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR;
+
+    if (zero_copy && in_place)
+        status = make_buffer(ctx, CL_MEM_READ_WRITE | CL_MEM_USE_HOST_PTR, lb, grad, "logits",
+                             &b.logits);
+    else
+        status = make_buffer(ctx, in_flags, lb, logits, "logits", &b.logits);
     if (status == CLSOFTMAX_SUCCESS)
-        status = make_buffer(ctx, sz->labels * sz->label_esz, labels, "labels", &b.labels);
+        status =
+            make_buffer(ctx, in_flags, sz->labels * sz->label_esz, labels, "labels", &b.labels);
     if (status == CLSOFTMAX_SUCCESS && weights != NULL)
-        status = make_buffer(ctx, desc->classes * sz->esz, weights, "weights", &b.weights);
+        status =
+            make_buffer(ctx, in_flags, desc->classes * sz->esz, weights, "weights", &b.weights);
     if (status == CLSOFTMAX_SUCCESS)
-        status = make_buffer(ctx, sz->loss * sz->esz, NULL, "loss", &b.loss);
-    if (status == CLSOFTMAX_SUCCESS && grad != NULL)
-        status = make_buffer(ctx, lb, NULL, "grad", &b.grad);
-    if (status == CLSOFTMAX_SUCCESS)
-        status = xent_enqueue(ctx, desc, sz, &b, ctx->queue, 0, NULL, NULL);
+        status = make_buffer(ctx, CL_MEM_READ_WRITE, ob, NULL, "loss", &b.loss);
+    if (status == CLSOFTMAX_SUCCESS && grad != NULL && !(zero_copy && in_place))
+        status = make_buffer(
+            ctx, zero_copy ? CL_MEM_WRITE_ONLY | CL_MEM_USE_HOST_PTR : CL_MEM_READ_WRITE, lb,
+            zero_copy ? grad : NULL, "grad", &b.grad);
+    if (status != CLSOFTMAX_SUCCESS)
+        goto cleanup;
+    if (zero_copy && in_place) {
+        b.grad = b.logits;
+        clRetainMemObject(b.grad); /* released with the others below */
+    }
+    int enqueued = 0;
+    status = xent_enqueue(ctx, desc, sz, &b, ctx->queue, 0, NULL, NULL, &enqueued);
+    if (zero_copy && enqueued && grad != NULL)
+        *touched = 1; /* the kernel writes the caller's memory directly */
     /* Finish before reading so that a failed command never reaches the outputs. */
     if (status == CLSOFTMAX_SUCCESS)
         CHECK_CL(ctx, clFinish(ctx->queue), cleanup);
     if (status != CLSOFTMAX_SUCCESS)
         goto cleanup;
     *touched = 1;
-    CHECK_CL(ctx,
-             clEnqueueReadBuffer(ctx->queue, b.loss, CL_TRUE, 0, sz->loss * sz->esz, loss, 0, NULL,
-                                 NULL),
+    CHECK_CL(ctx, clEnqueueReadBuffer(ctx->queue, b.loss, CL_TRUE, 0, ob, loss, 0, NULL, NULL),
              cleanup);
-    if (grad != NULL)
+    if (grad != NULL && zero_copy) {
+        /* mapping synchronises a driver's shadow copy (if any) into the caller's memory */
+        void* mapped = clEnqueueMapBuffer(ctx->queue, b.grad, CL_TRUE, CL_MAP_READ, 0, lb, 0, NULL,
+                                          NULL, &err);
+        if (err != CL_SUCCESS) {
+            status = clsoftmax__error_cl(ctx, clsoftmax__status_from_cl(err), "clEnqueueMapBuffer",
+                                         err, "reading the gradient into host memory");
+            goto cleanup;
+        }
+        CHECK_CL(ctx, clEnqueueUnmapMemObject(ctx->queue, b.grad, mapped, 0, NULL, NULL), cleanup);
+        CHECK_CL(ctx, clFinish(ctx->queue), cleanup);
+    } else if (grad != NULL) {
         CHECK_CL(ctx, clEnqueueReadBuffer(ctx->queue, b.grad, CL_TRUE, 0, lb, grad, 0, NULL, NULL),
                  cleanup);
+    }
 cleanup:
     if (status != CLSOFTMAX_SUCCESS)
-        clFinish(ctx->queue); /* nothing may still use the buffers released below */
+        clFinish(ctx->queue); /* nothing may still use the buffers (or the caller's memory) */
     const cl_mem all[] = {b.logits, b.labels, b.weights, b.loss, b.grad};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (all[i] != NULL)
@@ -649,7 +696,7 @@ clsoftmax_status clsoftmax_cross_entropy_buffer(
                              .weights_off = weights_offset,
                              .loss_off = loss_offset,
                              .grad_off = grad_offset};
-        status = xent_enqueue(ctx, desc, &sz, &b, queue, num_wait, wait_list, event);
+        status = xent_enqueue(ctx, desc, &sz, &b, queue, num_wait, wait_list, event, NULL);
     }
     pthread_mutex_unlock(&ctx->lock);
     return status;

@@ -957,6 +957,46 @@ static void test_buffer_bad_labels(void)
     clReleaseMemObject(bg);
 }
 
+/*
+ * The host entry point through device copies (CLSOFTMAX_PARAM_STREAM_CHUNK_BYTES set; PoCL
+ * otherwise wraps host memory): the same bits as the zero-copy path, in place included.
+ */
+static void test_host_copies(void)
+{
+    const size_t R = 21, C = 300;
+    float* z = fill(CLSOFTMAX_FLOAT32, R * C, -4, 4, 81);
+    float* w = fill(CLSOFTMAX_FLOAT32, C, 0.5, 2, 82);
+    cl_long* y = index_labels(R, C, 3, -100, 83);
+    float* g1 = malloc(R * C * sizeof *g1);
+    float* g2 = malloc(R * C * sizeof *g2);
+    float* z2 = malloc(R * C * sizeof *z2);
+    float l1[21], l2[21], l3[21];
+    clsoftmax_context* ctx = test_suite_ctx;
+    for (int red = 0; red < 3 && z2 != NULL; red++) {
+        clsoftmax_cross_entropy_desc d;
+        clsoftmax_cross_entropy_desc_init(&d, CLSOFTMAX_FLOAT32, R, C);
+        d.reduction = (clsoftmax_reduction)red;
+        d.label_smoothing = red == 1 ? 0.1 : 0.0;
+        const size_t nl = loss_count(&d);
+        TEST_STATUS(clsoftmax_cross_entropy_host(ctx, &d, z, y, w, l1, g1), CLSOFTMAX_SUCCESS);
+        clsoftmax_context_set_param(ctx, CLSOFTMAX_PARAM_STREAM_CHUNK_BYTES, 1 << 20);
+        TEST_STATUS(clsoftmax_cross_entropy_host(ctx, &d, z, y, w, l2, g2), CLSOFTMAX_SUCCESS);
+        memcpy(z2, z, R * C * sizeof *z2);
+        TEST_STATUS(clsoftmax_cross_entropy_host(ctx, &d, z2, y, w, l3, z2), CLSOFTMAX_SUCCESS);
+        clsoftmax_context_set_param(ctx, CLSOFTMAX_PARAM_STREAM_CHUNK_BYTES, 0);
+        TEST_CHECK(memcmp(l1, l2, nl * sizeof *l1) == 0 && memcmp(g1, g2, R * C * sizeof *g1) == 0,
+                   "red %d: copies differ from zero-copy", red);
+        TEST_CHECK(memcmp(l1, l3, nl * sizeof *l1) == 0 && memcmp(g1, z2, R * C * sizeof *g1) == 0,
+                   "red %d: copies in place differ from zero-copy", red);
+    }
+    free(z);
+    free(w);
+    free(y);
+    free(g1);
+    free(g2);
+    free(z2);
+}
+
 /* A wait list holding a user event: the call waits for it, its event completes after. */
 static void test_buffer_wait_list(void)
 {
@@ -1101,6 +1141,7 @@ void test_register_cross_entropy(void)
         CU_add_test(cl, "buffer: out-of-range labels", test_buffer_bad_labels);
         CU_add_test(cl, "buffer errors and in place", test_buffer_errors);
         CU_add_test(cl, "buffer wait list", test_buffer_wait_list);
+        CU_add_test(cl, "host entry through device copies", test_host_copies);
         CU_add_test(cl, "accuracy report", test_report);
     }
 }
