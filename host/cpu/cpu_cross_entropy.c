@@ -71,13 +71,16 @@ static void store1_f(const xent_state* st, void* base, size_t i, float v)
 #define XF(name) name##_f
 #define XLOG1P log1pf
 #define XNATIVE CLSOFTMAX__CPU_F32
+#define XCONVERTS 1
 #include "cpu_cross_entropy.inc"
 #undef XT
 #undef XF
 #undef XLOG1P
 #undef XNATIVE
+#undef XCONVERTS
 
-/* ---- double rows (FLOAT64: the rows are used in place) ------------------------------------ */
+/* ---- double rows (FLOAT64: rows read and written where they lie)
+ * --------------------------------- */
 
 static void exp_n_d(const xent_state* st, double* v, size_t n) { st->kern->exp_f64(v, v, n); }
 
@@ -86,11 +89,6 @@ static const double* load_d(const xent_state* st, const void* base, size_t off, 
     (void)st;
     (void)buf;
     return (const double*)base + off;
-}
-
-static void store_row_d(const xent_state* st, void* base, size_t off, const double* v)
-{
-    memcpy((double*)base + off, v, st->job->classes * sizeof(double));
 }
 
 static void store1_d(const xent_state* st, void* base, size_t i, double v)
@@ -103,11 +101,13 @@ static void store1_d(const xent_state* st, void* base, size_t i, double v)
 #define XF(name) name##_d
 #define XLOG1P log1p
 #define XNATIVE CLSOFTMAX__CPU_F64
+#define XCONVERTS 0
 #include "cpu_cross_entropy.inc"
 #undef XT
 #undef XF
 #undef XLOG1P
 #undef XNATIVE
+#undef XCONVERTS
 
 /* ---- the pool ------------------------------------------------------------------------------ */
 
