@@ -323,9 +323,35 @@ __kernel void xent_rows(__global const STORE_T* logits, ulong logits_off, __glob
                     }
                 }
             } else {
+                /* PROBS, or INDEX with smoothing: every class has a label weight a. Vectors
+                   first (for INDEX without y's own share, which its owner adds below), then the
+                   scalar tail. */
                 REAL l = 0;
                 REAL lc = 0;
-                for (ulong k = b; k < e; k += st) {
+                __global const STORE_T* zr = logits + zb;
+                for (ulong i = b; i < vend; i += vstep) {
+                    const REALV d = XVLOAD(zr + i) - rmax;
+                    const REALV wk = has_w ? XVLOAD(w + w_off + i) : (REALV)1;
+                    const REALV ak =
+                        is_probs ? wk * (keep * XVLOAD(probs + qb + i) + eps_c) : eps_c * wk;
+                    kahan_add(&l, &lc, hsum_v(ak * (log_s - d)));
+                    if (has_grad) {
+                        const REALV g = exp(d - log_s) * amass - ak;
+                        XVSTORE((flags & XENT_MEAN) ? g / denom : g, grad + gb + i);
+                    }
+                }
+                const ulong uy = (ulong)y;
+                if (!is_probs && uy >= b && uy < vend && (uy - b) % st == 0) {
+                    /* zy was read before any gradient store: in place, z_y is gone by now */
+                    const REAL d = zy - rmax;
+                    const REAL ak = eps_c * (has_w ? LD(w, w_off + uy) : (REAL)1) + keep * wy;
+                    kahan_add(&l, &lc, keep * wy * (log_s - d));
+                    if (has_grad) {
+                        const REAL g = exp(d - log_s) * amass - ak;
+                        ST(grad, gb + uy, (flags & XENT_MEAN) ? g / denom : g);
+                    }
+                }
+                for (ulong k = vend; k < e; k += st) {
                     const REAL d = LD(logits, zb + k) - rmax;
                     REAL ak;
                     if (is_probs) {

@@ -543,8 +543,11 @@ static void test_confident_rows(void)
 /* grad identical to logits: the same results as separate arrays, for each dtype. */
 static void test_in_place(void)
 {
-    const size_t R = 9, C = 37;
-    for (size_t di = 0; di < 4; di++) {
+    /* few short rows (several work-items per row on OpenCL), and many rows of vectors plus a tail
+       (one work-item per row, the label's entry patched after the vector stores) */
+    static const size_t shapes[2][2] = {{9, 37}, {30, 301}};
+    for (size_t t = 0; t < 4 * 2; t++) {
+        const size_t di = t / 2, R = shapes[t % 2][0], C = shapes[t % 2][1];
         const clsoftmax_dtype dt = all_dtypes[di];
         if (skip_dtype(dt))
             continue;
@@ -554,12 +557,14 @@ static void test_in_place(void)
         void* g = malloc(R * C * es);
         cl_long* y = index_labels(R, C, 4, -100, 32);
         double l1[2], l2[2];
-        for (int probs = 0; probs < 2 && z != NULL && zz != NULL && g != NULL; probs++) {
+        /* INDEX without and with smoothing, PROBS with smoothing */
+        for (int v = 0; v < 3 && z != NULL && zz != NULL && g != NULL; v++) {
+            const int probs = v == 2;
             void* q = probs ? prob_labels(dt, R, C, 33) : NULL;
             clsoftmax_cross_entropy_desc d;
             clsoftmax_cross_entropy_desc_init(&d, dt, R, C);
             d.labels = probs ? CLSOFTMAX_LABELS_PROBS : CLSOFTMAX_LABELS_INDEX;
-            d.label_smoothing = 0.05;
+            d.label_smoothing = v == 0 ? 0.0 : 0.05;
             const void* labels = probs ? q : (const void*)y;
             memcpy(zz, z, R * C * es);
             TEST_STATUS(clsoftmax_cross_entropy_host(test_suite_ctx, &d, z, labels, NULL, l1, g),
@@ -567,9 +572,9 @@ static void test_in_place(void)
             TEST_STATUS(clsoftmax_cross_entropy_host(test_suite_ctx, &d, zz, labels, NULL, l2, zz),
                         CLSOFTMAX_SUCCESS);
             TEST_CHECK(memcmp(g, zz, R * C * es) == 0,
-                       "dtype %d probs %d: in-place gradient differs", (int)dt, probs);
-            TEST_CHECK(memcmp(l1, l2, es) == 0, "dtype %d probs %d: in-place loss differs", (int)dt,
-                       probs);
+                       "dtype %d %zux%zu case %d: in-place gradient differs", (int)dt, R, C, v);
+            TEST_CHECK(memcmp(l1, l2, es) == 0, "dtype %d %zux%zu case %d: in-place loss differs",
+                       (int)dt, R, C, v);
             free(q);
         }
         free(z);
