@@ -5,6 +5,8 @@
  * and gradient) and, for SUM and MEAN, xent_reduce (the row losses added in a fixed order).
  * The divisor and row losses live in ctx->xent's grow-only scratch for SUM and MEAN; a NONE
  * call takes a two-element buffer of its own, so NONE calls on different queues never share.
+ * The host entry point wraps the caller's arrays on devices sharing host memory and copies
+ * through device buffers otherwise; the CPU backend is cpu/cpu_cross_entropy.c.
  */
 #include "internal.h"
 
