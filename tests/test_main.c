@@ -28,6 +28,7 @@ static const test_register_fn registrations[] = {
     test_register_policy,
     test_register_backward,
     test_register_half_convert,
+    test_register_cross_entropy,
 };
 /* clang-format on */
 

@@ -29,5 +29,6 @@ void test_register_backward(void); /* "backward_cpu", "backward_opencl" */
 
 void test_register_forward16(void); /* "forward16_cpu", "forward16_opencl" */
 void test_register_policy(void);    /* "policy_cpu", "policy_opencl" */
+void test_register_cross_entropy(void); /* "xent_cpu", "xent_opencl" */
 
 #endif
