@@ -351,8 +351,8 @@ float cli_f16_to_f32(uint16_t h)
     uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
     uint32_t exp = (h >> 10) & 0x1fu;
     uint32_t man = h & 0x3ffu;
-    if (exp == 0x1f)
-        return bits_float(sign | 0x7f800000u | (man << 13));
+    if (exp == 0x1f) /* inf, or NaN made quiet (as F16C's vcvtph2ps) */
+        return bits_float(sign | 0x7f800000u | (man << 13) | (man != 0 ? 0x400000u : 0u));
     if (exp == 0) /* zero or subnormal: man * 2^-24, exact in float */
         return (sign ? -1.0f : 1.0f) * (float)man * 5.9604644775390625e-8f;
     return bits_float(sign | ((exp + 112u) << 23) | (man << 13));

@@ -174,13 +174,16 @@ static double time_cpu_copy(const void* src, void* dst, size_t bytes, unsigned t
     return median_of(times, runs);
 }
 
-/* Element-wise copy; float4 where the byte count allows, else uint. PoCL vectorises the
-   work-items of both across its SIMD lanes. */
+/* Element-wise copy; float4 where the byte count allows, else uint, else ushort (an odd count
+   of 16-bit elements). PoCL vectorises the work-items of each across its SIMD lanes. */
 static const char* const copy_source =
     "__kernel void copy4(__global const float4* a, __global float4* b) {\n"
     "    size_t i = get_global_id(0); b[i] = a[i];\n"
     "}\n"
     "__kernel void copy1(__global const uint* a, __global uint* b) {\n"
+    "    size_t i = get_global_id(0); b[i] = a[i];\n"
+    "}\n"
+    "__kernel void copy2(__global const ushort* a, __global ushort* b) {\n"
     "    size_t i = get_global_id(0); b[i] = a[i];\n"
     "}\n";
 
@@ -188,6 +191,7 @@ typedef struct cl_copy {
     cl_program program;
     cl_kernel k4;
     cl_kernel k1;
+    cl_kernel k2;
 } cl_copy;
 
 static int cl_copy_init(clsoftmax_context* ctx, cl_copy* c)
@@ -205,6 +209,9 @@ static int cl_copy_init(clsoftmax_context* ctx, cl_copy* c)
     if (err != CL_SUCCESS)
         return -1;
     c->k1 = clCreateKernel(c->program, "copy1", &err);
+    if (err != CL_SUCCESS)
+        return -1;
+    c->k2 = clCreateKernel(c->program, "copy2", &err);
     return err == CL_SUCCESS ? 0 : -1;
 }
 
@@ -214,6 +221,8 @@ static void cl_copy_free(cl_copy* c)
         clReleaseKernel(c->k4);
     if (c->k1 != NULL)
         clReleaseKernel(c->k1);
+    if (c->k2 != NULL)
+        clReleaseKernel(c->k2);
     if (c->program != NULL)
         clReleaseProgram(c->program);
 }
@@ -223,8 +232,9 @@ static double time_cl_copy(clsoftmax_context* ctx, cl_copy* c, cl_mem a, cl_mem 
                            int runs)
 {
     cl_command_queue q = clsoftmax_context_cl_queue(ctx);
-    cl_kernel k = bytes % 16 == 0 ? c->k4 : c->k1;
-    size_t global = bytes % 16 == 0 ? bytes / 16 : bytes / 4;
+    size_t unit = bytes % 16 == 0 ? 16 : bytes % 4 == 0 ? 4 : 2;
+    cl_kernel k = unit == 16 ? c->k4 : unit == 4 ? c->k1 : c->k2;
+    size_t global = bytes / unit;
     double times[256];
     if (clSetKernelArg(k, 0, sizeof a, &a) != CL_SUCCESS ||
         clSetKernelArg(k, 1, sizeof b, &b) != CL_SUCCESS)
