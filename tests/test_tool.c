@@ -1052,6 +1052,9 @@ static void test_xent_option_errors(void)
     FAILS(2, "row 0 has label -1", 10, "xent", "--backend", b, f.f4, bad, f.out);
     FAILS(2, "row 0 has label -1", 10, "xent", "--backend", b, "--ignore-index", "0", f.f4, bad,
           f.out);
+    FAILS(2, "cannot open", 10, "xent", "--backend", b, "--weights", "missing.npy", f.f4, labels2,
+          f.out);
+    FAILS(2, "holds labels", 10, "xent", "--backend", b, f.i8, labels2, f.out);
     /* An unusable --grad path: neither output appears. */
     FAILS(2, "temporary file", 10, "xent", "--backend", b, f.f4, labels2, f.out, "--grad",
           "/nonexistent-dir/grad.npy");
