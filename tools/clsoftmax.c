@@ -294,7 +294,7 @@ static void describe_invalid_desc(const clsoftmax_desc* desc, clsoftmax_status s
         snprintf(buf, size, "the tensor is empty (a zero extent) or has an unsupported rank");
         break;
     case CLSOFTMAX_INVALID_ARGUMENT:
-        snprintf(buf, size, "--scale, --alpha or --beta is not finite once rounded to %s",
+        snprintf(buf, size, "--alpha or --beta is not finite once rounded to %s",
                  cli_dtype_name(desc->dtype));
         break;
     default:
