@@ -136,10 +136,14 @@ const test_bad_npy test_bad_npy_cases[] = {
      "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3), }\n", 0, 0, 24, "fortran_order"},
     {"fortran_order 0", NULL, 1, 0, "{'descr': '<f4', 'fortran_order': 0, 'shape': (2, 3), }\n", 0,
      0, 24, "True or False"},
-    /* descr: only little-endian float32 and float64. */
+    /* descr: only little-endian float32, float64, float16, uint16 and int64. */
     {"big-endian >f4", NULL, 1, 0, HEADER("'>f4'", "(2, 3)"), 0, 0, 24, "'>f4'"},
-    {"float16 <f2", NULL, 1, 0, HEADER("'<f2'", "(2, 3)"), 0, 0, 12, "'<f2'"},
-    {"int64 <i8", NULL, 1, 0, HEADER("'<i8'", "(2, 3)"), 0, 0, 48, "'<i8'"},
+    {"big-endian >f2", NULL, 1, 0, HEADER("'>f2'", "(2, 3)"), 0, 0, 12, "'>f2'"},
+    {"big-endian >u2", NULL, 1, 0, HEADER("'>u2'", "(2, 3)"), 0, 0, 12, "'>u2'"},
+    {"big-endian >i8", NULL, 1, 0, HEADER("'>i8'", "(2, 3)"), 0, 0, 48, "'>i8'"},
+    {"int16 <i2", NULL, 1, 0, HEADER("'<i2'", "(2, 3)"), 0, 0, 12, "'<i2'"},
+    {"bfloat16 by name", NULL, 1, 0, HEADER("'bfloat16'", "(2, 3)"), 0, 0, 12, "'bfloat16'"},
+    {"uint64 <u8", NULL, 1, 0, HEADER("'<u8'", "(2, 3)"), 0, 0, 48, "'<u8'"},
     {"int32 <i4", NULL, 1, 0, HEADER("'<i4'", "(2, 3)"), 0, 0, 24, "'<i4'"},
     {"bytes |u1", NULL, 1, 0, HEADER("'|u1'", "(2, 3)"), 0, 0, 6, "'|u1'"},
     {"structured dtype", NULL, 1, 0, HEADER("[('a', '<f4')]", "(2, 3)"), 0, 0, 24, "structured"},
@@ -165,6 +169,11 @@ const test_bad_npy test_bad_npy_cases[] = {
     {"trailing data", NULL, 1, 0, GOOD_HEADER, 0, 0, 25, "trailing byte"},
     {"trailing element", NULL, 2, 0, GOOD_HEADER, 0, 0, 28, "trailing byte"},
     {"trailing elements (v2)", NULL, 2, 0, GOOD_HEADER, 0, 0, 32, "trailing bytes"},
+    /* 2-byte elements: the data length counts 2 bytes each. */
+    {"truncated float16", NULL, 1, 0, HEADER("'<f2'", "(2, 3)"), 0, 0, 11, "truncated data"},
+    {"float16 read as 4-byte", NULL, 1, 0, HEADER("'<f2'", "(2, 3)"), 0, 0, 24, "trailing bytes"},
+    {"trailing uint16 byte", NULL, 1, 0, HEADER("'<u2'", "(2, 3)"), 0, 0, 13, "trailing byte"},
+    {"truncated int64", NULL, 2, 0, HEADER("'<i8'", "(2, 3)"), 0, 0, 40, "truncated data"},
 };
 
 const size_t test_bad_npy_count = sizeof(test_bad_npy_cases) / sizeof(test_bad_npy_cases[0]);

@@ -46,6 +46,16 @@ static void expect_bad(const char* path, npy_result want_result, const char* nee
 static void fill_values(void* data, npy_dtype dtype, size_t count)
 {
     for (size_t i = 0; i < count; ++i) {
+        /* 16-bit words and labels: every bit pattern must survive, NaN and inf words included. */
+        if (dtype == NPY_FLOAT16 || dtype == NPY_UINT16) {
+            static const uint16_t special[4] = {0x7e00, 0xfc00, 0x8000, 0x7f80};
+            ((uint16_t*)data)[i] = i % 7 == 3 ? special[i % 4] : (uint16_t)(i * 40503u);
+            continue;
+        }
+        if (dtype == NPY_INT64) {
+            ((int64_t*)data)[i] = i % 5 == 1 ? INT64_MIN + (int64_t)i : (int64_t)i * 7 - 100;
+            continue;
+        }
         double v = (double)i * 0.37 - 5.0;
         /* Special values must come back bit for bit too. */
         if (i % 11 == 3)
@@ -130,9 +140,106 @@ static void test_round_trip_all_ranks(void)
     for (size_t ndim = 1; ndim <= NPY_MAX_DIMS; ++ndim) {
         round_trip(NPY_FLOAT32, ndim, dims);
         round_trip(NPY_FLOAT64, ndim, dims);
+        round_trip(NPY_FLOAT16, ndim, dims);
+        round_trip(NPY_UINT16, ndim, dims);
+        round_trip(NPY_INT64, ndim, dims);
     }
     static const size_t big[1] = {100000};
     round_trip(NPY_FLOAT32, 1, big);
+    round_trip(NPY_FLOAT16, 1, big);
+    /* An odd count of 2-byte elements: data end off any 4-byte boundary. */
+    static const size_t odd[2] = {3, 7};
+    round_trip(NPY_UINT16, 2, odd);
+}
+
+/* The dtype table: sizes, descr strings, and nothing for a value that is not a dtype. */
+static void test_dtypes(void)
+{
+    static const struct {
+        npy_dtype dtype;
+        const char* descr;
+        size_t size;
+    } want[] = {{NPY_FLOAT32, "<f4", 4},
+                {NPY_FLOAT64, "<f8", 8},
+                {NPY_FLOAT16, "<f2", 2},
+                {NPY_UINT16, "<u2", 2},
+                {NPY_INT64, "<i8", 8}};
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); ++i) {
+        TEST_CHECK(npy_dtype_size(want[i].dtype) == want[i].size, "size of %s: %zu", want[i].descr,
+                   npy_dtype_size(want[i].dtype));
+        TEST_CHECK(strcmp(npy_dtype_descr(want[i].dtype), want[i].descr) == 0, "descr %d: %s",
+                   (int)want[i].dtype, npy_dtype_descr(want[i].dtype));
+    }
+    CU_ASSERT(npy_dtype_size((npy_dtype)5) == 0);
+    char msg[256];
+    float x = 0.0f;
+    size_t dims[1] = {1};
+    FILE* f = tmpfile();
+    CU_ASSERT_FATAL(f != NULL);
+    CU_ASSERT(npy_write_stream(f, "w.npy", (npy_dtype)5, 1, dims, &x, msg, sizeof(msg)) ==
+              NPY_ERR_FORMAT);
+    fclose(f);
+}
+
+/*
+ * 2-byte and 8-byte elements written by hand (as NumPy lays them out: little-endian), read
+ * through npy_read and through npy_read_stream on an in-memory stream, value by value.
+ */
+static void test_read_half_and_labels(void)
+{
+    /* float16 1.0, -2.0, 65504, -inf, NaN; as little-endian words. */
+    static const unsigned char f2[10] = {0x00, 0x3c, 0x00, 0xc0, 0xff,
+                                         0x7b, 0x00, 0xfc, 0x00, 0x7e};
+    static const uint16_t f2_words[5] = {0x3c00, 0xc000, 0x7bff, 0xfc00, 0x7e00};
+    /* int64 3, -100, 2^40 + 1. */
+    static const unsigned char i8[24] = {3,    0,    0,    0,    0, 0, 0, 0, 0x9c, 0xff, 0xff, 0xff,
+                                         0xff, 0xff, 0xff, 0xff, 1, 0, 0, 0, 0,    1,    0,    0};
+    static const int64_t i8_values[3] = {3, -100, ((int64_t)1 << 40) + 1};
+    char path[1024];
+    char msg[512];
+    npy_path(path, sizeof(path), "half.npy");
+    for (int kind = 0; kind < 3; ++kind) {
+        const char* header =
+            kind == 0   ? "{'descr': '<f2', 'fortran_order': False, 'shape': (5,), }\n"
+            : kind == 1 ? "{'descr': '<u2', 'fortran_order': False, 'shape': (1, 5), }\n"
+                        : "{'descr': '<i8', 'fortran_order': False, 'shape': (3, 1), }\n";
+        const void* data = kind < 2 ? (const void*)f2 : (const void*)i8;
+        size_t bytes = kind < 2 ? sizeof(f2) : sizeof(i8);
+        CU_ASSERT_FATAL(
+            test_write_npy_raw(path, NULL, kind == 2 ? 3 : 1, 0, header, 0, 0, data, bytes) == 0);
+        for (int stream = 0; stream < 2; ++stream) {
+            npy_array a;
+            npy_result r;
+            if (stream) {
+                FILE* f = fopen(path, "rb");
+                CU_ASSERT_FATAL(f != NULL);
+                CU_ASSERT_FATAL(fseek(f, 0, SEEK_END) == 0);
+                long size = ftell(f);
+                rewind(f);
+                r = npy_read_stream(f, (size_t)size, "mem", &a, msg, sizeof(msg));
+                fclose(f);
+            } else {
+                r = npy_read(path, &a, msg, sizeof(msg));
+            }
+            TEST_CHECK(r == NPY_OK, "kind %d stream %d: %s", kind, stream, msg);
+            if (r != NPY_OK)
+                continue;
+            if (kind < 2) {
+                CU_ASSERT(a.dtype == (kind == 0 ? NPY_FLOAT16 : NPY_UINT16));
+                CU_ASSERT(a.count == 5 && a.ndim == (kind == 0 ? 1u : 2u));
+                for (size_t i = 0; i < 5; ++i)
+                    TEST_CHECK(((const uint16_t*)a.data)[i] == f2_words[i],
+                               "kind %d word %zu: 0x%04x", kind, i,
+                               (unsigned)((const uint16_t*)a.data)[i]);
+            } else {
+                CU_ASSERT(a.dtype == NPY_INT64 && a.count == 3 && a.ndim == 2);
+                for (size_t i = 0; i < 3; ++i)
+                    TEST_CHECK(((const int64_t*)a.data)[i] == i8_values[i], "label %zu: %lld", i,
+                               (long long)((const int64_t*)a.data)[i]);
+            }
+            npy_array_free(&a);
+        }
+    }
 }
 
 /* Hand-written headers NumPy would accept: versions 2.0 and 3.0, spacing, key order, quotes. */
@@ -336,7 +443,9 @@ static void test_write_errors(void)
 void test_register_npy(void)
 {
     CU_pSuite s = CU_add_suite("npy", npy_suite_init, npy_suite_clean);
-    CU_add_test(s, "round trip f4/f8, 1-D to 8-D", test_round_trip_all_ranks);
+    CU_add_test(s, "round trip f4/f8/f2/u2/i8, 1-D to 8-D", test_round_trip_all_ranks);
+    CU_add_test(s, "dtype table", test_dtypes);
+    CU_add_test(s, "f2, u2 and i8 values, file and stream", test_read_half_and_labels);
     CU_add_test(s, "header variants, v2.0 and v3.0", test_read_variants);
     CU_add_test(s, "v2.0 values", test_read_v2_values);
     CU_add_test(s, "empty array", test_read_empty);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "clsoftmax.h"
+#include "cpu/half_convert.h"
 #include "npy.h"
 #include "test_files.h"
 #include "test_suites.h"
@@ -691,7 +692,7 @@ static void test_demo(void)
                "demo: %d %s %s", rc, tool_out, tool_err);
 }
 
-/* `bench --csv`: a header, then copy, (buffer,) host per shape with eight fields each. */
+/* `bench --csv`: a header, then copy, (buffer,) host per shape with nine fields each. */
 static void test_bench(void)
 {
     int rc = run_tool(NULL, "bench", "--backend", tool_backend, "--shapes", "8x16,4x3x5:1",
@@ -706,18 +707,19 @@ static void test_bench(void)
     for (char* line = strtok_r(tool_out, "\n", &save); line != NULL;
          line = strtok_r(NULL, "\n", &save), ++lines) {
         if (lines == 0) {
-            bad += strcmp(line, "backend,path,dtype,shape,axis,median_ms,gbps,pct_of_copy") != 0;
+            bad += strcmp(line, "backend,path,dtype,shape,axis,median_ms,gbps,pct_of_copy,op") != 0;
             continue;
         }
-        char* fields[9] = {NULL};
+        char* fields[10] = {NULL};
         int n = 0;
         char* fsave = NULL;
-        for (char* f = strtok_r(line, ",", &fsave); f != NULL && n < 9;
+        for (char* f = strtok_r(line, ",", &fsave); f != NULL && n < 10;
              f = strtok_r(NULL, ",", &fsave))
             fields[n++] = f;
         int shape = (lines - 1) / per_shape;
-        if (n != 8 || shape > 1 || strcmp(fields[0], tool_backend) != 0 ||
-            strcmp(fields[2], "f32") != 0 || strcmp(fields[3], expect_shape[shape]) != 0 ||
+        if (n != 9 || shape > 1 || strcmp(fields[8], "forward") != 0 ||
+            strcmp(fields[0], tool_backend) != 0 || strcmp(fields[2], "f32") != 0 ||
+            strcmp(fields[3], expect_shape[shape]) != 0 ||
             strcmp(fields[4], expect_axis[shape]) != 0 || !(atof(fields[5]) > 0.0))
             ++bad;
     }
@@ -727,8 +729,787 @@ static void test_bench(void)
     TEST_CHECK(rc == 2 && strstr(tool_err, "8xx3") != NULL, "bad shape list: %d %s", rc, tool_err);
     rc = run_tool(NULL, "bench", "--shapes", "8x3:2", NULL);
     TEST_CHECK(rc == 2, "axis out of range: %d %s", rc, tool_err);
-    rc = run_tool(NULL, "bench", "--dtype", "f16", NULL);
+    rc = run_tool(NULL, "bench", "--dtype", "f128", NULL);
     TEST_CHECK(rc == 2, "bad dtype: %d %s", rc, tool_err);
+}
+
+/* ---- issue 6: typed files, blending, bad rows, backward, cross-entropy -------------------- */
+
+/* Storage of double values in dtype (16-bit types rounded to nearest even), and back. */
+static void store_value(clsoftmax_dtype dtype, void* data, size_t i, double v)
+{
+    switch (dtype) {
+    case CLSOFTMAX_FLOAT64:
+        ((double*)data)[i] = v;
+        break;
+    case CLSOFTMAX_FLOAT16:
+        ((uint16_t*)data)[i] = clsoftmax__f32_to_f16((float)v);
+        break;
+    case CLSOFTMAX_BFLOAT16:
+        ((uint16_t*)data)[i] = clsoftmax__f32_to_bf16((float)v);
+        break;
+    default:
+        ((float*)data)[i] = (float)v;
+        break;
+    }
+}
+
+static double load_value(clsoftmax_dtype dtype, const void* data, size_t i)
+{
+    switch (dtype) {
+    case CLSOFTMAX_FLOAT64:
+        return ((const double*)data)[i];
+    case CLSOFTMAX_FLOAT16:
+        return clsoftmax__f16_to_f32(((const uint16_t*)data)[i]);
+    case CLSOFTMAX_BFLOAT16:
+        return clsoftmax__bf16_to_f32(((const uint16_t*)data)[i]);
+    default:
+        return ((const float*)data)[i];
+    }
+}
+
+static npy_dtype file_dtype(clsoftmax_dtype dtype)
+{
+    static const npy_dtype map[4] = {NPY_FLOAT32, NPY_FLOAT64, NPY_FLOAT16, NPY_UINT16};
+    return map[dtype];
+}
+
+static const char* dtype_flag(clsoftmax_dtype dtype)
+{
+    static const char* const names[4] = {"f32", "f64", "f16", "bf16"};
+    return names[dtype];
+}
+
+/*
+ * Writes work_dir/name holding values stored as dtype ('<u2' for bfloat16) and rounds values
+ * to what was stored, so references see the file's exact inputs. path receives the path.
+ */
+static void write_typed(const char* name, clsoftmax_dtype dtype, size_t ndim, const size_t* dims,
+                        double* values, char* path, size_t size)
+{
+    work_path(path, size, name);
+    npy_array a;
+    memset(&a, 0, sizeof(a));
+    a.dtype = file_dtype(dtype);
+    a.ndim = ndim;
+    memcpy(a.dims, dims, ndim * sizeof(size_t));
+    a.count = product(ndim, dims);
+    a.data = malloc(a.count * npy_dtype_size(a.dtype) + 1);
+    CU_ASSERT_FATAL(a.data != NULL);
+    for (size_t i = 0; i < a.count; ++i) {
+        store_value(dtype, a.data, i, values[i]);
+        values[i] = load_value(dtype, a.data, i);
+    }
+    char msg[512];
+    npy_result r = npy_write(path, &a, msg, sizeof(msg));
+    npy_array_free(&a);
+    CU_ASSERT_FATAL(r == NPY_OK);
+}
+
+/* Writes work_dir/name: int64 labels of shape dims. */
+static void write_labels(const char* name, size_t ndim, const size_t* dims, const int64_t* labels,
+                         char* path, size_t size)
+{
+    work_path(path, size, name);
+    npy_array a;
+    memset(&a, 0, sizeof(a));
+    a.dtype = NPY_INT64;
+    a.ndim = ndim;
+    memcpy(a.dims, dims, ndim * sizeof(size_t));
+    a.count = product(ndim, dims);
+    a.data = malloc(a.count * sizeof(int64_t) + 1);
+    CU_ASSERT_FATAL(a.data != NULL);
+    memcpy(a.data, labels, a.count * sizeof(int64_t));
+    char msg[512];
+    npy_result r = npy_write(path, &a, msg, sizeof(msg));
+    npy_array_free(&a);
+    CU_ASSERT_FATAL(r == NPY_OK);
+}
+
+/* Distance in ulps of the 16-bit type between two words (sign-magnitude order). */
+static long ulps16(uint16_t a, uint16_t b)
+{
+    long ka = (a & 0x8000) ? -(long)(a & 0x7fff) : (long)a;
+    long kb = (b & 0x8000) ? -(long)(b & 0x7fff) : (long)b;
+    return ka > kb ? ka - kb : kb - ka;
+}
+
+/*
+ * Checks path: dtype's file type, shape dims, values against ref (double or better). 16-bit
+ * types: within max_ulps of ref rounded to the type (NaN where ref is NaN); float32: 1e-5
+ * relative + 1e-6; float64: 1e-12 relative + 1e-14.
+ */
+static void check_typed(const char* path, clsoftmax_dtype dtype, size_t ndim, const size_t* dims,
+                        const double* ref, long max_ulps, const char* what, unsigned line)
+{
+    npy_array y;
+    char msg[512];
+    npy_result r = npy_read(path, &y, msg, sizeof(msg));
+    TEST_CHECK_AT(line, r == NPY_OK, "%s: output unreadable: %s", what, msg);
+    if (r != NPY_OK)
+        return;
+    TEST_CHECK_AT(line,
+                  y.dtype == file_dtype(dtype) && y.ndim == ndim &&
+                      memcmp(y.dims, dims, ndim * sizeof(size_t)) == 0,
+                  "%s: output is '%s' %zu-D, want '%s' %zu-D", what, npy_dtype_descr(y.dtype),
+                  y.ndim, npy_dtype_descr(file_dtype(dtype)), ndim);
+    size_t count = product(ndim, dims);
+    size_t bad = 0;
+    size_t first = 0;
+    for (size_t i = 0; i < count && i < y.count && y.dtype == file_dtype(dtype); ++i) {
+        double got = load_value(dtype, y.data, i);
+        int ok;
+        if (isnan(ref[i])) {
+            ok = isnan(got);
+        } else if (dtype == CLSOFTMAX_FLOAT16 || dtype == CLSOFTMAX_BFLOAT16) {
+            uint16_t want = dtype == CLSOFTMAX_FLOAT16 ? clsoftmax__f32_to_f16((float)ref[i])
+                                                       : clsoftmax__f32_to_bf16((float)ref[i]);
+            ok = !isnan(got) && ulps16(((const uint16_t*)y.data)[i], want) <= max_ulps;
+        } else {
+            double rtol = dtype == CLSOFTMAX_FLOAT32 ? 1e-5 : 1e-12;
+            double atol = dtype == CLSOFTMAX_FLOAT32 ? 1e-6 : 1e-14;
+            ok = fabs(got - ref[i]) <= atol + rtol * fabs(ref[i]);
+        }
+        if (!ok && bad++ == 0)
+            first = i;
+    }
+    TEST_CHECK_AT(line, bad == 0, "%s: %zu of %zu elements off, first [%zu] %.9g vs %.9g", what,
+                  bad, count, first, bad ? load_value(dtype, y.data, first) : 0.0,
+                  bad ? ref[first] : 0.0);
+    npy_array_free(&y);
+}
+
+/* Softmax backward over axis in double, from the stored y and dy. */
+static void reference_backward(const double* y, const double* dy, size_t ndim, const size_t* dims,
+                               int axis, int log_op, double scale, double* dx)
+{
+    size_t ax = (size_t)(axis < 0 ? axis + (int)ndim : axis);
+    size_t outer = product(ax, dims);
+    size_t n = dims[ax];
+    size_t inner = product(ndim - ax - 1, dims + ax + 1);
+    for (size_t o = 0; o < outer; ++o) {
+        for (size_t i = 0; i < inner; ++i) {
+            long double sum = 0.0L;
+            for (size_t k = 0; k < n; ++k) {
+                size_t e = (o * n + k) * inner + i;
+                sum += log_op ? (long double)dy[e] : (long double)dy[e] * y[e];
+            }
+            for (size_t k = 0; k < n; ++k) {
+                size_t e = (o * n + k) * inner + i;
+                dx[e] = log_op ? (double)(scale * (dy[e] - expl(y[e]) * sum))
+                               : (double)(scale * y[e] * (dy[e] - sum));
+            }
+        }
+    }
+}
+
+/* ---- argument errors of the new options (no computation reaches the library) -------- */
+
+/* Runs the tool with args (NULL-terminated); expects want_rc, needle on stderr, files files. */
+static void expect_fails(int want_rc, const char* needle, size_t files, const char* const* args,
+                         unsigned line)
+{
+    char what[512] = "";
+    for (size_t i = 0; args[i] != NULL; ++i) {
+        const char* slash = strrchr(args[i], '/');
+        strncat(what, slash != NULL ? slash + 1 : args[i], sizeof(what) - strlen(what) - 2);
+        strcat(what, " ");
+    }
+    int rc = run_tool_argv(NULL, args);
+    TEST_CHECK_AT(line, rc == want_rc, "[%s]: exit %d, want %d: %s", what, rc, want_rc, tool_err);
+    TEST_CHECK_AT(line, strstr(tool_err, needle) != NULL, "[%s]: stderr '%s' lacks '%s'", what,
+                  tool_err, needle);
+    int tmp_left;
+    size_t n = work_file_count(&tmp_left);
+    TEST_CHECK_AT(line, n == files && !tmp_left, "[%s]: %zu files in the work directory, want %zu",
+                  what, n, files);
+}
+
+#define FAILS(rc, needle, files, ...)                                                              \
+    do {                                                                                           \
+        const char* const args_[] = {__VA_ARGS__, NULL};                                           \
+        expect_fails((rc), (needle), (files), args_, __LINE__);                                    \
+    } while (0)
+
+/* The inputs of the argument tests: f4, f2, u2 and i8 files of shape (2, 3), and (3, 2). */
+typedef struct arg_files {
+    char f4[1024], f2[1024], u2[1024], i8[1024], f4_32[1024], out[1024], grad[1024];
+} arg_files;
+
+static void make_arg_files(arg_files* f)
+{
+    double v[6] = {1, 2, 3, 4, 5, 6};
+    static const size_t dims[2] = {2, 3};
+    static const size_t dims32[2] = {3, 2};
+    test_dir_empty(work_dir);
+    write_typed("f4.npy", CLSOFTMAX_FLOAT32, 2, dims, v, f->f4, sizeof(f->f4));
+    write_typed("f2.npy", CLSOFTMAX_FLOAT16, 2, dims, v, f->f2, sizeof(f->f2));
+    write_typed("u2.npy", CLSOFTMAX_BFLOAT16, 2, dims, v, f->u2, sizeof(f->u2));
+    write_typed("f4_32.npy", CLSOFTMAX_FLOAT32, 2, dims32, v, f->f4_32, sizeof(f->f4_32));
+    static const int64_t labels[6] = {0, 1, 2, 0, 1, 2};
+    write_labels("i8.npy", 2, dims, labels, f->i8, sizeof(f->i8));
+    work_path(f->out, sizeof(f->out), "out.npy");
+    work_path(f->grad, sizeof(f->grad), "grad.npy");
+}
+
+static void test_run_new_option_errors(void)
+{
+    arg_files f;
+    make_arg_files(&f);
+    const char* b = tool_backend;
+    /* 5 inputs; no output may appear. */
+    FAILS(2, "not one of f32, f64, f16, bf16", 5, "run", "--dtype", "f8", f.f4, f.out);
+    FAILS(2, "needs a value", 5, "run", f.f4, f.out, "--dtype");
+    FAILS(2, "dtype mismatch", 5, "run", "--backend", b, "--dtype", "f16", f.f4, f.out);
+    FAILS(2, "dtype mismatch", 5, "run", "--backend", b, "--dtype", "bf16", f.f2, f.out);
+    FAILS(2, "dtype mismatch", 5, "run", "--backend", b, "--dtype", "f32", f.u2, f.out);
+    FAILS(2, "dtype mismatch", 5, "run", "--backend", b, "--dtype=f64", f.f4, f.out);
+    FAILS(2, "--dtype bf16", 5, "run", "--backend", b, f.u2, f.out);
+    FAILS(2, "labels", 5, "run", "--backend", b, f.i8, f.out);
+    FAILS(2, "not one of nan, zero, error", 5, "run", "--nonfinite", "inf", f.f4, f.out);
+    FAILS(2, "not one of nan, zero, error", 5, "run", "--nonfinite=", f.f4, f.out);
+    FAILS(2, "--report takes no value", 5, "run", "--report=1", f.f4, f.out);
+    FAILS(2, "--backward takes no value", 5, "run", "--backward=yes", f.f4, f.f4, f.out);
+    FAILS(2, "--alpha 'nan' is not a finite number", 5, "run", "--alpha", "nan", f.f4, f.out);
+    FAILS(2, "--alpha 'x' is not a finite number", 5, "run", "--alpha", "x", f.f4, f.out);
+    FAILS(2, "--beta 'inf' is not a finite number", 5, "run", "--beta", "inf", f.f4, f.out);
+    FAILS(2, "--beta '' is not a finite number", 5, "run", "--beta=", f.f4, f.out);
+    /* Finite as a double, not once rounded to float: the library's validation refuses it. */
+    FAILS(2, "INVALID_ARGUMENT", 5, "run", "--backend", b, "--alpha", "1e300", f.f4, f.out);
+    FAILS(2, "INVALID_ARGUMENT", 5, "run", "--backend", b, "--beta", "-1e39", f.f4, f.out);
+    /* --beta reads OUT: it must exist, with the input's shape and dtype. */
+    FAILS(2, "blend input", 5, "run", "--backend", b, "--beta", "0.5", f.f4, f.out);
+    FAILS(2, "shape and dtype", 5, "run", "--backend", b, "--beta", "0.5", f.f4, f.f4_32);
+    FAILS(2, "shape and dtype", 5, "run", "--backend", b, "--beta", "0.5", f.f2, f.f4);
+    FAILS(2, "'<i8'", 5, "run", "--backend", b, "--beta", "0.5", f.f4, f.i8);
+    /* The backward form: three files, no non-finite options, Y and DY alike. */
+    FAILS(2, "Y.npy DY.npy OUT.npy", 5, "run", "--backward", f.f4, f.out);
+    FAILS(2, "IN.npy and OUT.npy", 5, "run", f.f4, f.f4, f.out);
+    FAILS(2, "too many file names", 5, "run", "--backward", f.f4, f.f4, f.f4, f.out);
+    FAILS(2, "forward operation only", 5, "run", "--backward", "--report", f.f4, f.f4, f.out);
+    FAILS(2, "forward operation only", 5, "run", "--backward", "--nonfinite", "zero", f.f4, f.f4,
+          f.out);
+    FAILS(2, "shape and dtype", 5, "run", "--backend", b, "--backward", f.f4, f.f4_32, f.out);
+    FAILS(2, "shape and dtype", 5, "run", "--backend", b, "--backward", f.f4, f.f2, f.out);
+    FAILS(2, "dtype mismatch", 5, "run", "--backend", b, "--backward", "--dtype", "f16", f.f4, f.f4,
+          f.out);
+    FAILS(2, "axis 2", 5, "run", "--backend", b, "--backward", "--axis", "2", f.f4, f.f4, f.out);
+    FAILS(2, "cannot open", 5, "run", "--backend", b, "--backward", f.f4, "missing.npy", f.out);
+}
+
+static void test_xent_option_errors(void)
+{
+    arg_files f;
+    make_arg_files(&f);
+    const char* b = tool_backend;
+    char labels2[1024];
+    char weights[1024];
+    char empty[1024];
+    static const size_t two[1] = {2};
+    static const size_t three[1] = {3};
+    static const size_t empty_dims[2] = {0, 3};
+    static const int64_t good[2] = {2, 0};
+    static const int64_t high[2] = {0, 3};
+    static const int64_t negative[2] = {-1, 0};
+    double w[3] = {1, 2, 3};
+    write_labels("labels.npy", 1, two, good, labels2, sizeof(labels2));
+    write_typed("w.npy", CLSOFTMAX_FLOAT32, 1, three, w, weights, sizeof(weights));
+    write_typed("empty.npy", CLSOFTMAX_FLOAT32, 2, empty_dims, w, empty, sizeof(empty));
+    /* 8 inputs. */
+    FAILS(2, "LOGITS.npy LABELS.npy OUT.npy", 8, "xent", f.f4, labels2);
+    FAILS(2, "too many file names", 8, "xent", f.f4, labels2, f.out, f.grad);
+    FAILS(2, "unknown option '--bogus'", 8, "xent", "--bogus", f.f4, labels2, f.out);
+    FAILS(2, "--probs takes no value", 8, "xent", "--probs=1", f.f4, labels2, f.out);
+    FAILS(2, "needs a value", 8, "xent", f.f4, labels2, f.out, "--grad");
+    FAILS(2, "index labels must be (2,) '<i8'", 8, "xent", "--backend", b, f.f4, f.i8, f.out);
+    FAILS(2, "index labels must be (2,) '<i8'", 8, "xent", "--backend", b, f.f4, f.f4, f.out);
+    FAILS(2, "--probs labels must be (2, 3) '<f4'", 8, "xent", "--backend", b, "--probs", f.f4,
+          labels2, f.out);
+    FAILS(2, "--probs labels must be (2, 3) '<f4'", 8, "xent", "--backend", b, "--probs", f.f4,
+          f.f2, f.out);
+    FAILS(2, "--weights must be (3,) '<f4'", 8, "xent", "--backend", b, "--weights", f.f4, f.f4,
+          labels2, f.out);
+    FAILS(2, "--weights must be (3,) '<f2'", 8, "xent", "--backend", b, "--weights", weights, f.f2,
+          labels2, f.out);
+    FAILS(2, "applies to index labels", 8, "xent", "--probs", "--ignore-index", "1", f.f4, f.f4,
+          f.out);
+    FAILS(2, "--ignore-index 'x' is not an integer", 8, "xent", "--ignore-index", "x", f.f4,
+          labels2, f.out);
+    FAILS(2, "from 0 to 1", 8, "xent", "--smoothing", "1.5", f.f4, labels2, f.out);
+    FAILS(2, "from 0 to 1", 8, "xent", "--smoothing", "-0.1", f.f4, labels2, f.out);
+    FAILS(2, "from 0 to 1", 8, "xent", "--smoothing", "nan", f.f4, labels2, f.out);
+    FAILS(2, "not one of none, sum, mean", 8, "xent", "--reduction", "avg", f.f4, labels2, f.out);
+    FAILS(2, "not one of f32, f64, f16, bf16", 8, "xent", "--dtype", "i8", f.f4, labels2, f.out);
+    FAILS(2, "dtype mismatch", 8, "xent", "--backend", b, "--dtype", "bf16", f.f2, labels2, f.out);
+    FAILS(2, "--dtype bf16", 8, "xent", "--backend", b, f.u2, labels2, f.out);
+    FAILS(2, "same file", 8, "xent", "--grad", f.out, f.f4, labels2, f.out);
+    FAILS(2, "empty", 8, "xent", "--backend", b, empty, labels2, f.out);
+    /* Labels out of range are refused before anything runs, naming the row. */
+    char bad[1024];
+    write_labels("high.npy", 1, two, high, bad, sizeof(bad));
+    FAILS(2, "row 1 has label 3", 9, "xent", "--backend", b, f.f4, bad, f.out, "--grad", f.grad);
+    write_labels("negative.npy", 1, two, negative, bad, sizeof(bad));
+    FAILS(2, "row 0 has label -1", 10, "xent", "--backend", b, f.f4, bad, f.out);
+    FAILS(2, "row 0 has label -1", 10, "xent", "--backend", b, "--ignore-index", "0", f.f4, bad,
+          f.out);
+    FAILS(2, "cannot open", 10, "xent", "--backend", b, "--weights", "missing.npy", f.f4, labels2,
+          f.out);
+    FAILS(2, "holds labels", 10, "xent", "--backend", b, f.i8, labels2, f.out);
+    /* An unusable --grad path: neither output appears. */
+    FAILS(2, "temporary file", 10, "xent", "--backend", b, f.f4, labels2, f.out, "--grad",
+          "/nonexistent-dir/grad.npy");
+    /* A library error (no such device) after both outputs were begun leaves neither. */
+    FAILS(1, "cannot create a context", 10, "xent", "--backend", "opencl", "--device",
+          "no-such-device-xyzzy", f.f4, labels2, f.out, "--grad", f.grad);
+}
+
+/* The help texts name every option; bench's new option values are checked. */
+static void test_new_usage(void)
+{
+    static const char* const run_words[] = {
+        "--backward",  "--dtype",  "bf16", "'<u2'", "--alpha", "--beta",
+        "--nonfinite", "--report", "xent", "  3  ", "--op",    "o * inner + i"};
+    int rc = run_tool(NULL, "run", "--help", NULL);
+    for (size_t i = 0; i < sizeof(run_words) / sizeof(run_words[0]); ++i)
+        TEST_CHECK(rc == 0 && strstr(tool_out, run_words[i]) != NULL, "run --help lacks '%s'",
+                   run_words[i]);
+    static const char* const xent_words[] = {"--grad",      "--probs",   "--ignore-index",
+                                             "--smoothing", "--weights", "--reduction",
+                                             "'<i8'",       "-100",      "--dtype"};
+    rc = run_tool(NULL, "xent", "--help", NULL);
+    for (size_t i = 0; i < sizeof(xent_words) / sizeof(xent_words[0]); ++i)
+        TEST_CHECK(rc == 0 && strstr(tool_out, xent_words[i]) != NULL, "xent --help lacks '%s'",
+                   xent_words[i]);
+    static const char* const bench_words[] = {"--op", "backward", "xent", "bf16", "f16"};
+    rc = run_tool(NULL, "bench", "--help", NULL);
+    for (size_t i = 0; i < sizeof(bench_words) / sizeof(bench_words[0]); ++i)
+        TEST_CHECK(rc == 0 && strstr(tool_out, bench_words[i]) != NULL, "bench --help lacks '%s'",
+                   bench_words[i]);
+    rc = run_tool(NULL, "bench", "--op", "sideways", NULL);
+    TEST_CHECK(rc == 2 && strstr(tool_err, "sideways") != NULL, "bench --op sideways: %d %s", rc,
+               tool_err);
+    rc = run_tool(NULL, "bench", "--op", "xent", "--shapes", "8x16:0", NULL);
+    TEST_CHECK(rc == 2 && strstr(tool_err, "last axis") != NULL, "bench xent axis 0: %d %s", rc,
+               tool_err);
+    rc = run_tool(NULL, "bench", "--dtype", "f8", NULL);
+    TEST_CHECK(rc == 2 && strstr(tool_err, "f8") != NULL, "bench --dtype f8: %d %s", rc, tool_err);
+}
+
+/* attention and head take float32 and float64 only: 16-bit and label files are exit 2. */
+static void test_ops_refuse_new_dtypes(void)
+{
+    arg_files f;
+    make_arg_files(&f);
+    FAILS(2, "takes float32", 5, "head", "--backend", "cpu", f.f2, f.f2, f.out);
+    FAILS(2, "takes float32", 5, "head", "--backend", "cpu", f.i8, f.i8, f.out);
+    FAILS(2, "takes float32", 5, "attention", "--backend", "cpu", f.u2, f.u2, f.u2, f.out);
+}
+
+/* ---- end-to-end runs of the new modes, against references ----------------------------- */
+
+/* Deterministic values in [lo, hi). */
+static void fill_uniform(double* x, size_t count, double lo, double hi, unsigned seed)
+{
+    uint32_t s = seed * 2654435761u + 99u;
+    for (size_t i = 0; i < count; ++i) {
+        s = s * 1664525u + 1013904223u;
+        x[i] = lo + (hi - lo) * ((double)(s >> 8) / 16777216.0);
+    }
+}
+
+/* Forward softmax and log-softmax of float16 and bfloat16 files: '<f2' / '<u2' out, 1 ulp. */
+static void test_forward_half(void)
+{
+    static const size_t dims[3] = {3, 37, 5};
+    enum { N = 3 * 37 * 5 };
+    double x[N];
+    double ref[N];
+    char in[1024];
+    char out[1024];
+    for (int dt = CLSOFTMAX_FLOAT16; dt <= CLSOFTMAX_BFLOAT16; ++dt) {
+        for (int log_op = 0; log_op < 2; ++log_op) {
+            for (int axis = -1; axis <= 1; axis += 2) {
+                test_dir_empty(work_dir);
+                fill_uniform(x, N, -6.0, 6.0, (unsigned)(dt * 10 + log_op * 3 + axis + 2));
+                write_typed("in.npy", (clsoftmax_dtype)dt, 3, dims, x, in, sizeof(in));
+                work_path(out, sizeof(out), "out.npy");
+                reference(x, 3, dims, axis, log_op, 0.5, ref);
+                const char* args[16];
+                size_t n = 0;
+                args[n++] = "run";
+                args[n++] = "--backend";
+                args[n++] = tool_backend;
+                args[n++] = "--axis";
+                args[n++] = axis < 0 ? "-1" : "1";
+                args[n++] = "--scale";
+                args[n++] = "0.5";
+                if (log_op)
+                    args[n++] = "--log";
+                /* --dtype only where the file needs it (bf16's '<u2'): f16 comes from '<f2'. */
+                if (dt == CLSOFTMAX_BFLOAT16) {
+                    args[n++] = "--dtype";
+                    args[n++] = "bf16";
+                }
+                args[n++] = in;
+                args[n++] = out;
+                args[n] = NULL;
+                char what[128];
+                snprintf(what, sizeof(what), "%s %s axis %d", dtype_flag((clsoftmax_dtype)dt),
+                         log_op ? "log-softmax" : "softmax", axis);
+                int rc = run_tool_argv(NULL, args);
+                TEST_CHECK(rc == 0, "%s: exit %d: %s", what, rc, tool_err);
+                if (rc == 0)
+                    check_typed(out, (clsoftmax_dtype)dt, 3, dims, ref, 1, what, __LINE__);
+            }
+        }
+    }
+}
+
+/* --alpha and --beta: OUT = alpha * softmax + beta * OUT_old; beta 0 never reads OUT. */
+static void test_blend(void)
+{
+    static const size_t dims[2] = {4, 9};
+    enum { N = 36 };
+    double x[N], old[N], ref[N], want[N];
+    char in[1024];
+    char out[1024];
+    for (int dt = 0; dt < 4; ++dt) {
+        if (dt == CLSOFTMAX_FLOAT64 && !tool_fp64)
+            continue;
+        clsoftmax_dtype dtype = (clsoftmax_dtype)dt;
+        test_dir_empty(work_dir);
+        fill_uniform(x, N, -4.0, 4.0, 7u + (unsigned)dt);
+        fill_uniform(old, N, -1.0, 1.0, 8u + (unsigned)dt);
+        write_typed("in.npy", dtype, 2, dims, x, in, sizeof(in));
+        write_typed("out.npy", dtype, 2, dims, old, out, sizeof(out));
+        reference(x, 2, dims, -1, 0, 1.0, ref);
+        for (size_t i = 0; i < N; ++i)
+            want[i] = 0.75 * ref[i] - 0.5 * old[i];
+        int rc = run_tool(NULL, "run", "--backend", tool_backend, "--dtype", dtype_flag(dtype),
+                          "--alpha", "0.75", "--beta=-0.5", in, out, NULL);
+        TEST_CHECK(rc == 0, "blend %s: exit %d: %s", dtype_flag(dtype), rc, tool_err);
+        if (rc == 0)
+            check_typed(out, dtype, 2, dims, want, 1, "blend", __LINE__);
+        /* beta 0: NaN in an existing OUT must not leak; alpha alone scales. */
+        for (size_t i = 0; i < N; ++i)
+            old[i] = NAN;
+        write_typed("out.npy", dtype, 2, dims, old, out, sizeof(out));
+        for (size_t i = 0; i < N; ++i)
+            want[i] = 2.0 * ref[i];
+        rc = run_tool(NULL, "run", "--backend", tool_backend, "--dtype", dtype_flag(dtype),
+                      "--alpha", "2", in, out, NULL);
+        TEST_CHECK(rc == 0, "alpha 2 %s: exit %d: %s", dtype_flag(dtype), rc, tool_err);
+        if (rc == 0)
+            check_typed(out, dtype, 2, dims, want, 1, "alpha only", __LINE__);
+    }
+}
+
+/* Rows 1 and 3 of a 5 x 4 input are bad (a NaN; all -inf): the three policies and --report. */
+static void test_nonfinite_policies(void)
+{
+    static const size_t dims[2] = {5, 4};
+    enum { N = 20 };
+    double x[N], ref[N];
+    char in[1024];
+    char out[1024];
+    for (int dt = 0; dt < 4; ++dt) {
+        if (dt == CLSOFTMAX_FLOAT64 && !tool_fp64)
+            continue;
+        clsoftmax_dtype dtype = (clsoftmax_dtype)dt;
+        test_dir_empty(work_dir);
+        fill_uniform(x, N, -3.0, 3.0, 11u);
+        x[1 * 4 + 2] = NAN;
+        for (size_t k = 0; k < 4; ++k)
+            x[3 * 4 + k] = -INFINITY;
+        write_typed("in.npy", dtype, 2, dims, x, in, sizeof(in));
+        work_path(out, sizeof(out), "out.npy");
+        reference(x, 2, dims, -1, 0, 1.0, ref);
+        for (size_t k = 0; k < 4; ++k) {
+            ref[1 * 4 + k] = NAN;
+            ref[3 * 4 + k] = NAN;
+        }
+        const char* flag = dtype_flag(dtype);
+        /* nan (the default), with the report on stderr. */
+        int rc = run_tool(NULL, "run", "--backend", tool_backend, "--dtype", flag, "--report", in,
+                          out, NULL);
+        TEST_CHECK(rc == 0, "%s report: exit %d: %s", flag, rc, tool_err);
+        TEST_CHECK(strstr(tool_err, "2 bad rows") != NULL && strstr(tool_err, "row 1") != NULL,
+                   "%s report: stderr '%s'", flag, tool_err);
+        if (rc == 0)
+            check_typed(out, dtype, 2, dims, ref, 1, "nonfinite nan", __LINE__);
+        /* zero. */
+        for (size_t k = 0; k < 4; ++k) {
+            ref[1 * 4 + k] = 0.0;
+            ref[3 * 4 + k] = 0.0;
+        }
+        rc = run_tool(NULL, "run", "--backend", tool_backend, "--dtype", flag, "--nonfinite",
+                      "zero", in, out, NULL);
+        TEST_CHECK(rc == 0, "%s zero: exit %d: %s", flag, rc, tool_err);
+        if (rc == 0)
+            check_typed(out, dtype, 2, dims, ref, 1, "nonfinite zero", __LINE__);
+        /* error: exit 3 naming row 1, the existing OUT unchanged, no temporary left. */
+        struct stat before;
+        CU_ASSERT_FATAL(stat(out, &before) == 0);
+        rc = run_tool(NULL, "run", "--backend", tool_backend, "--dtype", flag, "--nonfinite",
+                      "error", in, out, NULL);
+        TEST_CHECK(rc == 3, "%s error: exit %d, want 3: %s", flag, rc, tool_err);
+        TEST_CHECK(strstr(tool_err, "row 1") != NULL && strstr(tool_err, "nothing written"),
+                   "%s error: stderr '%s'", flag, tool_err);
+        if (rc == 3)
+            check_typed(out, dtype, 2, dims, ref, 1, "OUT after error", __LINE__);
+        int tmp_left;
+        TEST_CHECK(work_file_count(&tmp_left) == 2 && !tmp_left, "%s error: stray files", flag);
+        /* A clean input under error: exit 0, and the report says 0. */
+        fill_uniform(x, N, -3.0, 3.0, 12u);
+        write_typed("in.npy", dtype, 2, dims, x, in, sizeof(in));
+        reference(x, 2, dims, -1, 0, 1.0, ref);
+        rc = run_tool(NULL, "run", "--backend", tool_backend, "--dtype", flag, "--nonfinite",
+                      "error", "--report", in, out, NULL);
+        TEST_CHECK(rc == 0 && strstr(tool_err, "0 bad rows") != NULL, "%s clean: exit %d: %s", flag,
+                   rc, tool_err);
+        if (rc == 0)
+            check_typed(out, dtype, 2, dims, ref, 1, "clean under error", __LINE__);
+    }
+}
+
+/* run --backward Y DY OUT against the reference, each dtype, softmax and log-softmax. */
+static void test_backward(void)
+{
+    static const size_t dims[3] = {2, 33, 3};
+    enum { N = 2 * 33 * 3 };
+    double x[N], y[N], dy[N], ref[N], old[N];
+    char yp[1024], dyp[1024], out[1024];
+    for (int dt = 0; dt < 4; ++dt) {
+        if (dt == CLSOFTMAX_FLOAT64 && !tool_fp64)
+            continue;
+        clsoftmax_dtype dtype = (clsoftmax_dtype)dt;
+        for (int log_op = 0; log_op < 2; ++log_op) {
+            test_dir_empty(work_dir);
+            fill_uniform(x, N, -3.0, 3.0, 21u + (unsigned)dt);
+            reference(x, 3, dims, 1, log_op, 1.0, y);
+            fill_uniform(dy, N, -1.0, 1.0, 22u + (unsigned)dt);
+            write_typed("y.npy", dtype, 3, dims, y, yp, sizeof(yp));
+            write_typed("dy.npy", dtype, 3, dims, dy, dyp, sizeof(dyp));
+            work_path(out, sizeof(out), "dx.npy");
+            reference_backward(y, dy, 3, dims, 1, log_op, 1.5, ref);
+            const char* flag = dtype_flag(dtype);
+            int rc =
+                log_op
+                    ? run_tool(NULL, "run", "--backward", "--log", "--backend", tool_backend,
+                               "--dtype", flag, "--axis", "1", "--scale", "1.5", yp, dyp, out, NULL)
+                    : run_tool(NULL, "run", yp, "--backward", dyp, out, "--backend", tool_backend,
+                               "--dtype", flag, "--axis=1", "--scale=1.5", NULL);
+            TEST_CHECK(rc == 0, "backward %s%s: exit %d: %s", flag, log_op ? " log" : "", rc,
+                       tool_err);
+            if (rc == 0)
+                check_typed(out, dtype, 3, dims, ref, 2, log_op ? "backward log" : "backward",
+                            __LINE__);
+            /* --beta blends into the existing DX. */
+            fill_uniform(old, N, -1.0, 1.0, 23u);
+            write_typed("dx.npy", dtype, 3, dims, old, out, sizeof(out));
+            for (size_t i = 0; i < N; ++i)
+                ref[i] = -ref[i] + 0.25 * old[i];
+            rc = run_tool(NULL, "run", "--backward", "--backend", tool_backend, "--dtype", flag,
+                          "--axis", "1", "--scale", "1.5", "--alpha", "-1", "--beta", "0.25",
+                          log_op ? "--log" : "--axis=1", yp, dyp, out, NULL);
+            TEST_CHECK(rc == 0, "backward blend %s: exit %d: %s", flag, rc, tool_err);
+            if (rc == 0)
+                check_typed(out, dtype, 3, dims, ref, 2, "backward blend", __LINE__);
+        }
+    }
+}
+
+/* PyTorch's cross_entropy in long double, for index (labels) or probability (probs) labels. */
+typedef struct xent_case {
+    size_t rows, classes;
+    const int64_t* labels; /* NULL: probs */
+    const double* probs;
+    const double* weights; /* NULL: 1 */
+    double eps;
+    long long ignore;
+    int reduction; /* 0 none, 1 sum, 2 mean */
+} xent_case;
+
+static void reference_xent(const xent_case* c, const double* z, double* loss, double* grad)
+{
+    long double total = 0.0L;
+    long double denom = 0.0L;
+    size_t C = c->classes;
+    for (size_t r = 0; r < c->rows; ++r) {
+        long double m = -INFINITY;
+        for (size_t j = 0; j < C; ++j)
+            m = fmaxl(m, z[r * C + j]);
+        long double s = 0.0L;
+        for (size_t j = 0; j < C; ++j)
+            s += expl(z[r * C + j] - m);
+        long double lse = m + logl(s);
+        long double l = 0.0L;
+        long double wsum = 0.0L;
+        int ignored = c->labels != NULL && c->labels[r] == c->ignore;
+        for (size_t j = 0; j < C; ++j) {
+            long double w = c->weights != NULL ? c->weights[j] : 1.0L;
+            long double q = c->labels != NULL ? (c->labels[r] == (int64_t)j ? 1.0L : 0.0L)
+                                              : (long double)c->probs[r * C + j];
+            q = (1.0L - c->eps) * q + c->eps / (long double)C;
+            if (ignored)
+                q = 0.0L;
+            l += w * q * (lse - z[r * C + j]);
+            wsum += w * q;
+            grad[r * C + j] = (double)(-w * q);
+        }
+        for (size_t j = 0; j < C; ++j)
+            grad[r * C + j] += (double)(expl(z[r * C + j] - lse) * wsum);
+        if (!ignored)
+            denom +=
+                c->labels != NULL ? (c->weights != NULL ? c->weights[c->labels[r]] : 1.0L) : 1.0L;
+        loss[r] = (double)l;
+        total += l;
+    }
+    long double div = c->reduction == 2 ? denom : 1.0L;
+    if (c->reduction != 0)
+        loss[0] = (double)(total / div);
+    for (size_t e = 0; e < c->rows * C; ++e)
+        grad[e] = (double)(grad[e] / div);
+}
+
+/* xent: index and probability labels, weights, smoothing, ignore index, each reduction. */
+static void test_xent(void)
+{
+    enum { R = 6, C = 11 };
+    static const size_t ldims[2] = {R, C};
+    static const size_t rdims[1] = {R};
+    static const size_t one[1] = {1};
+    static const int64_t labels[R] = {3, 0, 10, -100, 7, 3};
+    static const int64_t labels_ign[R] = {3, 5, 10, 1, 5, 3};
+    static const char* const reductions[3] = {"none", "sum", "mean"};
+    double z[R * C], probs[R * C], w[C], loss[R], grad[R * C];
+    char zp[1024], lp[1024], pp[1024], wp[1024], out[1024], gp[1024];
+    for (int dt = 0; dt < 4; ++dt) {
+        if (dt == CLSOFTMAX_FLOAT64 && !tool_fp64)
+            continue;
+        clsoftmax_dtype dtype = (clsoftmax_dtype)dt;
+        const char* flag = dtype_flag(dtype);
+        for (int variant = 0; variant < 4; ++variant) {
+            for (int red = 0; red < 3; ++red) {
+                test_dir_empty(work_dir);
+                fill_uniform(z, R * C, -4.0, 4.0, 31u + (unsigned)(dt * 7 + variant));
+                write_typed("z.npy", dtype, 2, ldims, z, zp, sizeof(zp));
+                work_path(out, sizeof(out), "loss.npy");
+                work_path(gp, sizeof(gp), "grad.npy");
+                xent_case c = {R, C, labels, NULL, NULL, 0.0, -100, red};
+                const char* args[24];
+                size_t n = 0;
+                args[n++] = "xent";
+                args[n++] = "--backend";
+                args[n++] = tool_backend;
+                args[n++] = "--dtype";
+                args[n++] = flag;
+                args[n++] = "--reduction";
+                args[n++] = reductions[red];
+                args[n++] = "--grad";
+                args[n++] = gp;
+                if (variant == 1) { /* weights and smoothing */
+                    for (size_t j = 0; j < C; ++j)
+                        w[j] = 0.5 + 0.125 * (double)j;
+                    write_typed("w.npy", dtype, 1, &ldims[1], w, wp, sizeof(wp));
+                    c.weights = w;
+                    c.eps = 0.125;
+                    args[n++] = "--weights";
+                    args[n++] = wp;
+                    args[n++] = "--smoothing";
+                    args[n++] = "0.125";
+                } else if (variant == 2) { /* another ignore index */
+                    c.labels = labels_ign;
+                    c.ignore = 5;
+                    args[n++] = "--ignore-index";
+                    args[n++] = "5";
+                } else if (variant == 3) { /* probability labels, smoothed */
+                    fill_uniform(probs, R * C, 0.0, 1.0, 41u);
+                    for (size_t r = 0; r < R; ++r) {
+                        double s = 0.0;
+                        for (size_t j = 0; j < C; ++j)
+                            s += probs[r * C + j];
+                        for (size_t j = 0; j < C; ++j)
+                            probs[r * C + j] /= s;
+                    }
+                    write_typed("p.npy", dtype, 2, ldims, probs, pp, sizeof(pp));
+                    c.labels = NULL;
+                    c.probs = probs;
+                    c.eps = 0.25;
+                    args[n++] = "--probs";
+                    args[n++] = "--smoothing=0.25";
+                }
+                if (c.labels != NULL)
+                    write_labels("labels.npy", 1, rdims, c.labels, lp, sizeof(lp));
+                args[n++] = zp;
+                args[n++] = c.labels != NULL ? lp : pp;
+                args[n++] = out;
+                args[n] = NULL;
+                reference_xent(&c, z, loss, grad);
+                char what[96];
+                snprintf(what, sizeof(what), "xent %s variant %d %s", flag, variant,
+                         reductions[red]);
+                int rc = run_tool_argv(NULL, args);
+                TEST_CHECK(rc == 0, "%s: exit %d: %s", what, rc, tool_err);
+                if (rc != 0)
+                    continue;
+                check_typed(out, dtype, 1, red == 0 ? rdims : one, loss, 2, what, __LINE__);
+                check_typed(gp, dtype, 2, ldims, grad, 2, what, __LINE__);
+            }
+        }
+    }
+    /* 1-D logits are one row: the loss is (1,), the gradient (classes,). */
+    test_dir_empty(work_dir);
+    fill_uniform(z, C, -2.0, 2.0, 51u);
+    static const size_t cdims[1] = {C};
+    write_typed("z.npy", CLSOFTMAX_FLOAT32, 1, cdims, z, zp, sizeof(zp));
+    static const int64_t label[1] = {4};
+    write_labels("labels.npy", 1, one, label, lp, sizeof(lp));
+    work_path(out, sizeof(out), "loss.npy");
+    work_path(gp, sizeof(gp), "grad.npy");
+    xent_case c = {1, C, label, NULL, NULL, 0.0, -100, 0};
+    reference_xent(&c, z, loss, grad);
+    int rc = run_tool(NULL, "xent", "--backend", tool_backend, zp, lp, out, "--grad", gp,
+                      "--reduction", "none", NULL);
+    TEST_CHECK(rc == 0, "xent 1-D: exit %d: %s", rc, tool_err);
+    if (rc == 0) {
+        check_typed(out, CLSOFTMAX_FLOAT32, 1, one, loss, 0, "xent 1-D loss", __LINE__);
+        check_typed(gp, CLSOFTMAX_FLOAT32, 1, cdims, grad, 0, "xent 1-D grad", __LINE__);
+    }
+}
+
+/* bench --op backward and xent, f16 and bf16: nine CSV fields, the op last. */
+static void test_bench_ops_dtypes(void)
+{
+    static const char* const ops[3] = {"forward", "backward", "xent"};
+    static const char* const dtypes[2] = {"f16", "bf16"};
+    const int per_shape = strcmp(tool_backend, "opencl") == 0 ? 3 : 2;
+    for (size_t o = 0; o < 3; ++o) {
+        for (size_t d = 0; d < 2; ++d) {
+            int rc = run_tool(NULL, "bench", "--backend", tool_backend, "--op", ops[o], "--dtype",
+                              dtypes[d], "--shapes", "8x16,5x3x33", "--runs", "1", "--csv", NULL);
+            TEST_CHECK(rc == 0, "bench %s %s: %d %s", ops[o], dtypes[d], rc, tool_err);
+            int lines = 0;
+            int bad = 0;
+            char* save = NULL;
+            for (char* line = strtok_r(tool_out, "\n", &save); line != NULL;
+                 line = strtok_r(NULL, "\n", &save), ++lines) {
+                if (lines == 0)
+                    continue;
+                char* fields[10] = {NULL};
+                int n = 0;
+                char* fsave = NULL;
+                for (char* f = strtok_r(line, ",", &fsave); f != NULL && n < 10;
+                     f = strtok_r(NULL, ",", &fsave))
+                    fields[n++] = f;
+                if (n != 9 || strcmp(fields[2], dtypes[d]) != 0 || strcmp(fields[8], ops[o]) != 0 ||
+                    !(atof(fields[5]) > 0.0))
+                    ++bad;
+            }
+            TEST_CHECK(bad == 0 && lines == 1 + 2 * per_shape, "bench %s %s: %d lines, %d bad",
+                       ops[o], dtypes[d], lines, bad);
+        }
+    }
 }
 
 static void test_devices(void)
@@ -752,6 +1533,16 @@ void test_register_tool(void)
     CU_add_test(s, "commands and usage", test_commands);
     CU_add_test(s, "demo (cpu)", test_demo);
     CU_add_test(s, "bench (cpu)", test_bench);
+    CU_add_test(s, "run: new option errors", test_run_new_option_errors);
+    CU_add_test(s, "xent: option and input errors", test_xent_option_errors);
+    CU_add_test(s, "usage of the new options", test_new_usage);
+    CU_add_test(s, "head and attention refuse 16-bit files", test_ops_refuse_new_dtypes);
+    CU_add_test(s, "forward float16/bfloat16 (cpu)", test_forward_half);
+    CU_add_test(s, "alpha and beta (cpu)", test_blend);
+    CU_add_test(s, "non-finite policies and report (cpu)", test_nonfinite_policies);
+    CU_add_test(s, "backward (cpu)", test_backward);
+    CU_add_test(s, "cross-entropy (cpu)", test_xent);
+    CU_add_test(s, "bench ops and 16-bit dtypes (cpu)", test_bench_ops_dtypes);
 
     CU_pSuite o = CU_add_suite("tool_opencl", tool_opencl_suite_init, tool_suite_clean);
     CU_add_test(o, "round trips (opencl)", test_round_trips);
@@ -760,4 +1551,12 @@ void test_register_tool(void)
     CU_add_test(o, "devices", test_devices);
     CU_add_test(o, "demo (opencl)", test_demo);
     CU_add_test(o, "bench (opencl)", test_bench);
+    CU_add_test(o, "run: new option errors (opencl)", test_run_new_option_errors);
+    CU_add_test(o, "xent: input errors (opencl)", test_xent_option_errors);
+    CU_add_test(o, "forward float16/bfloat16 (opencl)", test_forward_half);
+    CU_add_test(o, "alpha and beta (opencl)", test_blend);
+    CU_add_test(o, "non-finite policies and report (opencl)", test_nonfinite_policies);
+    CU_add_test(o, "backward (opencl)", test_backward);
+    CU_add_test(o, "cross-entropy (opencl)", test_xent);
+    CU_add_test(o, "bench ops and 16-bit dtypes (opencl)", test_bench_ops_dtypes);
 }

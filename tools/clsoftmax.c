@@ -1,4 +1,4 @@
-/* clsoftmax.c - the `clsoftmax` command-line tool: devices, run (softmax of a .npy file), demo. */
+/* clsoftmax.c - the `clsoftmax` tool: devices, run (softmax and its backward on .npy), demo. */
 #include "cli_util.h"
 #include "clsoftmax.h"
 #include "npy.h"
@@ -16,25 +16,49 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char usage_text[] =
+static const char usage_commands[] =
     "usage: clsoftmax <command> [options]\n"
     "\n"
     "commands:\n"
     "  devices     list OpenCL platforms and devices, and the one `auto` picks\n"
-    "  run [--axis A] [--log] [--scale S] [--backend B] [--device SEL] IN.npy OUT.npy\n"
+    "  run [options] IN.npy OUT.npy\n"
     "              softmax of IN along one axis, written to OUT with the same dtype and shape\n"
+    "  run --backward [options] Y.npy DY.npy OUT.npy\n"
+    "              the gradient DX of the softmax (--log: log-softmax) whose output is Y,\n"
+    "              given DY = dL/dY; Y, DY and OUT share one shape and dtype\n"
     "      --axis A      the axis; negative counts from the end (default -1)\n"
     "      --log         log-softmax instead of softmax\n"
     "      --scale S     softmax(S * x); any finite number (default 1)\n"
+    "      --dtype T     f32, f64, f16 or bf16; default: the input file's ('<f4', '<f8',\n"
+    "                    '<f2'). bf16 reads and writes '<u2' files of raw bfloat16 words\n"
+    "                    (NumPy has no bfloat16: save x.view(np.uint16)); a '<u2' file needs\n"
+    "                    --dtype bf16. --dtype never converts: a mismatch is an error\n"
+    "      --alpha A     OUT = A * result + B * OUT (default 1)\n"
+    "      --beta B      (default 0). B != 0 reads the existing OUT.npy as the blend input:\n"
+    "                    it must exist with the result's shape and dtype. In the compute\n"
+    "                    precision, rounded once\n"
+    "      --nonfinite P what a bad row (t = S * x holds NaN or +inf, or is -inf throughout)\n"
+    "                    gives: nan (default: NaN throughout), zero (0 throughout), or error\n"
+    "                    (exit 3, the first bad row named, nothing written). Forward only\n"
+    "      --report      print the count of bad rows and the first one to stderr (forward)\n"
+    "                    rows are numbered o * inner + i: o over the extents before the\n"
+    "                    axis, i over those after it (row r of a 2-D tensor over axis -1)\n"
     "      --backend B   auto, cpu or opencl\n"
     "      --device SEL  an index from `clsoftmax devices`, or a case-insensitive\n"
     "                    substring of \"platform / device\"\n"
+    "  xent LOGITS.npy LABELS.npy OUT.npy [--grad GRAD.npy] [--probs] [--reduction R] ...\n"
+    "              softmax cross-entropy of logits [.., classes] and labels, as PyTorch's\n"
+    "              cross_entropy (`clsoftmax xent --help`)\n";
+
+/* Two parts: C99 promises string literals of 4095 characters only. */
+static const char usage_rest[] =
     "  demo [--backend B] [--device SEL] [--rows R] [--cols C]\n"
     "              softmax over an R x C float32 batch (default 16384 x 1000) on the\n"
     "              default device: first-call time, median of 7 runs, effective GB/s,\n"
     "              and a check against the CPU backend\n"
-    "  bench [--backend cpu|opencl|all] [--shapes LIST] [--dtype f32|f64] [--runs N] [--csv]\n"
-    "              softmax throughput per shape (median of N runs, default 7) beside a copy\n"
+    "  bench [--op forward|backward|xent] [--dtype f32|f64|f16|bf16] [--backend cpu|opencl|all]\n"
+    "        [--shapes LIST] [--runs N] [--csv]\n"
+    "              throughput per shape (median of N runs, default 7) beside a copy\n"
     "              of the same bytes on the same device; `clsoftmax bench --help` for more\n"
     "  tune [--device SEL] [--quick] [--out FILE]\n"
     "              time kernel parameters on the OpenCL device and write the device's\n"
@@ -53,18 +77,28 @@ static const char usage_text[] =
     "(else auto: a GPU, then any OpenCL device, then the CPU fallback); with either\n"
     "option the environment is ignored.\n"
     "\n"
-    "IN.npy: NumPy format 1.0, 2.0 or 3.0, '<f4' or '<f8', C order, 1 to 8 dimensions.\n"
-    "OUT.npy is written to a temporary file beside it and renamed when complete: on\n"
-    "any failure no OUT.npy appears and an existing one is left unchanged.\n"
+    "Input files: NumPy format 1.0, 2.0 or 3.0, C order, 1 to 8 dimensions; '<f4', '<f8',\n"
+    "'<f2', or '<u2' (bfloat16 words, with --dtype bf16); xent's index labels '<i8'.\n"
+    "attention and head take '<f4' and '<f8' only.\n"
+    "Each output is written to a temporary file beside it and renamed when every output\n"
+    "is complete: on any failure no output appears and existing ones are left unchanged.\n"
     "\n"
     "exit status:\n"
     "  0  success\n"
     "  1  the work failed: a library or OpenCL error, out of memory, a write error,\n"
     "     or (demo) results that differ from the CPU backend\n"
     "  2  bad usage or bad input: an unknown option or command, a malformed or\n"
-    "     unsupported .npy file, an axis out of range for the tensor or an empty\n"
-    "     tensor (checked before any device work), an output path that cannot be\n"
-    "     created\n";
+    "     unsupported .npy file, a --dtype that does not match the file, shapes that\n"
+    "     do not match, an axis out of range for the tensor or an empty tensor (checked\n"
+    "     before any device work), a label out of range, an output path that cannot be\n"
+    "     created\n"
+    "  3  `--nonfinite error` found a bad row (stderr names the first; nothing written)\n";
+
+static void print_usage(FILE* stream)
+{
+    fputs(usage_commands, stream);
+    fputs(usage_rest, stream);
+}
 
 /* ---- option parsing ------------------------------------------------------- */
 
@@ -78,14 +112,102 @@ typedef struct options {
     size_t rows;
     size_t cols;
     int help;
-    const char* files[2];
+    int backward;
+    int dtype_set;
+    clsoftmax_dtype dtype;
+    double alpha;
+    double beta;
+    int nonfinite_set;
+    clsoftmax_nonfinite nonfinite;
+    int report;
+    const char* files[3];
     size_t file_count;
 } options;
 
+/* The flags (no value) of run. */
+static int run_flag(const char* name, options* o)
+{
+    if (strcmp(name, "--log") == 0)
+        o->log = 1;
+    else if (strcmp(name, "--backward") == 0)
+        o->backward = 1;
+    else if (strcmp(name, "--report") == 0)
+        o->report = 1;
+    else
+        return -1;
+    return 0;
+}
+
+/* Whether run (demo: demo) has an option name that takes a value. */
+static int takes_value(const char* name, int demo)
+{
+    static const char* const run_names[] = {"--axis",  "--scale", "--dtype",
+                                            "--alpha", "--beta",  "--nonfinite"};
+    if (strcmp(name, "--backend") == 0 || strcmp(name, "--device") == 0)
+        return 1;
+    if (demo)
+        return strcmp(name, "--rows") == 0 || strcmp(name, "--cols") == 0;
+    for (size_t i = 0; i < sizeof(run_names) / sizeof(run_names[0]); ++i)
+        if (strcmp(name, run_names[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* Sets option name from value; prints the problem and returns -1 when value is bad. */
+static int set_value(const char* command, const char* name, const char* value, options* o)
+{
+    if (strcmp(name, "--axis") == 0) {
+        if (cli_parse_int(value, &o->axis) != 0) {
+            cli_usage_error(command, "--axis '%s' is not an integer", value);
+            return -1;
+        }
+    } else if (strcmp(name, "--scale") == 0 || strcmp(name, "--alpha") == 0 ||
+               strcmp(name, "--beta") == 0) {
+        double* target = name[2] == 's' ? &o->scale : name[2] == 'a' ? &o->alpha : &o->beta;
+        if (cli_parse_finite_double(value, target) != 0) {
+            cli_usage_error(command, "%s '%s' is not a finite number", name, value);
+            return -1;
+        }
+    } else if (strcmp(name, "--dtype") == 0) {
+        if (cli_parse_dtype(value, &o->dtype) != 0) {
+            cli_usage_error(command, "--dtype '%s' is not one of f32, f64, f16, bf16", value);
+            return -1;
+        }
+        o->dtype_set = 1;
+    } else if (strcmp(name, "--nonfinite") == 0) {
+        if (strcmp(value, "nan") == 0)
+            o->nonfinite = CLSOFTMAX_NONFINITE_NAN;
+        else if (strcmp(value, "zero") == 0)
+            o->nonfinite = CLSOFTMAX_NONFINITE_ZERO;
+        else if (strcmp(value, "error") == 0)
+            o->nonfinite = CLSOFTMAX_NONFINITE_ERROR;
+        else {
+            cli_usage_error(command, "--nonfinite '%s' is not one of nan, zero, error", value);
+            return -1;
+        }
+        o->nonfinite_set = 1;
+    } else if (strcmp(name, "--backend") == 0) {
+        if (cli_parse_backend(value, &o->backend) != 0) {
+            cli_usage_error(command, "--backend '%s' is not one of auto, cpu, opencl", value);
+            return -1;
+        }
+        o->backend_set = 1;
+    } else if (strcmp(name, "--device") == 0) {
+        o->device = value;
+    } else {
+        size_t* target = strcmp(name, "--rows") == 0 ? &o->rows : &o->cols;
+        if (cli_parse_count(value, target) != 0) {
+            cli_usage_error(command, "%s '%s' is not a positive integer", name, value);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /*
  * Parses argv[0..argc) of one command. demo selects the demo's options (rows,
- * cols) over run's (axis, log, scale, files). Prints the problem and returns
- * -1 on bad usage.
+ * cols) over run's (axis, log, scale, dtype, backward, blending, non-finite
+ * rows, files). Prints the problem and returns -1 on bad usage.
  */
 static int parse_options(const char* command, int argc, char** argv, int demo, options* o)
 {
@@ -97,8 +219,10 @@ static int parse_options(const char* command, int argc, char** argv, int demo, o
                 cli_usage_error(command, "unexpected argument '%s'", arg);
                 return -1;
             }
-            if (o->file_count == 2) {
-                cli_usage_error(command, "too many file names ('%s'): run takes IN.npy OUT.npy",
+            if (o->file_count == 3) {
+                cli_usage_error(command,
+                                "too many file names ('%s'): run takes IN.npy OUT.npy, or "
+                                "--backward Y.npy DY.npy OUT.npy",
                                 arg);
                 return -1;
             }
@@ -124,22 +248,16 @@ static int parse_options(const char* command, int argc, char** argv, int demo, o
         }
         memcpy(name, arg, name_len);
         name[name_len] = '\0';
-        int takes_value =
-            strcmp(name, "--backend") == 0 || strcmp(name, "--device") == 0 ||
-            (!demo && (strcmp(name, "--axis") == 0 || strcmp(name, "--scale") == 0)) ||
-            (demo && (strcmp(name, "--rows") == 0 || strcmp(name, "--cols") == 0));
-        int is_flag = !demo && strcmp(name, "--log") == 0;
-        if (!takes_value && !is_flag) {
-            cli_usage_error(command, "unknown option '%s'", arg);
-            return -1;
-        }
-        if (is_flag) {
+        if (!demo && run_flag(name, o) == 0) {
             if (eq != NULL) {
-                cli_usage_error(command, "option --log takes no value");
+                cli_usage_error(command, "option %s takes no value", name);
                 return -1;
             }
-            o->log = 1;
             continue;
+        }
+        if (!takes_value(name, demo)) {
+            cli_usage_error(command, "unknown option '%s'", arg);
+            return -1;
         }
         if (eq != NULL) {
             value = eq + 1;
@@ -149,32 +267,8 @@ static int parse_options(const char* command, int argc, char** argv, int demo, o
             cli_usage_error(command, "option %s needs a value", name);
             return -1;
         }
-
-        if (strcmp(name, "--axis") == 0) {
-            if (cli_parse_int(value, &o->axis) != 0) {
-                cli_usage_error(command, "--axis '%s' is not an integer", value);
-                return -1;
-            }
-        } else if (strcmp(name, "--scale") == 0) {
-            if (cli_parse_finite_double(value, &o->scale) != 0) {
-                cli_usage_error(command, "--scale '%s' is not a finite number", value);
-                return -1;
-            }
-        } else if (strcmp(name, "--backend") == 0) {
-            if (cli_parse_backend(value, &o->backend) != 0) {
-                cli_usage_error(command, "--backend '%s' is not one of auto, cpu, opencl", value);
-                return -1;
-            }
-            o->backend_set = 1;
-        } else if (strcmp(name, "--device") == 0) {
-            o->device = value;
-        } else if (strcmp(name, "--rows") == 0 || strcmp(name, "--cols") == 0) {
-            size_t* target = strcmp(name, "--rows") == 0 ? &o->rows : &o->cols;
-            if (cli_parse_count(value, target) != 0) {
-                cli_usage_error(command, "%s '%s' is not a positive integer", name, value);
-                return -1;
-            }
-        }
+        if (set_value(command, name, value, o) != 0)
+            return -1;
     }
     return 0;
 }
@@ -199,10 +293,56 @@ static void describe_invalid_desc(const clsoftmax_desc* desc, clsoftmax_status s
     case CLSOFTMAX_INVALID_SHAPE:
         snprintf(buf, size, "the tensor is empty (a zero extent) or has an unsupported rank");
         break;
+    case CLSOFTMAX_INVALID_ARGUMENT:
+        snprintf(buf, size, "--alpha or --beta is not finite once rounded to %s",
+                 cli_dtype_name(desc->dtype));
+        break;
     default:
         snprintf(buf, size, "%s", clsoftmax_status_string(st));
         break;
     }
+}
+
+/* Reads path; prints why and returns an exit status when that fails. */
+static int read_input(const char* path, npy_array* a)
+{
+    char msg[1024];
+    npy_result nr = npy_read(path, a, msg, sizeof(msg));
+    if (nr == NPY_OK)
+        return 0;
+    fprintf(stderr, "clsoftmax run: %s\n", msg);
+    return nr == NPY_ERR_MEMORY ? EXIT_RUN_FAILED : EXIT_USAGE;
+}
+
+/* Whether b has a's dtype and shape; prints the difference (naming b's path) when not. */
+static int same_layout(const char* what, const char* a_path, const npy_array* a, const char* b_path,
+                       const npy_array* b)
+{
+    if (a->dtype == b->dtype && a->ndim == b->ndim &&
+        memcmp(a->dims, b->dims, a->ndim * sizeof(size_t)) == 0)
+        return 1;
+    char as[160] = "";
+    char bs[160] = "";
+    for (size_t d = 0; d < a->ndim; ++d)
+        snprintf(as + strlen(as), sizeof(as) - strlen(as), d ? ", %zu" : "%zu", a->dims[d]);
+    for (size_t d = 0; d < b->ndim; ++d)
+        snprintf(bs + strlen(bs), sizeof(bs) - strlen(bs), d ? ", %zu" : "%zu", b->dims[d]);
+    fprintf(stderr,
+            "clsoftmax run: %s: %s must have the shape and dtype of %s: (%s) '%s' vs (%s) "
+            "'%s'\n",
+            b_path, what, a_path, bs, npy_dtype_descr(b->dtype), as, npy_dtype_descr(a->dtype));
+    return 0;
+}
+
+static void print_report(const char* in_path, const clsoftmax_row_report* rep)
+{
+    if (rep->bad_rows == 0)
+        fprintf(stderr, "clsoftmax run: %s: 0 bad rows\n", in_path);
+    else
+        fprintf(stderr,
+                "clsoftmax run: %s: %zu bad row%s (NaN or +inf, or -inf throughout); the first "
+                "is row %zu\n",
+                in_path, rep->bad_rows, rep->bad_rows == 1 ? "" : "s", rep->first_bad_row);
 }
 
 static int cmd_run(int argc, char** argv)
@@ -211,40 +351,63 @@ static int cmd_run(int argc, char** argv)
     memset(&o, 0, sizeof(o));
     o.axis = -1;
     o.scale = 1.0;
+    o.alpha = 1.0;
     if (parse_options("run", argc, argv, 0, &o) != 0)
         return EXIT_USAGE;
     if (o.help) {
-        fputs(usage_text, stdout);
+        print_usage(stdout);
         return 0;
     }
-    if (o.file_count != 2) {
-        cli_usage_error("run", "expected IN.npy and OUT.npy, got %zu file name%s", o.file_count,
-                        o.file_count == 1 ? "" : "s");
+    const size_t want_files = o.backward ? 3 : 2;
+    if (o.file_count != want_files) {
+        cli_usage_error("run", "expected %s, got %zu file name%s",
+                        o.backward ? "Y.npy DY.npy OUT.npy (--backward)" : "IN.npy and OUT.npy",
+                        o.file_count, o.file_count == 1 ? "" : "s");
+        return EXIT_USAGE;
+    }
+    if (o.backward && (o.nonfinite_set || o.report)) {
+        cli_usage_error("run", "--nonfinite and --report apply to the forward operation only; "
+                               "the backward takes NaN where the data have it");
         return EXIT_USAGE;
     }
     const char* in_path = o.files[0];
-    const char* out_path = o.files[1];
+    const char* dy_path = o.backward ? o.files[1] : NULL;
+    const char* out_path = o.files[want_files - 1];
 
     int rc = EXIT_RUN_FAILED;
     npy_array array;
+    npy_array dy;
+    npy_array old;
     memset(&array, 0, sizeof(array));
+    memset(&dy, 0, sizeof(dy));
+    memset(&old, 0, sizeof(old));
     clsoftmax_context* ctx = NULL;
     cli_output out;
     int out_open = 0;
     char msg[1024];
 
-    npy_result nr = npy_read(in_path, &array, msg, sizeof(msg));
-    if (nr != NPY_OK) {
-        fprintf(stderr, "clsoftmax run: %s\n", msg);
-        rc = nr == NPY_ERR_MEMORY ? EXIT_RUN_FAILED : EXIT_USAGE;
+    rc = read_input(in_path, &array);
+    if (rc != 0)
         goto done;
+    clsoftmax_dtype dtype;
+    rc = cli_resolve_dtype("run", in_path, array.dtype, o.dtype_set, o.dtype, &dtype);
+    if (rc != 0)
+        goto done;
+    if (o.backward) {
+        rc = read_input(dy_path, &dy);
+        if (rc == 0 && !same_layout("DY", in_path, &array, dy_path, &dy))
+            rc = EXIT_USAGE;
+        if (rc != 0)
+            goto done;
     }
 
     clsoftmax_desc desc;
-    clsoftmax_desc_init(&desc, array.dtype == NPY_FLOAT64 ? CLSOFTMAX_FLOAT64 : CLSOFTMAX_FLOAT32,
-                        array.ndim, array.dims, o.axis);
+    clsoftmax_desc_init(&desc, dtype, array.ndim, array.dims, o.axis);
     desc.scale = o.scale;
     desc.op = o.log ? CLSOFTMAX_OP_LOG_SOFTMAX : CLSOFTMAX_OP_SOFTMAX;
+    desc.alpha = o.alpha;
+    desc.beta = o.beta;
+    desc.nonfinite = o.nonfinite;
     /* A request the library would refuse for any backend is a usage error: say so up front. */
     clsoftmax_status st = clsoftmax_desc_validate(&desc, NULL);
     if (st != CLSOFTMAX_SUCCESS) {
@@ -252,6 +415,20 @@ static int cmd_run(int argc, char** argv)
         fprintf(stderr, "clsoftmax run: %s: %s (%s)\n", in_path, msg, clsoftmax_status_name(st));
         rc = EXIT_USAGE;
         goto done;
+    }
+    /* beta != 0 blends into what OUT holds now, so OUT is an input too. */
+    if (o.beta != 0.0) {
+        npy_result nr = npy_read(out_path, &old, msg, sizeof(msg));
+        if (nr != NPY_OK) {
+            fprintf(stderr, "clsoftmax run: --beta %g reads OUT as the blend input: %s\n", o.beta,
+                    msg);
+            rc = nr == NPY_ERR_MEMORY ? EXIT_RUN_FAILED : EXIT_USAGE;
+            goto done;
+        }
+        if (!same_layout("OUT (the --beta blend input)", in_path, &array, out_path, &old)) {
+            rc = EXIT_USAGE;
+            goto done;
+        }
     }
 
     /* Fail on an unusable output path before spending time on the computation. */
@@ -267,21 +444,44 @@ static int cmd_run(int argc, char** argv)
                 clsoftmax_status_name(st), clsoftmax_last_create_error());
         goto done;
     }
-    /* In place: a large file needs one buffer, not two. */
-    st = clsoftmax_softmax_host(ctx, &desc, array.data, array.data);
-    if (st != CLSOFTMAX_SUCCESS) {
-        fprintf(stderr, "clsoftmax run: softmax on %s (%s) failed: %s: %s\n",
-                clsoftmax_context_device_name(ctx), cli_backend_label(ctx),
-                clsoftmax_status_name(st), clsoftmax_context_last_error(ctx));
+    clsoftmax_row_report rep = {0, SIZE_MAX};
+    if (o.report || o.nonfinite == CLSOFTMAX_NONFINITE_ERROR)
+        desc.report = &rep;
+    /*
+     * In place where the library allows it (beta == 0): a large file needs one buffer per
+     * input, not one more for the result. With beta != 0 the result lands in OUT's old data.
+     */
+    void* result = o.beta != 0.0 ? old.data : o.backward ? dy.data : array.data;
+    if (o.backward)
+        st = clsoftmax_softmax_backward_host(ctx, &desc, array.data, dy.data, result);
+    else
+        st = clsoftmax_softmax_host(ctx, &desc, array.data, result);
+    if (st == CLSOFTMAX_NONFINITE_ROW) {
+        fprintf(stderr,
+                "clsoftmax run: %s: row %zu is bad (NaN or +inf, or -inf throughout; %zu bad "
+                "row%s in all) and --nonfinite is error: nothing written\n",
+                in_path, rep.first_bad_row, rep.bad_rows, rep.bad_rows == 1 ? "" : "s");
+        rc = EXIT_NONFINITE;
         goto done;
     }
+    if (st != CLSOFTMAX_SUCCESS) {
+        fprintf(stderr, "clsoftmax run: %s on %s (%s) failed: %s: %s\n",
+                o.backward ? "softmax backward" : "softmax", clsoftmax_context_device_name(ctx),
+                cli_backend_label(ctx), clsoftmax_status_name(st),
+                clsoftmax_context_last_error(ctx));
+        goto done;
+    }
+    if (o.report)
+        print_report(in_path, &rep);
     out_open = 0;
-    rc = cli_output_commit(&out, array.dtype, array.ndim, array.dims, array.data);
+    rc = cli_output_commit(&out, array.dtype, array.ndim, array.dims, result);
 
 done:
     if (out_open)
         cli_output_abort(&out);
     clsoftmax_context_free(ctx);
+    npy_array_free(&old);
+    npy_array_free(&dy);
     npy_array_free(&array);
     return rc;
 }
@@ -367,7 +567,7 @@ static int cmd_devices(int argc, char** argv)
 {
     for (int i = 0; i < argc; ++i) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            fputs(usage_text, stdout);
+            print_usage(stdout);
             return 0;
         }
         cli_usage_error("devices", "unexpected argument '%s'", argv[i]);
@@ -467,7 +667,7 @@ static int cmd_demo(int argc, char** argv)
     if (parse_options("demo", argc, argv, 1, &o) != 0)
         return EXIT_USAGE;
     if (o.help) {
-        fputs(usage_text, stdout);
+        print_usage(stdout);
         return 0;
     }
     const double rtol = 1e-5;
@@ -593,13 +793,13 @@ done:
 int main(int argc, char** argv)
 {
     if (argc < 2) {
-        fputs(usage_text, stderr);
+        print_usage(stderr);
         return EXIT_USAGE;
     }
     const char* command = argv[1];
     if (strcmp(command, "--help") == 0 || strcmp(command, "-h") == 0 ||
         strcmp(command, "help") == 0) {
-        fputs(usage_text, stdout);
+        print_usage(stdout);
         return 0;
     }
     if (strcmp(command, "--version") == 0) {
@@ -622,7 +822,9 @@ int main(int argc, char** argv)
         return cmd_head(argc - 2, argv + 2);
     if (strcmp(command, "bench-ops") == 0)
         return cmd_bench_ops(argc - 2, argv + 2);
+    if (strcmp(command, "xent") == 0)
+        return cmd_xent(argc - 2, argv + 2);
     fprintf(stderr, "clsoftmax: unknown command '%s'\n\n", command);
-    fputs(usage_text, stderr);
+    print_usage(stderr);
     return EXIT_USAGE;
 }

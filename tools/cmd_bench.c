@@ -1,4 +1,4 @@
-/* cmd_bench.c - `clsoftmax bench`: softmax throughput per shape against a same-run copy. */
+/* cmd_bench.c - `clsoftmax bench`: forward, backward and cross-entropy speed against a copy. */
 #include "cli_util.h"
 
 #include <pthread.h>
@@ -9,12 +9,14 @@
 
 /*
  * Softmax is memory-bound: its floor is reading the input once and writing the output once,
- * the traffic of a copy of the same bytes. So every result is quoted beside a copy measured
- * on the same device in the same run (the machine's load changes from run to run, the ratio
- * much less): an OpenCL kernel b[i] = a[i] for the OpenCL backend, a threaded memcpy for the
- * CPU backend. Effective GB/s counts 2 x elements x element size (read + write).
+ * the traffic of a copy of the same bytes. So every result is quoted beside a copy of the
+ * tensor measured on the same device in the same run (the machine's load changes from run to
+ * run, the ratio much less): an OpenCL kernel b[i] = a[i] for the OpenCL backend, a threaded
+ * memcpy for the CPU backend. Effective GB/s counts each tensor an operation reads or writes
+ * once: forward 2 x elements x element size (x in, y out), backward 3 x (y, dy in, dx out),
+ * cross-entropy 2 x plus the labels and the loss (logits in, gradient out, mean reduction).
+ * "of copy" is that rate over the copy's (2 x the tensor's bytes / its median).
  */
-
 #define BENCH_MAX_SHAPES 64
 #define BENCH_DEFAULT_RUNS 7
 
@@ -24,19 +26,36 @@ typedef struct bench_shape {
     int axis;
 } bench_shape;
 
-/* The eight shapes of issue 3's table. */
+/* The eight shapes of issue 3's table; cross-entropy's rows lie along the last axis only. */
 static const char* const default_shapes =
     "1000000x8,65536x128,8192x1024,16384x1000,256x32000,32x262144,4x4194304,1000x16384:0";
+static const char* const default_xent_shapes =
+    "1000000x8,65536x128,8192x1024,16384x1000,256x32000,32x262144,4x4194304";
 
 static const char* const bench_usage =
-    "usage: clsoftmax bench [--backend cpu|opencl|all] [--device SEL] [--shapes LIST]\n"
-    "                       [--dtype f32|f64] [--runs N] [--csv]\n"
+    "usage: clsoftmax bench [--op forward|backward|xent] [--dtype f32|f64|f16|bf16]\n"
+    "                       [--backend cpu|opencl|all] [--device SEL] [--shapes LIST]\n"
+    "                       [--runs N] [--csv]\n"
+    "  --op OP        forward: softmax (default); backward: softmax backward from y and dy;\n"
+    "                 xent: cross-entropy with index labels, mean loss and the gradient\n"
+    "  --dtype T      f32 (default), f64, f16 or bf16 (16-bit storage, float compute)\n"
     "  --shapes LIST  comma-separated shapes, extents joined by 'x', ':A' for an axis\n"
     "                 other than the last, e.g. 16384x1000,1000x16384:0 (default: the eight\n"
-    "                 shapes of the performance table in README.md)\n"
+    "                 shapes of the performance table in README.md; xent: the seven with\n"
+    "                 the last axis, which holds the classes)\n"
     "  --runs N       timed runs per result after warm-up; the median is reported (default 7)\n"
     "  --csv          one line per result: backend,path,dtype,shape,axis,median_ms,gbps,\n"
-    "                 pct_of_copy (path: buffer, host or copy)\n";
+    "                 pct_of_copy,op (path: buffer, host or copy)\n"
+    "  GB/s counts every tensor read or written once: forward 2 x the tensor's bytes,\n"
+    "  backward 3 x, xent 2 x plus the labels (8 bytes a row); 'of copy' is that rate over\n"
+    "  a copy of the tensor on the same device in the same run.\n";
+
+typedef enum bench_op { BENCH_FORWARD = 0, BENCH_BACKWARD = 1, BENCH_XENT = 2 } bench_op;
+
+static const char* op_name(bench_op op)
+{
+    return op == BENCH_BACKWARD ? "backward" : op == BENCH_XENT ? "xent" : "forward";
+}
 
 /* Parses "AxBxC[:axis]" into s; 0 or -1. */
 static int parse_shape(const char* text, size_t len, bench_shape* s)
@@ -155,13 +174,16 @@ static double time_cpu_copy(const void* src, void* dst, size_t bytes, unsigned t
     return median_of(times, runs);
 }
 
-/* Element-wise copy; float4 where the byte count allows, else uint. PoCL vectorises the
-   work-items of both across its SIMD lanes. */
+/* Element-wise copy; float4 where the byte count allows, else uint, else ushort (an odd count
+   of 16-bit elements). PoCL vectorises the work-items of each across its SIMD lanes. */
 static const char* const copy_source =
     "__kernel void copy4(__global const float4* a, __global float4* b) {\n"
     "    size_t i = get_global_id(0); b[i] = a[i];\n"
     "}\n"
     "__kernel void copy1(__global const uint* a, __global uint* b) {\n"
+    "    size_t i = get_global_id(0); b[i] = a[i];\n"
+    "}\n"
+    "__kernel void copy2(__global const ushort* a, __global ushort* b) {\n"
     "    size_t i = get_global_id(0); b[i] = a[i];\n"
     "}\n";
 
@@ -169,6 +191,7 @@ typedef struct cl_copy {
     cl_program program;
     cl_kernel k4;
     cl_kernel k1;
+    cl_kernel k2;
 } cl_copy;
 
 static int cl_copy_init(clsoftmax_context* ctx, cl_copy* c)
@@ -186,6 +209,9 @@ static int cl_copy_init(clsoftmax_context* ctx, cl_copy* c)
     if (err != CL_SUCCESS)
         return -1;
     c->k1 = clCreateKernel(c->program, "copy1", &err);
+    if (err != CL_SUCCESS)
+        return -1;
+    c->k2 = clCreateKernel(c->program, "copy2", &err);
     return err == CL_SUCCESS ? 0 : -1;
 }
 
@@ -195,6 +221,8 @@ static void cl_copy_free(cl_copy* c)
         clReleaseKernel(c->k4);
     if (c->k1 != NULL)
         clReleaseKernel(c->k1);
+    if (c->k2 != NULL)
+        clReleaseKernel(c->k2);
     if (c->program != NULL)
         clReleaseProgram(c->program);
 }
@@ -204,8 +232,9 @@ static double time_cl_copy(clsoftmax_context* ctx, cl_copy* c, cl_mem a, cl_mem 
                            int runs)
 {
     cl_command_queue q = clsoftmax_context_cl_queue(ctx);
-    cl_kernel k = bytes % 16 == 0 ? c->k4 : c->k1;
-    size_t global = bytes % 16 == 0 ? bytes / 16 : bytes / 4;
+    size_t unit = bytes % 16 == 0 ? 16 : bytes % 4 == 0 ? 4 : 2;
+    cl_kernel k = unit == 16 ? c->k4 : unit == 4 ? c->k1 : c->k2;
+    size_t global = bytes / unit;
     double times[256];
     if (clSetKernelArg(k, 0, sizeof a, &a) != CL_SUCCESS ||
         clSetKernelArg(k, 1, sizeof b, &b) != CL_SUCCESS)
@@ -227,60 +256,178 @@ typedef struct bench_opts {
     int csv;
     int runs;
     clsoftmax_dtype dtype;
+    bench_op op;
 } bench_opts;
 
+/* traffic: bytes the operation moves; copy_gbps: the copy's rate, for the share. */
 static void report(const bench_opts* o, const char* backend, const char* path, const bench_shape* s,
-                   int axis, size_t bytes, double seconds, double copy_s)
+                   int axis, double traffic, double seconds, double copy_gbps)
 {
     char shape[128];
     shape_text(s, shape, sizeof shape);
-    const char* dtype = o->dtype == CLSOFTMAX_FLOAT64 ? "f64" : "f32";
-    double gbps = 2.0 * (double)bytes / seconds * 1e-9;
-    double pct = 100.0 * copy_s / seconds;
+    const char* dtype = cli_dtype_name(o->dtype);
+    double gbps = traffic / seconds * 1e-9;
+    double pct = 100.0 * gbps / copy_gbps;
     if (o->csv)
-        printf("%s,%s,%s,%s,%d,%.4f,%.3f,%.1f\n", backend, path, dtype, shape, axis, seconds * 1e3,
-               gbps, pct);
+        printf("%s,%s,%s,%s,%d,%.4f,%.3f,%.1f,%s\n", backend, path, dtype, shape, axis,
+               seconds * 1e3, gbps, pct, op_name(o->op));
     else
-        printf("%-7s %-7s %-4s %-14s %4d %11.3f %9.2f %7.1f%%\n", backend, path, dtype, shape, axis,
-               seconds * 1e3, gbps, pct);
+        printf("%-7s %-7s %-4s %-8s %-14s %4d %11.3f %9.2f %7.1f%%\n", backend, path, dtype,
+               op_name(o->op), shape, axis, seconds * 1e3, gbps, pct);
     fflush(stdout);
 }
 
 /*
- * Median seconds of clsoftmax_softmax_host (*host_s) and, when bin is not NULL, of
- * clsoftmax_softmax_buffer on bin -> bout (*buffer_s), after prepare and one warm-up call of
- * each. The two alternate run by run, so a change in the machine's load hits both alike and
- * their ratio holds. 0, or -1 when a call fails.
+ * One operation's tensors: forward x, y; backward y, dy, dx; xent logits, labels, loss, grad.
+ * Inputs come first; each has host memory and, on OpenCL, a device buffer.
  */
-static int time_softmax_paths(clsoftmax_context* ctx, const clsoftmax_desc* desc, const void* in,
-                              void* out, cl_mem bin, cl_mem bout, int runs, double* host_s,
-                              double* buffer_s)
+#define BENCH_SLOTS 4
+
+typedef struct op_data {
+    bench_op op;
+    clsoftmax_desc desc;
+    clsoftmax_cross_entropy_desc xent;
+    size_t nslots;
+    size_t bytes[BENCH_SLOTS];
+    void* host[BENCH_SLOTS];
+    cl_mem buf[BENCH_SLOTS];
+} op_data;
+
+static clsoftmax_status run_host(clsoftmax_context* ctx, op_data* d)
+{
+    switch (d->op) {
+    case BENCH_BACKWARD:
+        return clsoftmax_softmax_backward_host(ctx, &d->desc, d->host[0], d->host[1], d->host[2]);
+    case BENCH_XENT:
+        return clsoftmax_cross_entropy_host(ctx, &d->xent, d->host[0], d->host[1], NULL, d->host[2],
+                                            d->host[3]);
+    default:
+        return clsoftmax_softmax_host(ctx, &d->desc, d->host[0], d->host[1]);
+    }
+}
+
+static clsoftmax_status run_buffer(clsoftmax_context* ctx, op_data* d)
+{
+    switch (d->op) {
+    case BENCH_BACKWARD:
+        return clsoftmax_softmax_backward_buffer(ctx, &d->desc, d->buf[0], 0, d->buf[1], 0,
+                                                 d->buf[2], 0, NULL, 0, NULL, NULL);
+    case BENCH_XENT:
+        return clsoftmax_cross_entropy_buffer(ctx, &d->xent, d->buf[0], 0, d->buf[1], 0, NULL, 0,
+                                              d->buf[2], 0, d->buf[3], 0, NULL, 0, NULL, NULL);
+    default:
+        return clsoftmax_softmax_buffer(ctx, &d->desc, d->buf[0], 0, d->buf[1], 0, NULL, 0, NULL,
+                                        NULL);
+    }
+}
+
+/*
+ * Median seconds of the host entry point (*host_s) and, on OpenCL, of the buffer entry point
+ * (*buffer_s), after one warm-up call of each (and clsoftmax_prepare for the forward). The two
+ * alternate run by run, so a change in the machine's load hits both alike and their ratio
+ * holds. 0, or -1 when a call fails.
+ */
+static int time_paths(clsoftmax_context* ctx, op_data* d, int is_cl, int runs, double* host_s,
+                      double* buffer_s)
 {
     double host[256];
     double buffer[256];
     cl_command_queue q = clsoftmax_context_cl_queue(ctx);
-    if (clsoftmax_prepare(ctx, desc) != CLSOFTMAX_SUCCESS)
+    if (d->op == BENCH_FORWARD && clsoftmax_prepare(ctx, &d->desc) != CLSOFTMAX_SUCCESS)
         return -1;
     for (int r = -1; r < runs; r++) {
-        if (bin != NULL) {
+        if (is_cl) {
             double t0 = cli_now_seconds();
-            if (clsoftmax_softmax_buffer(ctx, desc, bin, 0, bout, 0, NULL, 0, NULL, NULL) !=
-                    CLSOFTMAX_SUCCESS ||
-                clFinish(q) != CL_SUCCESS)
+            if (run_buffer(ctx, d) != CLSOFTMAX_SUCCESS || clFinish(q) != CL_SUCCESS)
                 return -1;
             if (r >= 0)
                 buffer[r] = cli_now_seconds() - t0;
         }
         double t0 = cli_now_seconds();
-        if (clsoftmax_softmax_host(ctx, desc, in, out) != CLSOFTMAX_SUCCESS)
+        if (run_host(ctx, d) != CLSOFTMAX_SUCCESS)
             return -1;
         if (r >= 0)
             host[r] = cli_now_seconds() - t0;
     }
     *host_s = median_of(host, runs);
-    if (bin != NULL)
+    if (is_cl)
         *buffer_s = median_of(buffer, runs);
     return 0;
+}
+
+/* Stores v in element i of a dtype array. */
+static void store(clsoftmax_dtype dtype, void* data, size_t i, float v)
+{
+    switch (dtype) {
+    case CLSOFTMAX_FLOAT64:
+        ((double*)data)[i] = v;
+        break;
+    case CLSOFTMAX_FLOAT16:
+        ((uint16_t*)data)[i] = cli_f32_to_f16(v);
+        break;
+    case CLSOFTMAX_BFLOAT16:
+        ((uint16_t*)data)[i] = cli_f32_to_bf16(v);
+        break;
+    default:
+        ((float*)data)[i] = v;
+        break;
+    }
+}
+
+/*
+ * Sets up d for shape s (count elements): sizes, host memory with inputs (a fixed seed),
+ * zeroed outputs. 0, or -1 when out of memory.
+ */
+static int op_data_init(op_data* d, const bench_opts* o, const bench_shape* s, size_t count)
+{
+    const size_t es = clsoftmax_dtype_size(o->dtype);
+    memset(d, 0, sizeof *d);
+    d->op = o->op;
+    clsoftmax_desc_init(&d->desc, o->dtype, s->ndim, s->dims, s->axis);
+    const size_t classes = s->dims[s->ndim - 1];
+    const size_t rows = count / classes;
+    clsoftmax_cross_entropy_desc_init(&d->xent, o->dtype, rows, classes);
+    switch (o->op) {
+    case BENCH_BACKWARD:
+        d->nslots = 3;
+        d->bytes[0] = d->bytes[1] = d->bytes[2] = count * es;
+        break;
+    case BENCH_XENT:
+        d->nslots = 4;
+        d->bytes[0] = d->bytes[3] = count * es;
+        d->bytes[1] = rows * sizeof(cl_long);
+        d->bytes[2] = es;
+        break;
+    default:
+        d->nslots = 2;
+        d->bytes[0] = d->bytes[1] = count * es;
+        break;
+    }
+    for (size_t k = 0; k < d->nslots; k++) {
+        d->host[k] = calloc(1, d->bytes[k]);
+        if (d->host[k] == NULL)
+            return -1;
+    }
+    uint64_t seed = 20240229;
+    for (size_t k = 0; k < count; k++) {
+        float v = cli_normalish(&seed);
+        /* The backward's y is a probability; any value does, the traffic is the same. */
+        store(o->dtype, d->host[0], k, o->op == BENCH_BACKWARD ? (v < 0 ? -v : v) / 8.0f : v);
+        if (o->op == BENCH_BACKWARD)
+            store(o->dtype, d->host[1], k, cli_normalish(&seed));
+    }
+    for (size_t r = 0; o->op == BENCH_XENT && r < rows; r++)
+        ((cl_long*)d->host[1])[r] = (cl_long)(cli_next_random(&seed) % classes);
+    return 0;
+}
+
+static void op_data_free(op_data* d)
+{
+    for (size_t k = 0; k < BENCH_SLOTS; k++) {
+        if (d->buf[k] != NULL)
+            clReleaseMemObject(d->buf[k]);
+        free(d->host[k]);
+    }
 }
 
 /* Runs every shape on one backend; 0, or an exit status after printing why. */
@@ -324,7 +471,7 @@ static int bench_backend(const bench_opts* o, clsoftmax_backend backend, const c
     }
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     unsigned threads = cores > 0 ? (unsigned)cores : 1;
-    size_t es = o->dtype == CLSOFTMAX_FLOAT64 ? sizeof(double) : sizeof(float);
+    const size_t es = clsoftmax_dtype_size(o->dtype);
 
     for (size_t i = 0; i < nshapes && rc == 0; i++) {
         const bench_shape* s = &shapes[i];
@@ -332,75 +479,56 @@ static int bench_backend(const bench_opts* o, clsoftmax_backend backend, const c
         clsoftmax_desc_init(&desc, o->dtype, s->ndim, s->dims, s->axis);
         size_t count = 0;
         st = clsoftmax_desc_validate(&desc, &count);
-        if (st != CLSOFTMAX_SUCCESS || count > SIZE_MAX / es) {
-            char shape[128];
-            shape_text(s, shape, sizeof shape);
-            cli_usage_error("bench", "shape %s axis %d: %s", shape, s->axis,
-                            clsoftmax_status_string(st));
-            rc = EXIT_USAGE;
-            break;
-        }
         const int axis = s->axis < 0 ? s->axis + (int)s->ndim : s->axis;
         const size_t bytes = count * es;
-        void* in = malloc(bytes);
-        void* out = malloc(bytes);
-        cl_mem bin = NULL, bout = NULL;
-        if (in == NULL || out == NULL) {
+        op_data d;
+        if (op_data_init(&d, o, s, count) != 0) {
             fprintf(stderr, "clsoftmax bench: out of memory for %zu bytes\n", bytes);
             rc = EXIT_RUN_FAILED;
             goto next;
         }
-        uint64_t seed = 20240229;
-        for (size_t k = 0; k < count; k++) {
-            float v = cli_normalish(&seed);
-            if (o->dtype == CLSOFTMAX_FLOAT64)
-                ((double*)in)[k] = v;
-            else
-                ((float*)in)[k] = v;
-        }
-        memset(out, 0, bytes);
+        double traffic = 0.0;
+        for (size_t k = 0; k < d.nslots; k++)
+            traffic += (double)d.bytes[k];
 
         double copy_s = 0.0;
         if (is_cl) {
             cl_int err = CL_SUCCESS;
             cl_context cl = clsoftmax_context_cl_context(ctx);
-            bin = clCreateBuffer(cl, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, bytes, in, &err);
-            if (err == CL_SUCCESS)
-                bout = clCreateBuffer(cl, CL_MEM_READ_WRITE, bytes, NULL, &err);
+            for (size_t k = 0; k < d.nslots && err == CL_SUCCESS; k++)
+                d.buf[k] = clCreateBuffer(cl, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, d.bytes[k],
+                                          d.host[k], &err);
             if (err != CL_SUCCESS) {
                 fprintf(stderr, "clsoftmax bench: clCreateBuffer of %zu bytes failed (%d)\n", bytes,
                         (int)err);
                 rc = EXIT_RUN_FAILED;
                 goto next;
             }
-            copy_s = time_cl_copy(ctx, &copy, bin, bout, bytes, o->runs);
+            /* Into the last buffer, an output as large as the tensor in every op. */
+            copy_s = time_cl_copy(ctx, &copy, d.buf[0], d.buf[d.nslots - 1], bytes, o->runs);
         } else {
-            copy_s = time_cpu_copy(in, out, bytes, threads, o->runs);
+            copy_s = time_cpu_copy(d.host[0], d.host[d.nslots - 1], bytes, threads, o->runs);
         }
         if (copy_s <= 0.0) {
             fprintf(stderr, "clsoftmax bench: the copy baseline failed\n");
             rc = EXIT_RUN_FAILED;
             goto next;
         }
-        report(o, label, "copy", s, axis, bytes, copy_s, copy_s);
+        const double copy_gbps = 2.0 * (double)bytes / copy_s * 1e-9;
+        report(o, label, "copy", s, axis, 2.0 * (double)bytes, copy_s, copy_gbps);
 
         double host_s = 0.0, buffer_s = 0.0;
-        if (time_softmax_paths(ctx, &desc, in, out, bin, bout, o->runs, &host_s, &buffer_s) != 0)
-            goto failed;
+        if (time_paths(ctx, &d, is_cl, o->runs, &host_s, &buffer_s) != 0) {
+            fprintf(stderr, "clsoftmax bench: %s failed: %s\n", op_name(o->op),
+                    clsoftmax_context_last_error(ctx));
+            rc = EXIT_RUN_FAILED;
+            goto next;
+        }
         if (is_cl)
-            report(o, label, "buffer", s, axis, bytes, buffer_s, copy_s);
-        report(o, label, "host", s, axis, bytes, host_s, copy_s);
-        goto next;
-    failed:
-        fprintf(stderr, "clsoftmax bench: softmax failed: %s\n", clsoftmax_context_last_error(ctx));
-        rc = EXIT_RUN_FAILED;
+            report(o, label, "buffer", s, axis, traffic, buffer_s, copy_gbps);
+        report(o, label, "host", s, axis, traffic, host_s, copy_gbps);
     next:
-        if (bin != NULL)
-            clReleaseMemObject(bin);
-        if (bout != NULL)
-            clReleaseMemObject(bout);
-        free(in);
-        free(out);
+        op_data_free(&d);
     }
 done:
     cl_copy_free(&copy);
@@ -410,10 +538,10 @@ done:
 
 int cmd_bench(int argc, char** argv)
 {
-    bench_opts o = {0, BENCH_DEFAULT_RUNS, CLSOFTMAX_FLOAT32};
+    bench_opts o = {0, BENCH_DEFAULT_RUNS, CLSOFTMAX_FLOAT32, BENCH_FORWARD};
     const char* backend = "all";
     const char* device = NULL;
-    const char* shape_list = default_shapes;
+    const char* shape_list = NULL;
     for (int i = 0; i < argc; i++) {
         const char* arg = argv[i];
         const char* value = NULL;
@@ -436,7 +564,7 @@ int cmd_bench(int argc, char** argv)
         }
         int takes = strcmp(name, "--backend") == 0 || strcmp(name, "--device") == 0 ||
                     strcmp(name, "--shapes") == 0 || strcmp(name, "--dtype") == 0 ||
-                    strcmp(name, "--runs") == 0;
+                    strcmp(name, "--runs") == 0 || strcmp(name, "--op") == 0;
         if (!takes) {
             cli_usage_error("bench", "unknown option '%s'", arg);
             return EXIT_USAGE;
@@ -461,12 +589,19 @@ int cmd_bench(int argc, char** argv)
         } else if (strcmp(name, "--shapes") == 0) {
             shape_list = value;
         } else if (strcmp(name, "--dtype") == 0) {
-            if (strcmp(value, "f32") == 0)
-                o.dtype = CLSOFTMAX_FLOAT32;
-            else if (strcmp(value, "f64") == 0)
-                o.dtype = CLSOFTMAX_FLOAT64;
+            if (cli_parse_dtype(value, &o.dtype) != 0) {
+                cli_usage_error("bench", "--dtype must be f32, f64, f16 or bf16, not '%s'", value);
+                return EXIT_USAGE;
+            }
+        } else if (strcmp(name, "--op") == 0) {
+            if (strcmp(value, "forward") == 0)
+                o.op = BENCH_FORWARD;
+            else if (strcmp(value, "backward") == 0)
+                o.op = BENCH_BACKWARD;
+            else if (strcmp(value, "xent") == 0)
+                o.op = BENCH_XENT;
             else {
-                cli_usage_error("bench", "--dtype must be f32 or f64, not '%s'", value);
+                cli_usage_error("bench", "--op must be forward, backward or xent, not '%s'", value);
                 return EXIT_USAGE;
             }
         } else {
@@ -479,6 +614,8 @@ int cmd_bench(int argc, char** argv)
         }
     }
 
+    if (shape_list == NULL)
+        shape_list = o.op == BENCH_XENT ? default_xent_shapes : default_shapes;
     bench_shape shapes[BENCH_MAX_SHAPES];
     size_t nshapes = 0;
     if (parse_shapes(shape_list, shapes, &nshapes) != 0) {
@@ -490,21 +627,32 @@ int cmd_bench(int argc, char** argv)
     for (size_t i = 0; i < nshapes; i++) {
         clsoftmax_desc desc;
         clsoftmax_desc_init(&desc, o.dtype, shapes[i].ndim, shapes[i].dims, shapes[i].axis);
-        clsoftmax_status st = clsoftmax_desc_validate(&desc, NULL);
+        size_t count = 0;
+        clsoftmax_status st = clsoftmax_desc_validate(&desc, &count);
+        char shape[128];
+        shape_text(&shapes[i], shape, sizeof shape);
         if (st != CLSOFTMAX_SUCCESS) {
-            char shape[128];
-            shape_text(&shapes[i], shape, sizeof shape);
             cli_usage_error("bench", "shape %s axis %d: %s", shape, shapes[i].axis,
                             clsoftmax_status_string(st));
+            return EXIT_USAGE;
+        }
+        if (count > SIZE_MAX / 8) {
+            cli_usage_error("bench", "shape %s is too large", shape);
+            return EXIT_USAGE;
+        }
+        const int last = shapes[i].axis == -1 || shapes[i].axis == (int)shapes[i].ndim - 1;
+        if (o.op == BENCH_XENT && !last) {
+            cli_usage_error("bench", "shape %s axis %d: xent takes the classes along the last axis",
+                            shape, shapes[i].axis);
             return EXIT_USAGE;
         }
     }
 
     if (o.csv)
-        printf("backend,path,dtype,shape,axis,median_ms,gbps,pct_of_copy\n");
+        printf("backend,path,dtype,shape,axis,median_ms,gbps,pct_of_copy,op\n");
     else
-        printf("%-7s %-7s %-4s %-14s %4s %11s %9s %8s\n", "backend", "path", "type", "shape",
-               "axis", "median_ms", "GB/s", "of copy");
+        printf("%-7s %-7s %-4s %-8s %-14s %4s %11s %9s %8s\n", "backend", "path", "type", "op",
+               "shape", "axis", "median_ms", "GB/s", "of copy");
     int rc = 0;
     if (strcmp(backend, "cpu") == 0 || strcmp(backend, "all") == 0)
         rc = bench_backend(&o, CLSOFTMAX_BACKEND_CPU, NULL, 0, shapes, nshapes);

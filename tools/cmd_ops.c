@@ -113,15 +113,25 @@ static int parse(const char* command, int argc, char** argv, size_t max_files, o
     return 0;
 }
 
-/* Reads path; on failure prints why and returns the exit status. */
+/*
+ * Reads path, a float32 or float64 array (these operations take no 16-bit types); on failure
+ * prints why and returns the exit status.
+ */
 static int read_npy(const char* command, const char* path, npy_array* a)
 {
     char msg[1024];
     npy_result r = npy_read(path, a, msg, sizeof msg);
-    if (r == NPY_OK)
-        return 0;
-    fprintf(stderr, "clsoftmax %s: %s\n", command, msg);
-    return r == NPY_ERR_MEMORY ? EXIT_RUN_FAILED : EXIT_USAGE;
+    if (r != NPY_OK) {
+        fprintf(stderr, "clsoftmax %s: %s\n", command, msg);
+        return r == NPY_ERR_MEMORY ? EXIT_RUN_FAILED : EXIT_USAGE;
+    }
+    if (a->dtype != NPY_FLOAT32 && a->dtype != NPY_FLOAT64) {
+        fprintf(stderr, "clsoftmax %s: %s: dtype '%s': %s takes float32 '<f4' or float64 '<f8'\n",
+                command, path, npy_dtype_descr(a->dtype), command);
+        npy_array_free(a);
+        return EXIT_USAGE;
+    }
+    return 0;
 }
 
 static int context_for(const char* command, const ops_options* o, clsoftmax_context** ctx)

@@ -33,9 +33,23 @@ static void set_msg(char* msg, size_t msg_size, const char* path, const char* fm
     va_end(ap);
 }
 
-size_t npy_dtype_size(npy_dtype dtype) { return dtype == NPY_FLOAT64 ? 8 : 4; }
+/* Indexed by npy_dtype. */
+static const struct {
+    const char* descr;
+    size_t size;
+} npy_dtypes[] = {{"<f4", 4}, {"<f8", 8}, {"<f2", 2}, {"<u2", 2}, {"<i8", 8}};
 
-const char* npy_dtype_descr(npy_dtype dtype) { return dtype == NPY_FLOAT64 ? "<f8" : "<f4"; }
+#define NPY_DTYPE_COUNT (sizeof(npy_dtypes) / sizeof(npy_dtypes[0]))
+
+size_t npy_dtype_size(npy_dtype dtype)
+{
+    return (size_t)dtype < NPY_DTYPE_COUNT ? npy_dtypes[dtype].size : 0;
+}
+
+const char* npy_dtype_descr(npy_dtype dtype)
+{
+    return (size_t)dtype < NPY_DTYPE_COUNT ? npy_dtypes[dtype].descr : "?";
+}
 
 void npy_array_free(npy_array* array)
 {
@@ -175,20 +189,19 @@ static int parse_descr(header_parser* ps, header_info* info)
     char descr[64];
     if (ps->p < ps->end && *ps->p != '\'' && *ps->p != '"')
         return parse_fail(ps, "header: 'descr' is not a dtype string (structured dtypes are not "
-                              "supported; only '<f4' and '<f8')");
+                              "supported; only '<f4', '<f8', '<f2', '<u2' and '<i8')");
     if (parse_string(ps, descr, sizeof(descr), "'descr'") != 0)
         return -1;
-    if (strcmp(descr, "<f4") == 0) {
-        info->dtype = NPY_FLOAT32;
-    } else if (strcmp(descr, "<f8") == 0) {
-        info->dtype = NPY_FLOAT64;
-    } else {
-        return parse_fail(ps,
-                          "unsupported dtype '%s': only little-endian float32 '<f4' and "
-                          "float64 '<f8' are accepted",
-                          descr);
+    for (size_t i = 0; i < NPY_DTYPE_COUNT; ++i) {
+        if (strcmp(descr, npy_dtypes[i].descr) == 0) {
+            info->dtype = (npy_dtype)i;
+            return 0;
+        }
     }
-    return 0;
+    return parse_fail(ps,
+                      "unsupported dtype '%s': only little-endian float32 '<f4', float64 '<f8', "
+                      "float16 '<f2', uint16 '<u2' (raw bfloat16) and int64 '<i8' are accepted",
+                      descr);
 }
 
 static int parse_fortran(header_parser* ps)
@@ -544,6 +557,10 @@ npy_result npy_write_stream(FILE* stream, const char* name, npy_dtype dtype, siz
         return NPY_ERR_FORMAT;
     }
     size_t elem_size = npy_dtype_size(dtype);
+    if (elem_size == 0) {
+        set_msg(msg, msg_size, name, "cannot write dtype %d", (int)dtype);
+        return NPY_ERR_FORMAT;
+    }
     if (count > SIZE_MAX / elem_size) {
         set_msg(msg, msg_size, name, "byte count overflows size_t");
         return NPY_ERR_FORMAT;

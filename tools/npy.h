@@ -1,4 +1,4 @@
-/* npy.h - a strict reader and writer of NumPy .npy files holding little-endian float32/float64. */
+/* npy.h - a strict reader and writer of NumPy .npy files: little-endian floats, uint16, int64. */
 #ifndef CLSOFTMAX_NPY_H
 #define CLSOFTMAX_NPY_H
 
@@ -10,25 +10,34 @@
  * 2.0 and 3.0 (4-byte length, capped at NPY_MAX_HEADER_LEN before anything is
  * allocated), a header that is a Python dict literal with exactly the keys
  * 'descr', 'fortran_order' and 'shape' (any order, any spacing, a trailing
- * comma allowed), descr '<f4' or '<f8', fortran_order False, 1 to NPY_MAX_DIMS
- * dimensions, and exactly element count * element size bytes after the header.
+ * comma allowed), descr '<f4', '<f8', '<f2', '<u2' or '<i8', fortran_order False, 1 to
+ * NPY_MAX_DIMS dimensions, and exactly element count * element size bytes after the header.
+ * '<u2' is how bfloat16 travels (NumPy has no bfloat16 dtype: arrays are saved as the raw
+ * 16-bit words, x.view(np.uint16)); '<i8' holds class labels. Which dtypes a command takes
+ * is the command's business: the reader accepts these five.
  *
  * Rejected, each with a message naming the file and the problem: other dtypes
- * (big-endian, float16, integers, structured), Fortran order, 0-d arrays
+ * (big-endian, other integers, structured), Fortran order, 0-d arrays
  * (shape (): softmax needs an axis), more than NPY_MAX_DIMS dimensions, a
  * dimension or an element or byte count that overflows size_t, truncated data
  * and trailing bytes. A dimension of 0 is a valid (empty) array here; the
  * library rejects it later with INVALID_SHAPE.
  *
  * Data are converted from little-endian on big-endian hosts, so callers always
- * see native floats.
+ * see native values (16-bit words as uint16_t, labels as int64_t).
  */
 
 #define NPY_MAX_DIMS 8
 /* NumPy itself refuses headers over 10 000 bytes by default; 1 MiB is generous. */
 #define NPY_MAX_HEADER_LEN ((size_t)1 << 20)
 
-typedef enum npy_dtype { NPY_FLOAT32 = 0, NPY_FLOAT64 = 1 } npy_dtype;
+typedef enum npy_dtype {
+    NPY_FLOAT32 = 0, /* '<f4' */
+    NPY_FLOAT64 = 1, /* '<f8' */
+    NPY_FLOAT16 = 2, /* '<f2': IEEE binary16 */
+    NPY_UINT16 = 3,  /* '<u2': raw 16-bit words (bfloat16 with `--dtype bf16`) */
+    NPY_INT64 = 4    /* '<i8': class labels */
+} npy_dtype;
 
 typedef enum npy_result {
     NPY_OK = 0,
@@ -46,9 +55,9 @@ typedef struct npy_array {
     void* data;   /* malloc'd, count * npy_dtype_size(dtype) bytes (never NULL after a read) */
 } npy_array;
 
-/* Bytes per element: 4 or 8. */
+/* Bytes per element: 2, 4 or 8. */
 size_t npy_dtype_size(npy_dtype dtype);
-/* The descr string: "<f4" or "<f8". */
+/* The descr string: "<f4", "<f8", "<f2", "<u2" or "<i8". */
 const char* npy_dtype_descr(npy_dtype dtype);
 
 /*

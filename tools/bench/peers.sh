@@ -17,6 +17,7 @@
 # python3-numpy and python3-torch). --plot draws GB/s against row length with gnuplot;
 # --out keeps the raw CSV files of the run in DIR.
 # Without --install, missing packages are listed with the apt-get line that installs them.
+# float16/bfloat16, the backward and cross-entropy beside PyTorch: tools/bench/peers_half.py.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
