@@ -29,7 +29,8 @@ typedef struct clsoftmax__layout {
     size_t bytes;        /* count * elem_size, checked against overflow */
     float scale_f;       /* desc->scale rounded to float, for every dtype computed in float */
     clsoftmax_dtype dtype;
-    double alpha, beta;     /* blending; beta == 0: out is not read */
+    double alpha, beta;     /* blending, rounded to the compute precision; beta == 0: out is
+                               not read */
     float alpha_f, beta_f;  /* rounded to float, as scale_f */
     clsoftmax_nonfinite nonfinite;
     clsoftmax_row_report* report; /* NULL: bad rows not counted */

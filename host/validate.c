@@ -44,6 +44,19 @@ size_t clsoftmax_dtype_size(clsoftmax_dtype dtype)
     }
 }
 
+/*
+ * v rounded to the compute precision. A function of its own, not inline: GCC 12.2's SLP
+ * vectoriser at -O2 paired the two conditional roundings of alpha and beta into one store of
+ * the unrounded values (a beta of 1e-50 stayed 1e-50 for float32).
+ */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static double in_compute_precision(double v, size_t compute_size)
+{
+    return compute_size == sizeof(float) ? (double)(float)v : v;
+}
+
 /* The 0.1 struct ended after op; its callers get the 0.2 fields' defaults. */
 #define DESC_V1_SIZE offsetof(clsoftmax_desc, alpha)
 
@@ -131,10 +144,12 @@ clsoftmax_status clsoftmax__validate_desc(const clsoftmax_desc* desc, clsoftmax_
         layout->bytes = count * elem_size;
         layout->scale_f = scale_f;
         layout->dtype = desc->dtype;
-        layout->alpha = alpha;
-        layout->beta = beta;
+        /* in the compute precision, so that "beta == 0" (out not read, in place allowed)
+           means the same on every path: a double beta that rounds to float 0 is 0 */
         layout->alpha_f = (float)alpha;
         layout->beta_f = (float)beta;
+        layout->alpha = in_compute_precision(alpha, compute_size);
+        layout->beta = in_compute_precision(beta, compute_size);
         layout->nonfinite = nonfinite;
         layout->report = report;
     }

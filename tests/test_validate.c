@@ -274,6 +274,15 @@ static void test_blend_and_policy(void)
     desc.struct_size = offsetof(clsoftmax_desc, alpha) + 1;
     expect_status(&desc, CLSOFTMAX_INVALID_ARGUMENT, "struct_size", "struct_size between versions");
 
+    /* a beta that rounds to float 0 is 0 for the float-computed dtypes: out is not read */
+    desc = make_desc(CLSOFTMAX_FLOAT32, 2, dims, 1);
+    desc.beta = 1e-50;
+    TEST_STATUS(clsoftmax__validate_desc(&desc, &layout, NULL, 0), CLSOFTMAX_SUCCESS);
+    TEST_CHECK(layout.beta == 0.0, "float32: beta 1e-50 is %g in the layout", layout.beta);
+    desc.dtype = CLSOFTMAX_FLOAT64;
+    TEST_STATUS(clsoftmax__validate_desc(&desc, &layout, NULL, 0), CLSOFTMAX_SUCCESS);
+    TEST_CHECK(layout.beta == 1e-50, "float64 keeps beta 1e-50");
+
     desc = make_desc(CLSOFTMAX_BFLOAT16, 2, dims, 1);
     TEST_STATUS(clsoftmax__validate_desc(&desc, &layout, NULL, 0), CLSOFTMAX_SUCCESS);
     TEST_CHECK(layout.elem_size == 2 && layout.compute_size == 4 && layout.bytes == 24,
