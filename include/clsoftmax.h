@@ -384,7 +384,8 @@ CLSOFTMAX_API clsoftmax_status clsoftmax_softmax_host(clsoftmax_context* context
  * buffer is OVERLAP. The command waits for wait_list (num_wait events); if
  * event is not NULL it receives an event that completes with the operation,
  * which the caller releases. Buffer sizes are checked with clGetMemObjectInfo
- * before anything is enqueued. On error nothing is enqueued and *event is
+ * before anything is enqueued. On error nothing is enqueued (except, with a
+ * report or policy ERROR, the read-only check of the input, already finished) and *event is
  * untouched.
  * Returns SUCCESS, INVALID_ARGUMENT, INVALID_SHAPE, INVALID_AXIS,
  * INVALID_DTYPE, INVALID_SCALE, SIZE_OVERFLOW (offset + extent overflows),
