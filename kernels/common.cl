@@ -115,8 +115,8 @@ typedef half STORE_T;
  * access apart from the conversion it emits vmovdqa/vmovaps, and an address that is not a
  * multiple of 16 bytes (an odd offset, a row of 300) faults. A 4-half piece is an 8-byte
  * access, for which x86 has no alignment-checking instruction, and still converts with one
- * F16C instruction; the scalar vload_half/vstore_half_rte convert in software on PoCL, 3 to
- * 4 times slower (measured on rows of 1000).
+ * F16C instruction; the scalar vload_half/vstore_half_rte convert in software on PoCL, 4 to
+ * 5 times slower (a softmax over rows of 1000).
  */
 REALV f16_vload(size_t i, __global const half* p)
 {
