@@ -33,10 +33,8 @@ static const char* const bw_kernel_names[BW_K_COUNT] = {
 #define BW_LOCAL_ROW_GPU 256
 #define BW_LOCAL_ITEM 64
 /*
- * Elements per vector on CPU devices: one AVX2 register of floats (or doubles). float16 stays
- * scalar: PoCL 3.1's vload_half8/vstore_half8_rte crash (SIGSEGV) on addresses that are not
- * 16-byte aligned, which the specification allows (2-byte alignment) and rows of any length
- * produce.
+ * Elements per vector on CPU devices: one AVX2 register of floats (or doubles); float16 too,
+ * through common.cl's VLOAD/VSTORE, which avoid PoCL's faulting vload_half8/vstore_half8.
  */
 #define BW_VW_CPU 8
 #define BW_VW_CPU_F64 4
@@ -142,7 +140,7 @@ static void run_on_cpu(clsoftmax_context* ctx, const clsoftmax_desc* desc,
  */
 static unsigned vector_width(const clsoftmax_context* ctx, clsoftmax_dtype dtype)
 {
-    if (!(ctx->caps.type & CL_DEVICE_TYPE_CPU) || dtype == CLSOFTMAX_FLOAT16)
+    if (!(ctx->caps.type & CL_DEVICE_TYPE_CPU))
         return 1;
     return dtype == CLSOFTMAX_FLOAT64 ? BW_VW_CPU_F64 : BW_VW_CPU;
 }

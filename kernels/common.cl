@@ -12,7 +12,8 @@
  *   group_max_1d()/group_sum_1d()  tree reductions over dimension 0 of a work-group
  *
  *   REALV, VLOAD/VSTORE/VSELECT  CLSOFTMAX_VW elements of REAL as one vector, loaded from (and
- *                            stored to) any element-aligned address of a STORE_T buffer
+ *                            stored to) any element-aligned address of a STORE_T buffer (for
+ *                            float16 at 8 and 16 wide, in 4-half pieces: see below)
  *   hmax_v()/hsum_v()        horizontal max (NaN skipped) and pairwise sum of a REALV
  *   online_rescale()         one block step of the online (max, sum) recurrence
  *   ms_merge()               merges two (max, sum) pairs
@@ -103,9 +104,44 @@ typedef half STORE_T;
 #if CLSOFTMAX_VW == 1
 #define VLOAD(i, p) vload_half((i), (p))
 #define VSTORE(v, i, p) vstore_half_rte((v), (i), (p))
-#else
+#elif CLSOFTMAX_VW <= 4
 #define VLOAD(i, p) CLSOFTMAX_CAT(vload_half, CLSOFTMAX_VW)((i), (p))
 #define VSTORE(v, i, p) CLSOFTMAX_CAT(CLSOFTMAX_CAT(vstore_half, CLSOFTMAX_VW), _rte)((v), (i), (p))
+#else
+/*
+ * Eight or sixteen halves move as vload_half4/vstore_half4_rte pieces. PoCL 3.1 (x86-64, F16C)
+ * reads and writes a half8 as one 16-byte access that LLVM is told is 16-byte aligned, which
+ * the specification does not promise (a half is all it asks): where the compiler keeps the
+ * access apart from the conversion it emits vmovdqa/vmovaps, and an address that is not a
+ * multiple of 16 bytes (an odd offset, a row of 300) faults. A 4-half piece is an 8-byte
+ * access, for which x86 has no alignment-checking instruction, and still converts with one
+ * F16C instruction; the scalar vload_half/vstore_half_rte convert in software on PoCL, 4 to
+ * 5 times slower (a softmax over rows of 1000).
+ */
+REALV f16_vload(size_t i, __global const half* p)
+{
+    p += i * CLSOFTMAX_VW;
+#if CLSOFTMAX_VW == 8
+    return (REALV)(vload_half4(0, p), vload_half4(1, p));
+#else
+    return (REALV)(vload_half4(0, p), vload_half4(1, p), vload_half4(2, p), vload_half4(3, p));
+#endif
+}
+void f16_vstore(REALV v, size_t i, __global half* p)
+{
+    p += i * CLSOFTMAX_VW;
+#if CLSOFTMAX_VW == 8
+    vstore_half4_rte(v.lo, 0, p);
+    vstore_half4_rte(v.hi, 1, p);
+#else
+    vstore_half4_rte(v.lo.lo, 0, p);
+    vstore_half4_rte(v.lo.hi, 1, p);
+    vstore_half4_rte(v.hi.lo, 2, p);
+    vstore_half4_rte(v.hi.hi, 3, p);
+#endif
+}
+#define VLOAD(i, p) f16_vload((i), (p))
+#define VSTORE(v, i, p) f16_vstore((v), (i), (p))
 #endif
 
 #elif CLSOFTMAX_DTYPE == 3

@@ -48,33 +48,9 @@
 #error "interleaved work-items (XENT_CONTIG 0) load one element at a time: CLSOFTMAX_VW 1"
 #endif
 
-/*
- * Vector loads and stores at any element of a row. PoCL's vload_halfN / vstore_halfN_rte fault on
- * addresses that are not multiples of the vector's size (float16 rows of 300 elements), so for
- * float16 the vector goes through private memory one element at a time; the exponentials, the
- * bulk of the work, stay vector operations.
- */
-#if CLSOFTMAX_DTYPE == 2 && CLSOFTMAX_VW > 1
-REALV xent_vload(__global const STORE_T* p)
-{
-    float tmp[CLSOFTMAX_VW];
-    for (int j = 0; j < CLSOFTMAX_VW; j++)
-        tmp[j] = vload_half(j, p);
-    return CLSOFTMAX_CAT(vload, CLSOFTMAX_VW)(0, tmp);
-}
-void xent_vstore(REALV v, __global STORE_T* p)
-{
-    float tmp[CLSOFTMAX_VW];
-    CLSOFTMAX_CAT(vstore, CLSOFTMAX_VW)(v, 0, tmp);
-    for (int j = 0; j < CLSOFTMAX_VW; j++)
-        vstore_half_rte(tmp[j], j, p);
-}
-#define XVLOAD(p) xent_vload(p)
-#define XVSTORE(v, p) xent_vstore((v), (p))
-#else
+/* The vector at any element p of a row (common.cl's VLOAD/VSTORE take any element address). */
 #define XVLOAD(p) VLOAD(0, (p))
 #define XVSTORE(v, p) VSTORE((v), 0, (p))
-#endif
 
 #define XENT_PROBS 1
 #define XENT_W 2

@@ -484,6 +484,111 @@ static void test_alignment(void)
     }
 }
 
+/*
+ * The buffer entry point on buffers of total elements holding in at in_off; out (total
+ * elements) is copied in, the result at out_off read back over it.
+ */
+static clsoftmax_status run_buffer_at(const clsoftmax_desc* desc, const uint16_t* in, size_t in_off,
+                                      uint16_t* out, size_t out_off, size_t total)
+{
+    cl_int err = CL_SUCCESS;
+    clsoftmax_status st = CLSOFTMAX_OPENCL_ERROR;
+    cl_context cl_ctx = clsoftmax_context_cl_context(test_suite_ctx);
+    cl_mem bin = clCreateBuffer(cl_ctx, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR,
+                                total * sizeof *in, (void*)in, &err);
+    cl_mem bout = NULL;
+    if (err == CL_SUCCESS)
+        bout = clCreateBuffer(cl_ctx, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, total * sizeof *out,
+                              out, &err);
+    TEST_CHECK(err == CL_SUCCESS, "buffers of %zu elements: error %d", total, (int)err);
+    if (err == CL_SUCCESS) {
+        cl_event done = NULL;
+        st = clsoftmax_softmax_buffer(test_suite_ctx, desc, bin, in_off, bout, out_off, NULL, 0,
+                                      NULL, &done);
+        if (done != NULL) {
+            clWaitForEvents(1, &done);
+            clReleaseEvent(done);
+        }
+        err = clEnqueueReadBuffer(clsoftmax_context_cl_queue(test_suite_ctx), bout, CL_TRUE, 0,
+                                  total * sizeof *out, out, 0, NULL, NULL);
+        TEST_CHECK(err == CL_SUCCESS, "reading back: error %d", (int)err);
+    }
+    if (bin != NULL)
+        clReleaseMemObject(bin);
+    if (bout != NULL)
+        clReleaseMemObject(bout);
+    return st;
+}
+
+/*
+ * float16 rows at every element offset 0..9 of their buffers (OpenCL: the buffer entry point's
+ * offsets; CPU: host pointers that far into an array), in and out offset differently, through
+ * every row strategy at vector widths 8 and 16: the vectors then start on every 2-byte
+ * boundary, where PoCL's own vload_half8/vstore_half8_rte fault (common.cl). At most 1 ulp
+ * from the reference; the output's neighbours untouched.
+ */
+static void test_vector_offsets(void)
+{
+    enum { PAD = 10, ROWS = 3 };
+    static const size_t lens[] = {37, 300, 301};
+    /* the parameters that force a strategy: {short row limit, rows per group, split row min} */
+    static const size_t forcing[][3] = {{0, 0, 0}, {1, 0, 0}, {0, 1, 0}, {0, 0, 2}};
+    static const size_t widths[] = {8, 16};
+    uint16_t in[ROWS * 301 + PAD], out[ROWS * 301 + PAD];
+    long double ref[ROWS * 301];
+    for (size_t w = 0; w < sizeof widths / sizeof widths[0]; ++w) {
+        for (size_t f = 0; f < sizeof forcing / sizeof forcing[0]; ++f) {
+            if (is_opencl()) {
+                set_param(CLSOFTMAX_PARAM_VECTOR_WIDTH, widths[w]);
+                set_param(CLSOFTMAX_PARAM_SHORT_ROW_LIMIT, forcing[f][0]);
+                set_param(CLSOFTMAX_PARAM_ROWS_PER_GROUP, forcing[f][1]);
+                set_param(CLSOFTMAX_PARAM_SPLIT_ROW_MIN, forcing[f][2]);
+            }
+            for (size_t l = 0; l < sizeof lens / sizeof lens[0]; ++l) {
+                const size_t dims[2] = {ROWS, lens[l]};
+                const size_t count = ROWS * lens[l];
+                for (size_t off = 0; off < PAD; ++off) {
+                    const size_t in_off = off, out_off = (off * 3 + 1) % PAD;
+                    clsoftmax_desc desc;
+                    clsoftmax_desc_init(&desc, CLSOFTMAX_FLOAT16, 2, dims, -1);
+                    desc.op = (clsoftmax_op)(off & 1);
+                    for (size_t e = 0; e < count; ++e)
+                        th_set(CLSOFTMAX_FLOAT16, in + in_off, e,
+                               (double)((e * 7919u) % 1601) / 100.0 - 8.0);
+                    memset(out, 0xff, sizeof out);
+                    th_reference(&desc, in + in_off, ref);
+                    clsoftmax_status st;
+                    if (is_opencl())
+                        st = run_buffer_at(&desc, in, in_off, out, out_off, count + PAD);
+                    else
+                        st = clsoftmax_softmax_host(test_suite_ctx, &desc, in + in_off,
+                                                    out + out_off);
+                    TEST_STATUS(st, CLSOFTMAX_SUCCESS);
+                    int32_t worst = 0;
+                    for (size_t e = 0; st == CLSOFTMAX_SUCCESS && e < count; ++e) {
+                        const int32_t u = th_ulps16(CLSOFTMAX_FLOAT16, out[out_off + e], ref[e]);
+                        worst = u > worst ? u : worst;
+                    }
+                    size_t touched = 0;
+                    for (size_t e = 0; e < count + PAD; ++e)
+                        touched += (e < out_off || e >= out_off + count) && out[e] != 0xffff;
+                    TEST_CHECK(worst <= 1 && touched == 0,
+                               "%s f16 width %zu, forcing %zu, %zu x %zu at offsets %zu/%zu: "
+                               "%d ulps, %zu elements outside the output written",
+                               test_suite_backend_name(), widths[w], f, (size_t)ROWS, lens[l],
+                               in_off, out_off, (int)worst, touched);
+                }
+            }
+        }
+    }
+    if (is_opencl()) {
+        set_param(CLSOFTMAX_PARAM_VECTOR_WIDTH, 0);
+        set_param(CLSOFTMAX_PARAM_SHORT_ROW_LIMIT, 0);
+        set_param(CLSOFTMAX_PARAM_ROWS_PER_GROUP, 0);
+        set_param(CLSOFTMAX_PARAM_SPLIT_ROW_MIN, 0);
+    }
+}
+
 static void add_tests(CU_pSuite suite)
 {
     if (suite == NULL)
@@ -494,6 +599,7 @@ static void add_tests(CU_pSuite suite)
     CU_add_test(suite, "subnormal, inf and NaN inputs", test_special_inputs);
     CU_add_test(suite, "prepare", test_prepare);
     CU_add_test(suite, "alignment", test_alignment);
+    CU_add_test(suite, "vectors at every element offset", test_vector_offsets);
 }
 
 void test_register_forward16(void)
