@@ -284,7 +284,9 @@ static cl_int set_real(cl_kernel k, cl_uint index, clsoftmax_dtype dtype, double
  * Enqueues the validated call on queue after wait_list; *event (when not NULL) completes with
  * the last kernel. Every kernel is fetched (built) before anything is enqueued, so a build
  * failure leaves the outputs alone; *enqueued (when not NULL) is set to 1 just before the kernel
- * that writes grad is enqueued. Holds lock.
+ * that writes grad is enqueued. Every argument is set before that, so the one failure that can
+ * follow it is the enqueue of xent_reduce (SUM, MEAN), which leaves grad written (by the rows
+ * kernel, already on the queue) and loss untouched. Holds lock.
  */
 static clsoftmax_status xent_enqueue(clsoftmax_context* ctx,
                                      const clsoftmax_cross_entropy_desc* desc, const xent_sizes* sz,
@@ -379,20 +381,23 @@ static clsoftmax_status xent_enqueue(clsoftmax_context* ctx,
                     : local_size(ctx, wr, desc->classes);
     size_t groups = desc->rows < XENT_GROUPS_MAX ? desc->rows : XENT_GROUPS_MAX;
     size_t gr = groups * lr;
-    if (enqueued != NULL)
-        *enqueued = 1;
-    CHECK_CL(ctx, clEnqueueNDRangeKernel(queue, kr, 1, NULL, &gr, &lr, 1, &ev[0], &ev[1]), cleanup);
-
+    /* xent_reduce's arguments before xent_rows goes: once that writes grad, only the last
+       enqueue can still fail. */
+    size_t ld = 0;
     if (reduce) {
+        ld = local_size(ctx, wd, desc->rows);
         SET_ARG(kd, 0, scratch);
         SET_ARG(kd, 1, rows);
         SET_ARG(kd, 2, b->loss);
         SET_ARG(kd, 3, loss_off);
         SET_ARG(kd, 4, flags);
-        size_t ld = local_size(ctx, wd, desc->rows);
+    }
+    if (enqueued != NULL)
+        *enqueued = 1;
+    CHECK_CL(ctx, clEnqueueNDRangeKernel(queue, kr, 1, NULL, &gr, &lr, 1, &ev[0], &ev[1]), cleanup);
+    if (reduce)
         CHECK_CL(ctx, clEnqueueNDRangeKernel(queue, kd, 1, NULL, &ld, &ld, 1, &ev[1], &ev[2]),
                  cleanup);
-    }
     if (event != NULL) {
         cl_event* last = &ev[reduce ? 2 : 1];
         *event = *last;

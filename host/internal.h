@@ -232,8 +232,9 @@ clsoftmax_status clsoftmax__rows_checked(clsoftmax_context* ctx, const clsoftmax
  * ctx->params[CLSOFTMAX_PARAM_STREAM_CHUNK_BYTES], 0: a default). Arguments validated;
  * caller holds ctx->lock. Returns SUCCESS, UNSUPPORTED (one slice above the device's
  * largest allocation), SIZE_OVERFLOW, BUILD_FAILURE, OPENCL_ERROR, OUT_OF_MEMORY, NONFINITE_ROW
- * (policy ERROR: found by the bad-row check before anything writes `out`; a report, when
- * asked for, is filled on SUCCESS and NONFINITE_ROW).
+ * (policy ERROR: found by the bad-row check before anything writes `out`; layout->report, when
+ * not NULL, is filled once the rows are counted, so the entry point passes one of its own and
+ * hands it on only on SUCCESS and NONFINITE_ROW).
  * *out_touched is set to 1 once work that writes the caller's `out` has been enqueued: after a
  * failure past that point `out` (and, in place, the input) may hold partial results.
  */

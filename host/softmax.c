@@ -149,7 +149,16 @@ clsoftmax_status clsoftmax_softmax_host(clsoftmax_context* ctx, const clsoftmax_
     pthread_mutex_lock(&ctx->lock);
     clsoftmax__error_clear(ctx);
     int out_touched = 0;
+    /* The device path counts into a report of its own, the caller's filled only when the call
+       ends in SUCCESS or NONFINITE_ROW: a failure after the count leaves *report untouched. */
+    clsoftmax_row_report* report = layout.report;
+    clsoftmax_row_report counted = {0, SIZE_MAX};
+    if (report != NULL)
+        layout.report = &counted;
     status = clsoftmax__host_run(ctx, desc, &layout, in, out, &out_touched);
+    layout.report = report;
+    if (report != NULL && (status == CLSOFTMAX_SUCCESS || status == CLSOFTMAX_NONFINITE_ROW))
+        *report = counted;
     /* Recomputing on the CPU is sound unless the device already overwrote an in-place input. */
     int fall_back = status != CLSOFTMAX_SUCCESS && !(in == out && out_touched) &&
                     clsoftmax__fallback_take(ctx, status);
@@ -252,6 +261,11 @@ clsoftmax_status clsoftmax_softmax_buffer(clsoftmax_context* ctx, const clsoftma
         status = clsoftmax__error(ctx, CLSOFTMAX_INVALID_ARGUMENT,
                                   "beta != 0 blends with out's old values, so out cannot be in "
                                   "(the same buffer and offset: in place)");
+    /* As the host path: the caller's report is filled once the call cannot fail any more. */
+    clsoftmax_row_report* report = layout.report;
+    clsoftmax_row_report counted = {0, SIZE_MAX};
+    if (report != NULL)
+        layout.report = &counted;
     /*
      * A report or policy ERROR: the check kernel runs after the wait list and this call waits
      * for it (the header says so), so that ERROR can return before anything writes out. The
@@ -267,6 +281,8 @@ clsoftmax_status clsoftmax_softmax_buffer(clsoftmax_context* ctx, const clsoftma
     if (status == CLSOFTMAX_SUCCESS)
         status = clsoftmax__launch(ctx, desc, &layout, in, in_offset, out, out_offset, queue,
                                    num_wait, wait_list, event);
+    if (report != NULL && (status == CLSOFTMAX_SUCCESS || status == CLSOFTMAX_NONFINITE_ROW))
+        *report = counted;
     pthread_mutex_unlock(&ctx->lock);
     return status;
 }

@@ -2,6 +2,10 @@
  * ... OpenCL call and allocation failed in turn (SQLite's out-of-memory loop), and
  * "fallback_opencl": the CPU fallback policy under injected build and device failures.
  *
+ * Swept: context creation, the softmax's host and buffer entry points (float32; float16 and
+ * bfloat16 with a row report, the policy ERROR, blending and copies), the backward, the
+ * cross-entropy, the classifier head, attention and device enumeration.
+ *
  * Linked against the library's internals (clsoftmax_fault_tests). This file's own OpenCL calls
  * go through the same wrappers (cl_faults.h), so the buffers and events it creates are counted
  * with the library's and the totals must come back to where they started.
@@ -16,6 +20,7 @@
 #include <string.h>
 
 #include "cl_faults.h"
+#include "cpu/half_convert.h"
 /* The control functions only: the test's own allocations are not the library's. */
 #define CLSOFTMAX__ALLOC_NO_MACROS
 #include "alloc.h"
@@ -98,6 +103,9 @@ typedef struct op {
     /* After a failure: nothing the caller owns was written. */
     int (*check_untouched)(fixture* f, char* why, size_t why_size);
     void (*teardown)(fixture* f);
+    /* the 0.2 operations: the element type and the WITH_* options below */
+    clsoftmax_dtype dtype;
+    unsigned flags;
 } op;
 
 struct fixture {
@@ -131,6 +139,19 @@ struct fixture {
     cl_long* indices_ref;
     size_t indices_count;
     cl_mem indices_buf;
+    /* the 0.2 operations: out's expected bytes, the gradient (the cross-entropy's second
+       output), the row report, the cross-entropy's descriptor */
+    void* want;
+    void* grad;
+    void* grad_sentinel;
+    void* grad_want;
+    size_t grad_count;
+    size_t grad_bytes;
+    cl_mem grad_buf;
+    clsoftmax_row_report report;
+    clsoftmax_cross_entropy_desc xent;
+    /* the function the fault failed ("allocation" for an allocation), for check_untouched */
+    const char* fault_call;
 };
 
 static clsoftmax_context* make_context(clsoftmax_backend backend)
@@ -691,6 +712,406 @@ static void teardown_pipeline_buffer(fixture* f)
     teardown_pipeline(f);
 }
 
+/* -- the 0.2 operations: 16-bit forward with a row report, the policy ERROR and blending, the
+ * backward, the cross-entropy --
+ * Their expected results come from a clean run of the same call on a CPU context made and freed
+ * in setup (the unit suites hold both backends to long double references; here the question is
+ * only whether a call after a fault, or one that absorbed it, still computes what a clean one
+ * does). Outputs start as sentinels, or as finite values where beta != 0 reads them. */
+
+/* op.flags */
+#define WITH_REPORT 1u /* desc.report set: the check kernel and its blocking read run */
+#define WITH_ERROR 2u  /* nonfinite ERROR on clean data: the check runs, the call succeeds */
+#define WITH_BLEND 4u  /* alpha 1.5, beta 0.5: out is read (copied in) before it is written */
+#define WITH_PROBS 8u  /* cross-entropy: PROBS labels, reduction NONE, no gradient */
+/* CLSOFTMAX_PARAM_STREAM_CHUNK_BYTES set: the host entry points copy through device buffers
+   (the forward in one chunk, so that every call after its kernel is an after_enqueue one; with
+   blending, out's old values go up first) instead of wrapping the caller's memory. */
+#define WITH_COPIES 16u
+#define COPIES_CHUNK_BYTES ((size_t)1 << 20)
+
+/* f->ctx for f's operation, with the parameters its flags ask for (NULL when that fails). */
+static void make_new_context(fixture* f)
+{
+    f->ctx = make_context(f->op->backend);
+    if (f->ctx != NULL && (f->op->flags & WITH_COPIES) &&
+        clsoftmax_context_set_param(f->ctx, CLSOFTMAX_PARAM_STREAM_CHUNK_BYTES,
+                                    COPIES_CHUNK_BYTES) != CLSOFTMAX_SUCCESS) {
+        clsoftmax_context_free(f->ctx);
+        f->ctx = NULL;
+    }
+}
+
+/* What a report holds before a call: a failed call must leave it so. */
+#define REPORT_SENTINEL 0x5e7e5e7eu
+
+static size_t dtype_bytes(clsoftmax_dtype dtype) { return clsoftmax_dtype_size(dtype); }
+
+static double get_as(clsoftmax_dtype dtype, const void* p, size_t i)
+{
+    if (dtype == CLSOFTMAX_FLOAT16)
+        return clsoftmax__f16_to_f32(((const uint16_t*)p)[i]);
+    if (dtype == CLSOFTMAX_BFLOAT16)
+        return clsoftmax__bf16_to_f32(((const uint16_t*)p)[i]);
+    return test_get(p, dtype, i);
+}
+
+/* n elements of dtype in [lo, hi) (through float for the 16-bit types). */
+static void* filled_as(clsoftmax_dtype dtype, size_t n, double lo, double hi, uint64_t seed)
+{
+    float* f32 = malloc(n * sizeof *f32);
+    if (f32 == NULL || dtype == CLSOFTMAX_FLOAT32) {
+        if (f32 != NULL)
+            test_fill(f32, CLSOFTMAX_FLOAT32, n, lo, hi, seed);
+        return f32;
+    }
+    test_fill(f32, CLSOFTMAX_FLOAT32, n, lo, hi, seed);
+    uint16_t* h = malloc(n * sizeof *h);
+    for (size_t i = 0; h != NULL && i < n; ++i)
+        h[i] = dtype == CLSOFTMAX_FLOAT16 ? clsoftmax__f32_to_f16(f32[i])
+                                          : clsoftmax__f32_to_bf16(f32[i]);
+    free(f32);
+    return h;
+}
+
+/* The distance between two 16-bit patterns on the ordered line (+0 and -0 one value). */
+static long ordered16(uint16_t h) { return (h & 0x8000u) ? -(long)(h & 0x7fffu) : (long)h; }
+
+/* got against want, count elements: float32 within the suite's tolerance, the 16-bit types
+   within 2 ulps (each backend is within 1 of the exact result); NaN where NaN. */
+static int matches_want(clsoftmax_dtype dtype, const void* got, const void* want, size_t count,
+                        const char* name, char* why, size_t why_size)
+{
+    for (size_t i = 0; i < count; ++i) {
+        double g = get_as(dtype, got, i), w = get_as(dtype, want, i);
+        int ok;
+        if (isnan(w) || isnan(g))
+            ok = isnan(w) && isnan(g);
+        else if (dtype == CLSOFTMAX_FLOAT32)
+            ok = fabs(g - w) <= TEST_ATOL_F32 + TEST_RTOL_F32 * fabs(w);
+        else
+            ok = labs(ordered16(((const uint16_t*)got)[i]) -
+                      ordered16(((const uint16_t*)want)[i])) <= 2;
+        if (!ok) {
+            snprintf(why, why_size, "%s element %zu is %.9g, expected %.9g", name, i, g, w);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* out (bytes) and, when grad_bytes > 0, grad: sentinels (out finite values for blending), the
+   caller's copies of them and room for the expected results. */
+static int make_new_outputs(fixture* f, size_t count, size_t grad_count)
+{
+    const op* o = f->op;
+    f->count = count;
+    f->bytes = count * dtype_bytes(o->dtype);
+    f->sentinel =
+        (o->flags & WITH_BLEND) ? filled_as(o->dtype, count, -1.0, 1.0, 99) : malloc(f->bytes);
+    f->out = malloc(f->bytes);
+    f->want = malloc(f->bytes);
+    if (f->sentinel == NULL || f->out == NULL || f->want == NULL)
+        return 0;
+    if (!(o->flags & WITH_BLEND))
+        test_fill_sentinel(f->sentinel, f->bytes);
+    memcpy(f->out, f->sentinel, f->bytes);
+    memcpy(f->want, f->sentinel, f->bytes);
+    f->grad_count = grad_count;
+    if (grad_count == 0)
+        return 1;
+    f->grad_bytes = grad_count * dtype_bytes(o->dtype);
+    f->grad = malloc(f->grad_bytes);
+    f->grad_sentinel = malloc(f->grad_bytes);
+    f->grad_want = malloc(f->grad_bytes);
+    if (f->grad == NULL || f->grad_sentinel == NULL || f->grad_want == NULL)
+        return 0;
+    test_fill_sentinel(f->grad_sentinel, f->grad_bytes);
+    memcpy(f->grad, f->grad_sentinel, f->grad_bytes);
+    memcpy(f->grad_want, f->grad_sentinel, f->grad_bytes);
+    return 1;
+}
+
+static void reset_report(fixture* f)
+{
+    f->report.bad_rows = REPORT_SENTINEL;
+    f->report.first_bad_row = REPORT_SENTINEL;
+}
+
+/* A clean run of f's operation on a CPU context into want (and grad_want). */
+static int compute_want(fixture* f, clsoftmax_status (*cpu_run)(clsoftmax_context*, fixture*))
+{
+    clsoftmax_context* cpu = make_context(CLSOFTMAX_BACKEND_CPU);
+    if (cpu == NULL)
+        return 0;
+    /* One thread: the tensors are small, and a pool per fault site would cost more. */
+    clsoftmax_status st = clsoftmax_context_set_param(cpu, CLSOFTMAX_PARAM_CPU_THREADS, 1);
+    if (st == CLSOFTMAX_SUCCESS)
+        st = cpu_run(cpu, f);
+    if (st != CLSOFTMAX_SUCCESS)
+        fprintf(stderr, "%s: the CPU reference run: %s: %s\n", f->op->name,
+                clsoftmax_status_name(st), clsoftmax_context_last_error(cpu));
+    clsoftmax_context_free(cpu);
+    return st == CLSOFTMAX_SUCCESS;
+}
+
+/* - forward, 16-bit or blended - */
+
+static clsoftmax_status want_forward(clsoftmax_context* cpu, fixture* f)
+{
+    clsoftmax_desc d = f->desc;
+    clsoftmax_row_report r;
+    d.report = d.report != NULL ? &r : NULL;
+    return clsoftmax_softmax_host(cpu, &d, f->in, f->want);
+}
+
+static int setup_forward(fixture* f)
+{
+    const op* o = f->op;
+    make_new_context(f);
+    clsoftmax_desc_init(&f->desc, o->dtype, o->ndim, o->dims, o->axis);
+    f->desc.scale = 0.75;
+    if (o->flags & WITH_REPORT)
+        f->desc.report = &f->report;
+    if (o->flags & WITH_ERROR)
+        f->desc.nonfinite = CLSOFTMAX_NONFINITE_ERROR;
+    if (o->flags & WITH_BLEND) {
+        f->desc.alpha = 1.5;
+        f->desc.beta = 0.5;
+    }
+    reset_report(f);
+    size_t count = test_count(o->ndim, o->dims);
+    f->in = filled_as(o->dtype, count, -8.0, 8.0, 42 + count);
+    return f->ctx != NULL && f->in != NULL && make_new_outputs(f, count, 0) &&
+           compute_want(f, want_forward);
+}
+
+/* Buffers over f's host tensors: in (or ins), out, grad, and a completed user event. */
+static int upload(fixture* f)
+{
+    cl_int err = CL_SUCCESS;
+    cl_context c = clsoftmax_context_cl_context(f->ctx);
+    const cl_mem_flags copy = CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR;
+    if (f->in != NULL)
+        f->in_buf = clCreateBuffer(c, copy, f->bytes, f->in, &err);
+    for (int i = 0; i < 3 && err == CL_SUCCESS; ++i)
+        if (f->ins[i] != NULL)
+            f->in_bufs[i] = clCreateBuffer(c, copy, f->in_bytes[i], f->ins[i], &err);
+    if (err == CL_SUCCESS)
+        f->out_buf = clCreateBuffer(c, copy, f->bytes, f->sentinel, &err);
+    if (err == CL_SUCCESS && f->grad_count > 0)
+        f->grad_buf = clCreateBuffer(c, copy, f->grad_bytes, f->grad_sentinel, &err);
+    if (err == CL_SUCCESS)
+        f->user_event = clCreateUserEvent(c, &err);
+    f->event = SENTINEL_EVENT;
+    return err == CL_SUCCESS && clSetUserEventStatus(f->user_event, CL_COMPLETE) == CL_SUCCESS;
+}
+
+static int setup_forward_buffer(fixture* f) { return setup_forward(f) && upload(f); }
+
+static clsoftmax_status run_forward_buffer(fixture* f)
+{
+    return clsoftmax_softmax_buffer(f->ctx, &f->desc, f->in_buf, 0, f->out_buf, 0, NULL, 1,
+                                    &f->user_event, &f->event);
+}
+
+/* After a success: out (and grad) as the clean run, and the report, when asked, says clean. */
+static int check_new(fixture* f, char* why, size_t why_size)
+{
+    const clsoftmax_dtype dt = f->op->dtype;
+    if (!matches_want(dt, f->out, f->want, f->count, "out", why, why_size))
+        return 0;
+    if (f->grad_count > 0 &&
+        !matches_want(dt, f->grad, f->grad_want, f->grad_count, "grad", why, why_size))
+        return 0;
+    if (f->desc.report != NULL &&
+        (f->report.bad_rows != 0 || f->report.first_bad_row != SIZE_MAX)) {
+        snprintf(why, why_size, "report {%zu, %zu} on clean data", f->report.bad_rows,
+                 f->report.first_bad_row);
+        return 0;
+    }
+    return 1;
+}
+
+/* The gradient a failure may have written: see may_have_written (NULL: none). */
+static int grad_may_be_written(const fixture* f);
+
+static int check_new_untouched(fixture* f, char* why, size_t why_size)
+{
+    if (memcmp(f->out, f->sentinel, f->bytes) != 0) {
+        snprintf(why, why_size, "out was written");
+        return 0;
+    }
+    if (f->grad_count > 0 && memcmp(f->grad, f->grad_sentinel, f->grad_bytes) != 0 &&
+        !grad_may_be_written(f)) {
+        snprintf(why, why_size, "grad was written");
+        return 0;
+    }
+    if (f->report.bad_rows != REPORT_SENTINEL || f->report.first_bad_row != REPORT_SENTINEL) {
+        snprintf(why, why_size, "the report was written");
+        return 0;
+    }
+    return 1;
+}
+
+static int read_new_buffers(fixture* f, char* why, size_t why_size)
+{
+    cl_command_queue q = clsoftmax_context_cl_queue(f->ctx);
+    cl_int err = clFinish(q);
+    if (err == CL_SUCCESS)
+        err = clEnqueueReadBuffer(q, f->out_buf, CL_TRUE, 0, f->bytes, f->out, 0, NULL, NULL);
+    if (err == CL_SUCCESS && f->grad_count > 0)
+        err =
+            clEnqueueReadBuffer(q, f->grad_buf, CL_TRUE, 0, f->grad_bytes, f->grad, 0, NULL, NULL);
+    if (err != CL_SUCCESS)
+        snprintf(why, why_size, "reading the output buffers failed (%d)", (int)err);
+    return err == CL_SUCCESS;
+}
+
+static int check_new_buffer(fixture* f, char* why, size_t why_size)
+{
+    return wait_event(f, why, why_size) && read_new_buffers(f, why, why_size) &&
+           check_new(f, why, why_size);
+}
+
+static int check_new_buffer_untouched(fixture* f, char* why, size_t why_size)
+{
+    if (f->event != SENTINEL_EVENT) {
+        snprintf(why, why_size, "*event was written");
+        return 0;
+    }
+    return read_new_buffers(f, why, why_size) && check_new_untouched(f, why, why_size);
+}
+
+static void teardown_new(fixture* f)
+{
+    cl_mem bufs[] = {f->in_buf,     f->in_bufs[0], f->in_bufs[1],
+                     f->in_bufs[2], f->out_buf,    f->grad_buf};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; ++i)
+        if (bufs[i] != NULL)
+            clReleaseMemObject(bufs[i]);
+    if (f->user_event != NULL)
+        clReleaseEvent(f->user_event);
+    clsoftmax_context_free(f->ctx);
+    f->ctx = NULL;
+    for (int i = 0; i < 3; ++i)
+        free(f->ins[i]);
+    free(f->in);
+    free(f->out);
+    free(f->sentinel);
+    free(f->want);
+    free(f->grad);
+    free(f->grad_sentinel);
+    free(f->grad_want);
+}
+
+/* - backward: y in (0, 1), dy in (-1, 1), dx -
+ * y need not be a softmax for the formula; scale 0.75 as the forward's. */
+
+static clsoftmax_status want_backward(clsoftmax_context* cpu, fixture* f)
+{
+    return clsoftmax_softmax_backward_host(cpu, &f->desc, f->ins[0], f->ins[1], f->want);
+}
+
+static int setup_backward(fixture* f)
+{
+    const op* o = f->op;
+    make_new_context(f);
+    clsoftmax_desc_init(&f->desc, o->dtype, o->ndim, o->dims, o->axis);
+    f->desc.scale = 0.75;
+    reset_report(f);
+    size_t count = test_count(o->ndim, o->dims);
+    for (int i = 0; i < 2; ++i) {
+        f->in_bytes[i] = count * dtype_bytes(o->dtype);
+        f->ins[i] = filled_as(o->dtype, count, i == 0 ? 0.0 : -1.0, 1.0, 23 + (uint64_t)i);
+    }
+    return f->ctx != NULL && f->ins[0] != NULL && f->ins[1] != NULL &&
+           make_new_outputs(f, count, 0) && compute_want(f, want_backward);
+}
+
+static int setup_backward_buffer(fixture* f) { return setup_backward(f) && upload(f); }
+
+static clsoftmax_status run_backward_host(fixture* f)
+{
+    return clsoftmax_softmax_backward_host(f->ctx, &f->desc, f->ins[0], f->ins[1], f->out);
+}
+
+static clsoftmax_status run_backward_buffer(fixture* f)
+{
+    return clsoftmax_softmax_backward_buffer(f->ctx, &f->desc, f->in_bufs[0], 0, f->in_bufs[1], 0,
+                                             f->out_buf, 0, NULL, 1, &f->user_event, &f->event);
+}
+
+/* - cross-entropy over [rows, classes] = dims[0], dims[1] -
+ * INDEX: labels in [0, classes) but row 1 ignored (ignore_index -1), weights in [0.5, 1.5),
+ * MEAN, the gradient. PROBS: each row's probabilities, no weights, NONE, no gradient. The
+ * entries are float32 (the probabilities are made as float32). */
+
+#define XENT_IGNORE (-1)
+
+static clsoftmax_status want_xent(clsoftmax_context* cpu, fixture* f)
+{
+    return clsoftmax_cross_entropy_host(cpu, &f->xent, f->ins[0], f->ins[1], f->ins[2], f->want,
+                                        f->grad_count > 0 ? f->grad_want : NULL);
+}
+
+static int setup_xent(fixture* f)
+{
+    const op* o = f->op;
+    const size_t rows = o->dims[0], classes = o->dims[1];
+    const int probs = (o->flags & WITH_PROBS) != 0;
+    make_new_context(f);
+    clsoftmax_cross_entropy_desc_init(&f->xent, o->dtype, rows, classes);
+    f->xent.ignore_index = XENT_IGNORE;
+    if (probs) {
+        f->xent.labels = CLSOFTMAX_LABELS_PROBS;
+        f->xent.reduction = CLSOFTMAX_REDUCTION_NONE;
+    }
+    reset_report(f);
+    const size_t esz = dtype_bytes(o->dtype);
+    f->in_bytes[0] = rows * classes * esz;
+    f->ins[0] = filled_as(o->dtype, rows * classes, -4.0, 4.0, 31);
+    if (probs) {
+        f->in_bytes[1] = rows * classes * esz;
+        float* q = filled_as(CLSOFTMAX_FLOAT32, rows * classes, 0.0, 1.0, 37);
+        for (size_t r = 0; q != NULL && r < rows; ++r) {
+            float sum = 0;
+            for (size_t c = 0; c < classes; ++c)
+                sum += q[r * classes + c];
+            for (size_t c = 0; c < classes; ++c)
+                q[r * classes + c] /= sum;
+        }
+        f->ins[1] = q;
+    } else {
+        f->in_bytes[1] = rows * sizeof(cl_long);
+        cl_long* labels = malloc(f->in_bytes[1]);
+        for (size_t r = 0; labels != NULL && r < rows; ++r)
+            labels[r] = r == 1 ? XENT_IGNORE : (cl_long)((r * 7 + 3) % classes);
+        f->ins[1] = labels;
+        f->in_bytes[2] = classes * esz;
+        f->ins[2] = filled_as(o->dtype, classes, 0.5, 1.5, 41);
+    }
+    return f->ctx != NULL && f->ins[0] != NULL && f->ins[1] != NULL &&
+           (probs || f->ins[2] != NULL) &&
+           make_new_outputs(f, probs ? rows : 1, probs ? 0 : rows * classes) &&
+           compute_want(f, want_xent);
+}
+
+static int setup_xent_buffer(fixture* f) { return setup_xent(f) && upload(f); }
+
+static clsoftmax_status run_xent_host(fixture* f)
+{
+    return clsoftmax_cross_entropy_host(f->ctx, &f->xent, f->ins[0], f->ins[1], f->ins[2], f->out,
+                                        f->grad_count > 0 ? f->grad : NULL);
+}
+
+static clsoftmax_status run_xent_buffer(fixture* f)
+{
+    return clsoftmax_cross_entropy_buffer(f->ctx, &f->xent, f->in_bufs[0], 0, f->in_bufs[1], 0,
+                                          f->in_bufs[2], 0, f->out_buf, 0, f->grad_buf, 0, NULL, 1,
+                                          &f->user_event, &f->event);
+}
+
 /* -- device enumeration -- */
 
 static int setup_none(fixture* f)
@@ -808,7 +1229,30 @@ static int may_have_written(const op* o, const char* call)
        on the queue and cannot be taken back; the error still says so and *event is untouched. */
     if (o->run == run_head_buffer || o->run == run_attention_buffer)
         return strcmp(call, "clEnqueueMarkerWithWaitList") == 0;
-    return o->run == run_host && after_enqueue(call);
+    /* The 0.2 host entry points follow the softmax's rule: zero-copy on this device, their
+       kernels write the caller's outputs, which are read back or mapped after a finish. */
+    if (o->run == run_host || o->run == run_backward_host || o->run == run_xent_host)
+        return after_enqueue(call);
+    return 0;
+}
+
+/*
+ * The cross-entropy with SUM or MEAN and a gradient enqueues xent_rows, which writes grad, and
+ * then xent_reduce, which writes loss (host/cross_entropy.c sets every argument first). When
+ * that last enqueue fails, xent_rows is on the queue and cannot be taken back: on the buffer
+ * entry point, and on the host one where grad is the caller's memory (zero-copy, not
+ * WITH_COPIES, which reads grad back only after a finish), grad is then
+ * written, completely and right, while loss stays untouched and *event unset. Any other failure,
+ * the earlier enqueues' included, must leave grad alone, so a written grad must match.
+ */
+static int grad_may_be_written(const fixture* f)
+{
+    char why[256];
+    const op* o = f->op;
+    return o->backend != CLSOFTMAX_BACKEND_CPU && !(o->flags & (WITH_PROBS | WITH_COPIES)) &&
+           (o->run == run_xent_host || o->run == run_xent_buffer) && f->fault_call != NULL &&
+           strcmp(f->fault_call, "clEnqueueNDRangeKernel") == 0 &&
+           matches_want(o->dtype, f->grad, f->grad_want, f->grad_count, "grad", why, sizeof why);
 }
 
 /* The object kinds that must be back to their count right after a failed call. The pipeline
@@ -820,6 +1264,12 @@ static unsigned call_kinds(const op* o, int leaked_map)
     unsigned kinds = leaked_map ? CALL_KINDS & ~MAP_KIND : CALL_KINDS;
     if (o->run == run_head_host || o->run == run_head_buffer || o->run == run_attention_host ||
         o->run == run_attention_buffer)
+        kinds &= ~(1u << CLSOFTMAX__LIVE_BUFFER);
+    /* So do the row check (its two counters) and the reduced cross-entropy (divisor and row
+       losses). */
+    if (((o->run == run_host || o->run == run_forward_buffer) &&
+         (o->flags & (WITH_REPORT | WITH_ERROR))) ||
+        ((o->run == run_xent_host || o->run == run_xent_buffer) && !(o->flags & WITH_PROBS)))
         kinds &= ~(1u << CLSOFTMAX__LIVE_BUFFER);
     return kinds;
 }
@@ -864,6 +1314,7 @@ static int sweep_one(const op* o, fault_mode mode, unsigned long n, const char* 
         snprintf(what, sizeof what, "%s, every %s -> %s", o->name, function,
                  clsoftmax__cl_error_name(err));
     *fired_call = call;
+    f.fault_call = call;
 
     if (fired == 0) {
         /* The whole operation ran without meeting the fault. */
@@ -899,7 +1350,14 @@ static int sweep_one(const op* o, fault_mode mode, unsigned long n, const char* 
         if (call != NULL && strcmp(call, "clEnqueueUnmapMemObject") == 0)
             leaked_map = 1;
         check_counts(&before, call_kinds(o, leaked_map), 1, what, __LINE__);
-        /* The same call again, without a fault, on what is left. */
+        /* The same call again, without a fault, on what is left; a caller blending into out
+           restores it first where the failure may have written it. The queue is drained
+           first: where the library's own clFinish failed (every clFinish failing), the read
+           into out it enqueued can still be running when the call returns. */
+        if ((o->flags & WITH_BLEND) && may_have_written(o, call)) {
+            clFinish(clsoftmax_context_cl_queue(f.ctx));
+            memcpy(f.out, f.sentinel, f.bytes);
+        }
         clsoftmax_status again = o->run(&f);
         TEST_CHECK(again == CLSOFTMAX_SUCCESS, "%s: the next call failed: %s: %s", what,
                    clsoftmax_status_name(again), msg != NULL ? o->message(&f, again) : "");
@@ -946,51 +1404,101 @@ static unsigned long sweep(const op* o)
 #define STRIDED 3, {3, 40, 7}, 1
 /* The pipeline operations take their shapes from their own descriptors (setup). */
 #define HEAD 0, {0, 0, 0}, 0
+/* The cross-entropy's [rows, classes]. */
+#define XENT 2, {9, 37, 0}, 0
+
+/* The 0.2 operations' entries, on backend B (the host entry points serve both backends). */
+#define NEW_FORWARD_HOST(name, B, shape, dtype, flags)                                             \
+    {                                                                                              \
+        name, B, shape, setup_forward, run_host, message_context, check_new, check_new_untouched,  \
+            teardown_new, dtype, flags                                                             \
+    }
+#define NEW_HOST(name, B, shape, what, dtype, flags)                                               \
+    {                                                                                              \
+        name, B, shape, setup_##what, run_##what##_host, message_context, check_new,               \
+            check_new_untouched, teardown_new, dtype, flags                                        \
+    }
+#define NEW_BUFFER(name, shape, what, dtype, flags)                                                \
+    {                                                                                              \
+        name, CLSOFTMAX_BACKEND_OPENCL, shape, setup_##what##_buffer, run_##what##_buffer,         \
+            message_context, check_new_buffer, check_new_buffer_untouched, teardown_new, dtype,    \
+            flags                                                                                  \
+    }
+#define NEW_HOST_OPS(B, suffix)                                                                    \
+    NEW_FORWARD_HOST("forward host " suffix " float16 row-local, report", B, ROW_LOCAL,            \
+                     CLSOFTMAX_FLOAT16, WITH_REPORT),                                              \
+        NEW_FORWARD_HOST("forward host " suffix " float16 row-local, policy ERROR", B, ROW_LOCAL,  \
+                         CLSOFTMAX_FLOAT16, WITH_ERROR),                                           \
+        NEW_FORWARD_HOST("forward host " suffix " bfloat16 strided, beta 0.5, report, copies", B,  \
+                         STRIDED, CLSOFTMAX_BFLOAT16, WITH_BLEND | WITH_REPORT | WITH_COPIES),     \
+        NEW_HOST("backward host " suffix " row", B, ROW_LOCAL, backward, CLSOFTMAX_FLOAT32, 0),    \
+        NEW_HOST("backward host " suffix " strided", B, STRIDED, backward, CLSOFTMAX_FLOAT32, 0),  \
+        NEW_HOST("backward host " suffix " float16 row", B, ROW_LOCAL, backward,                   \
+                 CLSOFTMAX_FLOAT16, 0),                                                            \
+        NEW_HOST("cross-entropy host " suffix " index, mean, grad", B, XENT, xent,                 \
+                 CLSOFTMAX_FLOAT32, 0),                                                            \
+        NEW_HOST("cross-entropy host " suffix " index, mean, grad, copies", B, XENT, xent,         \
+                 CLSOFTMAX_FLOAT32, WITH_COPIES),                                                  \
+        NEW_HOST("cross-entropy host " suffix " probs, none", B, XENT, xent, CLSOFTMAX_FLOAT32,    \
+                 WITH_PROBS)
 
 static const op ops_cpu[] = {
     {"create cpu", CLSOFTMAX_BACKEND_CPU, ROW_LOCAL, setup_create, run_create, message_create,
-     check_created, check_not_created, teardown_create},
+     check_created, check_not_created, teardown_create, CLSOFTMAX_FLOAT32, 0},
     {"host cpu row", CLSOFTMAX_BACKEND_CPU, ROW_LOCAL, setup_host, run_host, message_context,
-     check_host, check_host_untouched, teardown_host},
+     check_host, check_host_untouched, teardown_host, CLSOFTMAX_FLOAT32, 0},
     {"host cpu long row", CLSOFTMAX_BACKEND_CPU, MULTIPASS, setup_host, run_host, message_context,
-     check_host, check_host_untouched, teardown_host},
+     check_host, check_host_untouched, teardown_host, CLSOFTMAX_FLOAT32, 0},
     {"host cpu strided", CLSOFTMAX_BACKEND_CPU, STRIDED, setup_host, run_host, message_context,
-     check_host, check_host_untouched, teardown_host},
+     check_host, check_host_untouched, teardown_host, CLSOFTMAX_FLOAT32, 0},
     {"head cpu", CLSOFTMAX_BACKEND_CPU, HEAD, setup_head, run_head_host, message_context,
-     check_pipeline, check_pipeline_untouched, teardown_pipeline},
+     check_pipeline, check_pipeline_untouched, teardown_pipeline, CLSOFTMAX_FLOAT32, 0},
     {"attention cpu", CLSOFTMAX_BACKEND_CPU, HEAD, setup_attention, run_attention_host,
-     message_context, check_pipeline, check_pipeline_untouched, teardown_pipeline},
+     message_context, check_pipeline, check_pipeline_untouched, teardown_pipeline,
+     CLSOFTMAX_FLOAT32, 0},
+    NEW_HOST_OPS(CLSOFTMAX_BACKEND_CPU, "cpu"),
 };
 
 static const op ops_opencl[] = {
     {"create auto", CLSOFTMAX_BACKEND_AUTO, ROW_LOCAL, setup_create, run_create, message_create,
-     check_created, check_not_created, teardown_create},
+     check_created, check_not_created, teardown_create, CLSOFTMAX_FLOAT32, 0},
     {"create opencl", CLSOFTMAX_BACKEND_OPENCL, ROW_LOCAL, setup_create, run_create, message_create,
-     check_created, check_not_created, teardown_create},
+     check_created, check_not_created, teardown_create, CLSOFTMAX_FLOAT32, 0},
     {"create borrowed (own queue)", CLSOFTMAX_BACKEND_OPENCL, ROW_LOCAL, setup_borrowed,
-     run_borrowed, message_borrowed, check_created, check_not_created, teardown_borrowed},
+     run_borrowed, message_borrowed, check_created, check_not_created, teardown_borrowed,
+     CLSOFTMAX_FLOAT32, 0},
     {"create borrowed (caller's queue)", CLSOFTMAX_BACKEND_AUTO, ROW_LOCAL, setup_borrowed,
-     run_borrowed, message_borrowed, check_created, check_not_created, teardown_borrowed},
+     run_borrowed, message_borrowed, check_created, check_not_created, teardown_borrowed,
+     CLSOFTMAX_FLOAT32, 0},
     {"host opencl row-local", CLSOFTMAX_BACKEND_OPENCL, ROW_LOCAL, setup_host, run_host,
-     message_context, check_host, check_host_untouched, teardown_host},
+     message_context, check_host, check_host_untouched, teardown_host, CLSOFTMAX_FLOAT32, 0},
     {"host opencl multipass", CLSOFTMAX_BACKEND_OPENCL, MULTIPASS, setup_host, run_host,
-     message_context, check_host, check_host_untouched, teardown_host},
+     message_context, check_host, check_host_untouched, teardown_host, CLSOFTMAX_FLOAT32, 0},
     {"host opencl strided", CLSOFTMAX_BACKEND_OPENCL, STRIDED, setup_host, run_host,
-     message_context, check_host, check_host_untouched, teardown_host},
+     message_context, check_host, check_host_untouched, teardown_host, CLSOFTMAX_FLOAT32, 0},
     {"buffer opencl", CLSOFTMAX_BACKEND_OPENCL, STRIDED, setup_buffer, run_buffer, message_context,
-     check_buffer, check_buffer_untouched, teardown_buffer},
+     check_buffer, check_buffer_untouched, teardown_buffer, CLSOFTMAX_FLOAT32, 0},
     {"head host opencl", CLSOFTMAX_BACKEND_OPENCL, HEAD, setup_head, run_head_host, message_context,
-     check_pipeline, check_pipeline_untouched, teardown_pipeline},
+     check_pipeline, check_pipeline_untouched, teardown_pipeline, CLSOFTMAX_FLOAT32, 0},
     {"head buffer opencl", CLSOFTMAX_BACKEND_OPENCL, HEAD, setup_head_buffer, run_head_buffer,
      message_context, check_pipeline_buffer, check_pipeline_buffer_untouched,
-     teardown_pipeline_buffer},
+     teardown_pipeline_buffer, CLSOFTMAX_FLOAT32, 0},
     {"attention host opencl", CLSOFTMAX_BACKEND_OPENCL, HEAD, setup_attention, run_attention_host,
-     message_context, check_pipeline, check_pipeline_untouched, teardown_pipeline},
+     message_context, check_pipeline, check_pipeline_untouched, teardown_pipeline,
+     CLSOFTMAX_FLOAT32, 0},
     {"attention buffer opencl", CLSOFTMAX_BACKEND_OPENCL, HEAD, setup_attention_buffer,
      run_attention_buffer, message_context, check_pipeline_buffer, check_pipeline_buffer_untouched,
-     teardown_pipeline_buffer},
+     teardown_pipeline_buffer, CLSOFTMAX_FLOAT32, 0},
+    NEW_HOST_OPS(CLSOFTMAX_BACKEND_OPENCL, "opencl"),
+    NEW_BUFFER("forward buffer opencl float16 row-local, report", ROW_LOCAL, forward,
+               CLSOFTMAX_FLOAT16, WITH_REPORT),
+    NEW_BUFFER("backward buffer opencl row", ROW_LOCAL, backward, CLSOFTMAX_FLOAT32, 0),
+    NEW_BUFFER("backward buffer opencl strided", STRIDED, backward, CLSOFTMAX_FLOAT32, 0),
+    NEW_BUFFER("cross-entropy buffer opencl index, mean, grad", XENT, xent, CLSOFTMAX_FLOAT32, 0),
+    NEW_BUFFER("cross-entropy buffer opencl probs, none", XENT, xent, CLSOFTMAX_FLOAT32,
+               WITH_PROBS),
     {"devices enumerate", CLSOFTMAX_BACKEND_OPENCL, ROW_LOCAL, setup_none, run_enumerate, NULL,
-     check_enumerated, check_not_enumerated, teardown_none},
+     check_enumerated, check_not_enumerated, teardown_none, CLSOFTMAX_FLOAT32, 0},
 };
 
 static const char* no_message(fixture* f, clsoftmax_status st)
@@ -1079,7 +1587,8 @@ static void check_host_fallback(clsoftmax_context* ctx, const char* function, cl
                                 int expect_fallback, unsigned line)
 {
     static const op shape = {
-        "fallback", CLSOFTMAX_BACKEND_AUTO, STRIDED, NULL, NULL, NULL, NULL, NULL, NULL};
+        "fallback", CLSOFTMAX_BACKEND_AUTO, STRIDED, NULL, NULL, NULL, NULL, NULL,
+        NULL,       CLSOFTMAX_FLOAT32,      0};
     fixture f;
     memset(&f, 0, sizeof f);
     f.op = &shape;
@@ -1176,7 +1685,8 @@ static void test_fallback_device_error(void)
 static void test_fallback_not_for_buffers(void)
 {
     static const op shape = {
-        "buffer", CLSOFTMAX_BACKEND_AUTO, STRIDED, NULL, NULL, NULL, NULL, NULL, NULL};
+        "buffer", CLSOFTMAX_BACKEND_AUTO, STRIDED, NULL, NULL, NULL, NULL, NULL,
+        NULL,     CLSOFTMAX_FLOAT32,      0};
     snapshot base;
     snap(&base);
     fixture f;
@@ -1248,7 +1758,8 @@ static void* fallback_work(void* arg)
 {
     fallback_worker* w = arg;
     static const op shape = {
-        "threads", CLSOFTMAX_BACKEND_AUTO, ROW_LOCAL, NULL, NULL, NULL, NULL, NULL, NULL};
+        "threads", CLSOFTMAX_BACKEND_AUTO, ROW_LOCAL, NULL, NULL, NULL, NULL, NULL,
+        NULL,      CLSOFTMAX_FLOAT32,      0};
     fixture f;
     memset(&f, 0, sizeof f);
     f.op = &shape;
