@@ -509,7 +509,10 @@ CLSOFTMAX_API clsoftmax_status clsoftmax_cross_entropy_host(
  * checked before the call: a row whose INDEX label is out of range (and not ignore_index)
  * gets a NaN loss and a NaN gradient row (as TensorFlow's GPU kernel), which reaches a SUM
  * or MEAN. Uses a context-owned scratch buffer for SUM and MEAN, so such calls run one after
- * another on the device (as clsoftmax_attention_buffer's context workspace). The statuses of
+ * another on the device (as clsoftmax_attention_buffer's context workspace). A device error
+ * after the row kernel was queued (enqueueing the SUM/MEAN reduction, a failed final marker)
+ * cannot be undone: grad may then be written (completely), loss and *event are untouched; the
+ * host entry point on a device sharing host memory likewise. The statuses of
  * clsoftmax_cross_entropy_host plus BUFFER_TOO_SMALL, INVALID_QUEUE, INVALID_CONTEXT.
  */
 CLSOFTMAX_API clsoftmax_status clsoftmax_cross_entropy_buffer(
