@@ -26,7 +26,6 @@
 #include "cpu_backward.h"
 
 #include "cpu_softmax.h"
-#include "half_convert.h"
 
 #include <math.h>
 #include <stdatomic.h>
@@ -62,13 +61,17 @@ static size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
 
 /* ---- the dtypes computed in float ------------------------------------------------------ */
 
-/* m elements of p from element at as floats (exact): float32 in place, the others into buf. */
-static const float* load_f(int dtype, const void* p, size_t at, float* buf, size_t m)
+/*
+ * m elements of p from element at as floats (exact): float32 in place, the others into buf,
+ * through the kernel table's conversions (F16C where the CPU has it; the same bits).
+ */
+static const float* load_f(const clsoftmax__cpu_kernels* kern, int dtype, const void* p,
+                           size_t at, float* buf, size_t m)
 {
     if (dtype == CLSOFTMAX__CPU_F16)
-        clsoftmax__f16_load_n((const uint16_t*)p + at, buf, m);
+        kern->load_f16((const uint16_t*)p + at, buf, m);
     else if (dtype == CLSOFTMAX__CPU_BF16)
-        clsoftmax__bf16_load_n((const uint16_t*)p + at, buf, m);
+        kern->load_bf16((const uint16_t*)p + at, buf, m);
     else
         return (const float*)p + at;
     return buf;
@@ -83,9 +86,9 @@ static void write_f(const bw_state* st, size_t at, size_t m, const double* sums)
     const clsoftmax__cpu_backward_job* job = st->job;
     const int dtype = job->dtype;
     float yb[BLOCK], dyb[BLOCK], oldb[BLOCK], e[BLOCK], outb[BLOCK];
-    const float* y = load_f(dtype, job->y, at, yb, m);
-    const float* dy = load_f(dtype, job->dy, at, dyb, m);
-    const float* old = st->beta != 0.0 ? load_f(dtype, job->dx, at, oldb, m) : NULL;
+    const float* y = load_f(st->kern, dtype, job->y, at, yb, m);
+    const float* dy = load_f(st->kern, dtype, job->dy, at, dyb, m);
+    const float* old = st->beta != 0.0 ? load_f(st->kern, dtype, job->dx, at, oldb, m) : NULL;
     float* out = dtype == CLSOFTMAX__CPU_F32 ? (float*)job->dx + at : outb;
     const double c = st->coef, b = st->beta;
     if (job->log)
@@ -105,9 +108,9 @@ static void write_f(const bw_state* st, size_t at, size_t m, const double* sums)
             out[i] = (float)(c * ((double)y[i] * ((double)dy[i] - sums[i])) + b * (double)old[i]);
     }
     if (dtype == CLSOFTMAX__CPU_F16)
-        clsoftmax__f16_store_n(outb, (uint16_t*)job->dx + at, m);
+        st->kern->store_f16(outb, (uint16_t*)job->dx + at, m);
     else if (dtype == CLSOFTMAX__CPU_BF16)
-        clsoftmax__bf16_store_n(outb, (uint16_t*)job->dx + at, m);
+        st->kern->store_bf16(outb, (uint16_t*)job->dx + at, m);
 }
 
 static void row_f(const bw_state* st, size_t r)
@@ -118,8 +121,8 @@ static void row_f(const bw_state* st, size_t r)
     float yb[BLOCK], dyb[BLOCK];
     for (size_t k0 = 0; k0 < n; k0 += BLOCK) {
         const size_t m = min_size(BLOCK, n - k0);
-        const float* y = load_f(job->dtype, job->y, at + k0, yb, m);
-        const float* dy = load_f(job->dtype, job->dy, at + k0, dyb, m);
+        const float* y = load_f(st->kern, job->dtype, job->y, at + k0, yb, m);
+        const float* dy = load_f(st->kern, job->dtype, job->dy, at + k0, dyb, m);
         /* m is a multiple of LANES except in the last block: lanes stay k mod LANES */
         size_t i = 0;
         if (job->log) {
@@ -154,8 +157,8 @@ static void cols_f(const bw_state* st, size_t o, size_t i0, size_t w)
     for (size_t i = 0; i < w; i++)
         s[i] = 0.0;
     for (size_t k = 0; k < n; k++) {
-        const float* y = load_f(job->dtype, job->y, base + k * inner, yb, w);
-        const float* dy = load_f(job->dtype, job->dy, base + k * inner, dyb, w);
+        const float* y = load_f(st->kern, job->dtype, job->y, base + k * inner, yb, w);
+        const float* dy = load_f(st->kern, job->dtype, job->dy, base + k * inner, dyb, w);
         for (size_t i = 0; i < w; i++)
             s[i] += job->log ? (double)dy[i] : (double)dy[i] * (double)y[i];
     }

@@ -34,10 +34,10 @@ static const float* load_f(const xent_state* st, const void* base, size_t off, f
     const size_t n = st->job->classes;
     switch (st->job->dtype) {
     case CLSOFTMAX__CPU_F16:
-        clsoftmax__f16_load_n((const uint16_t*)base + off, buf, n);
+        st->kern->load_f16((const uint16_t*)base + off, buf, n);
         return buf;
     case CLSOFTMAX__CPU_BF16:
-        clsoftmax__bf16_load_n((const uint16_t*)base + off, buf, n);
+        st->kern->load_bf16((const uint16_t*)base + off, buf, n);
         return buf;
     default:
         return (const float*)base + off;
@@ -48,9 +48,9 @@ static void store_row_f(const xent_state* st, void* base, size_t off, const floa
 {
     const size_t n = st->job->classes;
     if (st->job->dtype == CLSOFTMAX__CPU_F16)
-        clsoftmax__f16_store_n(v, (uint16_t*)base + off, n);
+        st->kern->store_f16(v, (uint16_t*)base + off, n);
     else
-        clsoftmax__bf16_store_n(v, (uint16_t*)base + off, n);
+        st->kern->store_bf16(v, (uint16_t*)base + off, n);
 }
 
 static void store1_f(const xent_state* st, void* base, size_t i, float v)

@@ -33,8 +33,9 @@ import torch
 import torch.nn.functional as F
 
 SHAPES = "65536x128,8192x1024,16384x1000,256x32000,32x262144,1000x16384:0"
-TORCH_DTYPE = {"f16": torch.float16, "bf16": torch.bfloat16}
-SIZE = {"f16": 2, "bf16": 2}
+TORCH_DTYPE = {"f32": torch.float32, "f64": torch.float64, "f16": torch.float16,
+               "bf16": torch.bfloat16}
+SIZE = {"f32": 4, "f64": 8, "f16": 2, "bf16": 2}
 
 
 def median_ms(fn, runs):
