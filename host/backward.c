@@ -6,8 +6,8 @@
  * kernels/softmax_backward.cl once per dtype into ctx->backward and launches one of its four
  * kernels (see choose_kernel()).
  *
- * softmax.c's ranges_overlap(), check_buffer() and run_on_cpu()'s thread choice are static
- * there; the small equivalents below keep the two files' rules the same.
+ * softmax.c's clsoftmax__ranges_overlap(), check_buffer() and run_on_cpu()'s thread choice are
+ * static there; the small equivalents below keep the two files' rules the same.
  */
 #include "internal.h"
 
@@ -49,12 +49,6 @@ static const char* const bw_kernel_names[BW_K_COUNT] = {
 
 /* ---- validation ------------------------------------------------------------------------- */
 
-/* [a, a + a_len) and [b, b + b_len) share an element or byte (non-empty ranges), as softmax.c. */
-static int ranges_overlap(uintptr_t a, size_t a_len, uintptr_t b, size_t b_len)
-{
-    return a <= b ? b - a < a_len : a - b < b_len;
-}
-
 /* The desc's checks, the backward's own (nonfinite NAN, no report), float64 on the device. */
 static clsoftmax_status validate(clsoftmax_context* ctx, const clsoftmax_desc* desc,
                                  clsoftmax__layout* layout)
@@ -94,7 +88,7 @@ static clsoftmax_status check_alias(uintptr_t dx, uintptr_t in, size_t len, cons
                  name, beta);
         return CLSOFTMAX_INVALID_ARGUMENT;
     }
-    if (dx != in && ranges_overlap(dx, len, in, len)) {
+    if (dx != in && clsoftmax__ranges_overlap(dx, len, in, len)) {
         snprintf(why, why_size, "dx and %s overlap without being identical", name);
         return CLSOFTMAX_OVERLAP;
     }
@@ -149,54 +143,15 @@ static unsigned vector_width(const clsoftmax_context* ctx, clsoftmax_dtype dtype
 static clsoftmax_status bw_kernel(clsoftmax_context* ctx, clsoftmax_dtype dtype, int id,
                                   cl_kernel* kernel, size_t* max_wg)
 {
-    clsoftmax_status status = clsoftmax__dtype_check(ctx, dtype);
-    if (status != CLSOFTMAX_SUCCESS)
-        return status;
-    clsoftmax__aux_cache* c = &ctx->backward;
-    if (c->program[dtype] == NULL) {
-        cl_program program = NULL;
-        cl_kernel made[BW_K_COUNT] = {NULL};
-        size_t wg[BW_K_COUNT] = {0};
-        cl_int err = CL_SUCCESS;
-        char options[160];
-        snprintf(options, sizeof options,
-                 "-cl-std=CL1.2 -w %s -DCLSOFTMAX_VW=%u -DCLSOFTMAX_BW_VECS=%u",
-                 clsoftmax__dtype_options(dtype), vector_width(ctx, dtype), BW_VECS);
-        status = clsoftmax__program_build_ops(ctx, sizeof bw_sources / sizeof bw_sources[0],
-                                              bw_sources, options, "softmax backward", &program);
-        if (status != CLSOFTMAX_SUCCESS)
-            return status;
-        for (int k = 0; k < BW_K_COUNT; k++) {
-            made[k] = clCreateKernel(program, bw_kernel_names[k], &err);
-            if (err != CL_SUCCESS) {
-                status = clsoftmax__error_cl(ctx, clsoftmax__status_from_cl(err), "clCreateKernel",
-                                             err, "creating kernel %s", bw_kernel_names[k]);
-                goto cleanup;
-            }
-            CHECK_CL(ctx,
-                     clGetKernelWorkGroupInfo(made[k], ctx->device, CL_KERNEL_WORK_GROUP_SIZE,
-                                              sizeof wg[k], &wg[k], NULL),
-                     cleanup);
-        }
-        c->program[dtype] = program;
-        program = NULL;
-        for (int k = 0; k < BW_K_COUNT; k++) {
-            c->kernel[dtype][k] = made[k];
-            c->kernel_wg[dtype][k] = wg[k];
-            made[k] = NULL;
-        }
-    cleanup:
-        for (int k = 0; k < BW_K_COUNT; k++)
-            if (made[k] != NULL)
-                clReleaseKernel(made[k]);
-        if (program != NULL)
-            clReleaseProgram(program);
-        if (status != CLSOFTMAX_SUCCESS)
-            return status;
-    }
-    *kernel = c->kernel[dtype][id];
-    *max_wg = c->kernel_wg[dtype][id];
-    return CLSOFTMAX_SUCCESS;
+    static const clsoftmax__aux_program prog = {sizeof bw_sources / sizeof bw_sources[0],
+                                                bw_sources, BW_K_COUNT, bw_kernel_names,
+                                                "softmax backward"};
+    char options[160];
+    snprintf(options, sizeof options,
+             "-cl-std=CL1.2 -w %s -DCLSOFTMAX_VW=%u -DCLSOFTMAX_BW_VECS=%u",
+             clsoftmax__dtype_options(dtype), vector_width(ctx, dtype), BW_VECS);
+    return clsoftmax__aux_kernel_get(ctx, &ctx->backward, dtype, &prog, options, (size_t)id, kernel,
+                                     max_wg);
 }
 
 /*
@@ -324,36 +279,6 @@ static clsoftmax_status bw_launch(clsoftmax_context* ctx, const clsoftmax_desc* 
         *event = done;
 cleanup:
     return status;
-}
-
-/* A buffer's CL_MEM_SIZE and context against offset + the tensor, as softmax.c checks them. */
-static clsoftmax_status check_buffer(clsoftmax_context* ctx, cl_mem buf, const char* name,
-                                     size_t offset, const clsoftmax__layout* layout)
-{
-    size_t size = 0;
-    cl_context owner = NULL;
-    cl_int err = clGetMemObjectInfo(buf, CL_MEM_SIZE, sizeof size, &size, NULL);
-    if (err == CL_SUCCESS)
-        err = clGetMemObjectInfo(buf, CL_MEM_CONTEXT, sizeof owner, &owner, NULL);
-    if (err == CL_INVALID_MEM_OBJECT)
-        return clsoftmax__error_cl(ctx, CLSOFTMAX_INVALID_ARGUMENT, "clGetMemObjectInfo", err,
-                                   "%s is not a valid buffer", name);
-    if (err != CL_SUCCESS)
-        return clsoftmax__error_cl(ctx, clsoftmax__status_from_cl(err), "clGetMemObjectInfo", err,
-                                   "querying %s", name);
-    if (owner != ctx->cl_ctx)
-        return clsoftmax__error(ctx, CLSOFTMAX_INVALID_CONTEXT, "%s belongs to another cl_context",
-                                name);
-    if (offset > SIZE_MAX - layout->count || offset + layout->count > SIZE_MAX / layout->elem_size)
-        return clsoftmax__error(ctx, CLSOFTMAX_SIZE_OVERFLOW,
-                                "%s_offset %zu + %zu elements overflows size_t in bytes", name,
-                                offset, layout->count);
-    const size_t need = (offset + layout->count) * layout->elem_size;
-    if (need > size)
-        return clsoftmax__error(ctx, CLSOFTMAX_BUFFER_TOO_SMALL,
-                                "%s holds %zu bytes; offset %zu + %zu elements need %zu", name,
-                                size, offset, layout->count, need);
-    return CLSOFTMAX_SUCCESS;
 }
 
 /* ---- host memory through the device (caller holds ctx->lock) ----------------------------- */
@@ -541,11 +466,11 @@ clsoftmax_status clsoftmax_softmax_backward_buffer(clsoftmax_context* ctx,
     else
         status = clsoftmax__check_queue(ctx, queue);
     if (status == CLSOFTMAX_SUCCESS)
-        status = check_buffer(ctx, y, "y", y_offset, &layout);
+        status = clsoftmax__check_buffer(ctx, y, "y", y_offset, layout.count, layout.elem_size);
     if (status == CLSOFTMAX_SUCCESS)
-        status = check_buffer(ctx, dy, "dy", dy_offset, &layout);
+        status = clsoftmax__check_buffer(ctx, dy, "dy", dy_offset, layout.count, layout.elem_size);
     if (status == CLSOFTMAX_SUCCESS)
-        status = check_buffer(ctx, dx, "dx", dx_offset, &layout);
+        status = clsoftmax__check_buffer(ctx, dx, "dx", dx_offset, layout.count, layout.elem_size);
     /* Within one buffer, offsets in elements play the part of host addresses. */
     char why[256];
     if (status == CLSOFTMAX_SUCCESS && dx == y) {

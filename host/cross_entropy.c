@@ -179,55 +179,18 @@ static clsoftmax_status run_on_cpu(clsoftmax_context* ctx, const clsoftmax_cross
 static clsoftmax_status xent_kernel(clsoftmax_context* ctx, int id, clsoftmax_dtype dtype,
                                     cl_kernel* kernel, size_t* max_wg)
 {
-    clsoftmax_status status = CLSOFTMAX_SUCCESS;
-    clsoftmax__aux_cache* c = &ctx->xent;
-    if (c->program[dtype] == NULL) {
-        cl_program program = NULL;
-        cl_kernel made[XENT_K_COUNT] = {NULL};
-        size_t wg[XENT_K_COUNT] = {0};
-        cl_int err = CL_SUCCESS;
-        char options[256];
-        /* CPU devices run one work-item's loop at a time: contiguous slices of float8 vectors
-           (8 floats fill an AVX2 register, as for the softmax kernels) */
-        const int cpu = (ctx->caps.type & CL_DEVICE_TYPE_CPU) != 0;
-        snprintf(options, sizeof options,
-                 "-cl-std=CL1.2 -w %s -DXENT_WG_MAX=%d -DXENT_CONTIG=%d -DCLSOFTMAX_VW=%d",
-                 clsoftmax__dtype_options(dtype), XENT_WG_MAX, cpu, cpu ? 8 : 1);
-        status = clsoftmax__program_build_ops(ctx, sizeof xent_sources / sizeof xent_sources[0],
-                                              xent_sources, options, "cross-entropy", &program);
-        if (status != CLSOFTMAX_SUCCESS)
-            return status;
-        for (size_t k = 0; k < XENT_K_COUNT; k++) {
-            made[k] = clCreateKernel(program, xent_kernel_names[k], &err);
-            if (err != CL_SUCCESS) {
-                status = clsoftmax__error_cl(ctx, clsoftmax__status_from_cl(err), "clCreateKernel",
-                                             err, "creating kernel %s", xent_kernel_names[k]);
-                goto build_cleanup;
-            }
-            CHECK_CL(ctx,
-                     clGetKernelWorkGroupInfo(made[k], ctx->device, CL_KERNEL_WORK_GROUP_SIZE,
-                                              sizeof wg[k], &wg[k], NULL),
-                     build_cleanup);
-        }
-        c->program[dtype] = program;
-        program = NULL;
-        for (size_t k = 0; k < XENT_K_COUNT; k++) {
-            c->kernel[dtype][k] = made[k];
-            c->kernel_wg[dtype][k] = wg[k];
-            made[k] = NULL;
-        }
-    build_cleanup:
-        for (size_t k = 0; k < XENT_K_COUNT; k++)
-            if (made[k] != NULL)
-                clReleaseKernel(made[k]);
-        if (program != NULL)
-            clReleaseProgram(program);
-        if (status != CLSOFTMAX_SUCCESS)
-            return status;
-    }
-    *kernel = c->kernel[dtype][id];
-    *max_wg = c->kernel_wg[dtype][id];
-    return CLSOFTMAX_SUCCESS;
+    static const clsoftmax__aux_program prog = {sizeof xent_sources / sizeof xent_sources[0],
+                                                xent_sources, XENT_K_COUNT, xent_kernel_names,
+                                                "cross-entropy"};
+    char options[256];
+    /* CPU devices run one work-item's loop at a time: contiguous slices of float8 vectors
+       (8 floats fill an AVX2 register, as for the softmax kernels) */
+    const int cpu = (ctx->caps.type & CL_DEVICE_TYPE_CPU) != 0;
+    snprintf(options, sizeof options,
+             "-cl-std=CL1.2 -w %s -DXENT_WG_MAX=%d -DXENT_CONTIG=%d -DCLSOFTMAX_VW=%d",
+             clsoftmax__dtype_options(dtype), XENT_WG_MAX, cpu, cpu ? 8 : 1);
+    return clsoftmax__aux_kernel_get(ctx, &ctx->xent, dtype, &prog, options, (size_t)id, kernel,
+                                     max_wg);
 }
 
 /* The context's scratch, grown (never shrunk) to at least bytes. Holds lock. */
@@ -590,37 +553,6 @@ clsoftmax_status clsoftmax_cross_entropy_host(clsoftmax_context* ctx,
     return status;
 }
 
-/* A buffer's size and context against offset + count elements of esz bytes. Holds lock. */
-static clsoftmax_status check_buffer(clsoftmax_context* ctx, cl_mem buf, const char* name,
-                                     size_t offset, size_t count, size_t esz)
-{
-    size_t size = 0;
-    cl_context owner = NULL;
-    cl_int err = clGetMemObjectInfo(buf, CL_MEM_SIZE, sizeof size, &size, NULL);
-    if (err == CL_SUCCESS)
-        err = clGetMemObjectInfo(buf, CL_MEM_CONTEXT, sizeof owner, &owner, NULL);
-    /* Only CL_INVALID_MEM_OBJECT is the caller's error; anything else is the driver's. */
-    if (err == CL_INVALID_MEM_OBJECT)
-        return clsoftmax__error_cl(ctx, CLSOFTMAX_INVALID_ARGUMENT, "clGetMemObjectInfo", err,
-                                   "%s is not a valid buffer", name);
-    if (err != CL_SUCCESS)
-        return clsoftmax__error_cl(ctx, clsoftmax__status_from_cl(err), "clGetMemObjectInfo", err,
-                                   "querying %s", name);
-    if (owner != ctx->cl_ctx)
-        return clsoftmax__error(ctx, CLSOFTMAX_INVALID_CONTEXT, "%s belongs to another cl_context",
-                                name);
-    if (offset > SIZE_MAX - count || offset + count > SIZE_MAX / esz)
-        return clsoftmax__error(ctx, CLSOFTMAX_SIZE_OVERFLOW,
-                                "%s_offset %zu + %zu elements overflows size_t in bytes", name,
-                                offset, count);
-    const size_t need = (offset + count) * esz;
-    if (need > size)
-        return clsoftmax__error(ctx, CLSOFTMAX_BUFFER_TOO_SMALL,
-                                "%s holds %zu bytes; offset %zu + %zu elements need %zu", name,
-                                size, offset, count, need);
-    return CLSOFTMAX_SUCCESS;
-}
-
 /* One buffer argument in bytes, for the overlap rules. */
 typedef struct xent_span {
     cl_mem buf;
@@ -668,15 +600,17 @@ clsoftmax_status clsoftmax_cross_entropy_buffer(
     else
         status = clsoftmax__check_queue(ctx, queue);
     if (status == CLSOFTMAX_SUCCESS)
-        status = check_buffer(ctx, logits, "logits", logits_offset, sz.logits, sz.esz);
+        status = clsoftmax__check_buffer(ctx, logits, "logits", logits_offset, sz.logits, sz.esz);
     if (status == CLSOFTMAX_SUCCESS)
-        status = check_buffer(ctx, labels, "labels", labels_offset, sz.labels, sz.label_esz);
+        status =
+            clsoftmax__check_buffer(ctx, labels, "labels", labels_offset, sz.labels, sz.label_esz);
     if (status == CLSOFTMAX_SUCCESS && weights != NULL)
-        status = check_buffer(ctx, weights, "weights", weights_offset, desc->classes, sz.esz);
+        status =
+            clsoftmax__check_buffer(ctx, weights, "weights", weights_offset, desc->classes, sz.esz);
     if (status == CLSOFTMAX_SUCCESS)
-        status = check_buffer(ctx, loss, "loss", loss_offset, sz.loss, sz.esz);
+        status = clsoftmax__check_buffer(ctx, loss, "loss", loss_offset, sz.loss, sz.esz);
     if (status == CLSOFTMAX_SUCCESS && grad != NULL)
-        status = check_buffer(ctx, grad, "grad", grad_offset, sz.logits, sz.esz);
+        status = clsoftmax__check_buffer(ctx, grad, "grad", grad_offset, sz.logits, sz.esz);
     if (status == CLSOFTMAX_SUCCESS) {
         /* byte spans: the checks above bound every offset + extent in bytes */
         const xent_span l = {logits, logits_offset * sz.esz, sz.logits * sz.esz};

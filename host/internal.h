@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdint.h>
 
 #include "cpu/cpu_softmax.h"
 
@@ -29,9 +30,9 @@ typedef struct clsoftmax__layout {
     size_t bytes;        /* count * elem_size, checked against overflow */
     float scale_f;       /* desc->scale rounded to float, for every dtype computed in float */
     clsoftmax_dtype dtype;
-    double alpha, beta;     /* blending, rounded to the compute precision; beta == 0: out is
-                               not read */
-    float alpha_f, beta_f;  /* rounded to float, as scale_f */
+    double alpha, beta;    /* blending, rounded to the compute precision; beta == 0: out is
+                              not read */
+    float alpha_f, beta_f; /* rounded to float, as scale_f */
     clsoftmax_nonfinite nonfinite;
     clsoftmax_row_report* report; /* NULL: bad rows not counted */
 } clsoftmax__layout;
@@ -304,6 +305,26 @@ typedef struct clsoftmax__aux_cache {
 
 void clsoftmax__aux_release(clsoftmax__aux_cache* aux);
 
+/* What an operation's program is made of: embedded sources (common.cl first) and kernels. */
+typedef struct clsoftmax__aux_program {
+    size_t source_count;
+    const char* const* sources;
+    size_t kernel_count; /* <= CLSOFTMAX__AUX_K_MAX */
+    const char* const* kernel_names;
+    const char* what; /* names the program in messages */
+} clsoftmax__aux_program;
+
+/*
+ * Kernel id of prog for dtype from cache, building the program with options and creating all
+ * its kernels on first use (program.c). *max_wg receives CL_KERNEL_WORK_GROUP_SIZE. Returns
+ * SUCCESS, INVALID_DTYPE, UNSUPPORTED, BUILD_FAILURE, OPENCL_ERROR, OUT_OF_MEMORY, recorded.
+ * Caller holds ctx->lock.
+ */
+clsoftmax_status clsoftmax__aux_kernel_get(clsoftmax_context* ctx, clsoftmax__aux_cache* cache,
+                                           clsoftmax_dtype dtype,
+                                           const clsoftmax__aux_program* prog, const char* options,
+                                           size_t id, cl_kernel* kernel, size_t* max_wg);
+
 /*
  * Builds a program for the context's device from count embedded sources named
  * like "linear_softmax.cl" (ops kernels, cmake's CLSOFTMAX_OPS_KERNELS) with
@@ -482,6 +503,18 @@ void clsoftmax__error_append(clsoftmax_context* ctx, const char* text);
  * caller's errors, the driver's status for a failed query. Caller holds ctx->lock.
  */
 clsoftmax_status clsoftmax__check_queue(clsoftmax_context* ctx, cl_command_queue queue);
+
+/* [a, a + a_len) and [b, b + b_len) share a byte; non-empty ranges, no sum can wrap. */
+int clsoftmax__ranges_overlap(uintptr_t a, size_t a_len, uintptr_t b, size_t b_len);
+
+/*
+ * A caller's buffer (softmax.c, shared by every buffer entry point): not NULL, valid, of ctx's
+ * cl_context, holding offset + count elements of esz bytes. Records and returns
+ * INVALID_ARGUMENT, INVALID_CONTEXT, SIZE_OVERFLOW, BUFFER_TOO_SMALL or the driver's status for
+ * a failed query. Caller holds ctx->lock.
+ */
+clsoftmax_status clsoftmax__check_buffer(clsoftmax_context* ctx, cl_mem buf, const char* name,
+                                         size_t offset, size_t count, size_t esz);
 
 /* Maps an OpenCL error to our status: allocation failures to OUT_OF_MEMORY etc. */
 clsoftmax_status clsoftmax__status_from_cl(cl_int err);

@@ -146,8 +146,9 @@ static clsoftmax_status validate_head(const clsoftmax_head_desc* desc, head_size
         return CLSOFTMAX_INVALID_DTYPE;
     }
     if (desc->dtype != CLSOFTMAX_FLOAT32 && desc->dtype != CLSOFTMAX_FLOAT64) {
-        snprintf(msg, msg_size, "the 16-bit dtypes are storage types for softmax; this operation "
-                                "takes float32 or float64");
+        snprintf(msg, msg_size,
+                 "the 16-bit dtypes are storage types for softmax; this operation "
+                 "takes float32 or float64");
         return CLSOFTMAX_UNSUPPORTED;
     }
     if (desc->rows == 0 || desc->in_features == 0 || desc->classes == 0) {
@@ -228,8 +229,9 @@ static clsoftmax_status validate_attention(const clsoftmax_attention_desc* desc,
         return CLSOFTMAX_INVALID_DTYPE;
     }
     if (desc->dtype != CLSOFTMAX_FLOAT32 && desc->dtype != CLSOFTMAX_FLOAT64) {
-        snprintf(msg, msg_size, "the 16-bit dtypes are storage types for softmax; this operation "
-                                "takes float32 or float64");
+        snprintf(msg, msg_size,
+                 "the 16-bit dtypes are storage types for softmax; this operation "
+                 "takes float32 or float64");
         return CLSOFTMAX_UNSUPPORTED;
     }
     if (desc->batch == 0 || desc->heads == 0 || desc->seq_q == 0 || desc->seq_k == 0 ||
@@ -448,40 +450,6 @@ static int stage_fits(const clsoftmax_context* ctx, size_t bytes)
     return bytes <= ctx->caps.local_mem_size / 2;
 }
 
-/* A buffer's size and context against offset + count elements of esz bytes. Holds lock. */
-static clsoftmax_status check_buffer(clsoftmax_context* ctx, cl_mem buf, const char* name,
-                                     size_t offset, size_t count, size_t esz)
-{
-    size_t size = 0;
-    cl_context owner = NULL;
-    if (buf == NULL)
-        return clsoftmax__error(ctx, CLSOFTMAX_INVALID_ARGUMENT, "%s is NULL", name);
-    cl_int err = clGetMemObjectInfo(buf, CL_MEM_SIZE, sizeof size, &size, NULL);
-    if (err == CL_SUCCESS)
-        err = clGetMemObjectInfo(buf, CL_MEM_CONTEXT, sizeof owner, &owner, NULL);
-    /* Only CL_INVALID_MEM_OBJECT is the caller's error; anything else is the driver's (as in
-       softmax.c). */
-    if (err == CL_INVALID_MEM_OBJECT)
-        return clsoftmax__error_cl(ctx, CLSOFTMAX_INVALID_ARGUMENT, "clGetMemObjectInfo", err,
-                                   "%s is not a valid buffer", name);
-    if (err != CL_SUCCESS)
-        return clsoftmax__error_cl(ctx, clsoftmax__status_from_cl(err), "clGetMemObjectInfo", err,
-                                   "querying %s", name);
-    if (owner != ctx->cl_ctx)
-        return clsoftmax__error(ctx, CLSOFTMAX_INVALID_CONTEXT, "%s belongs to another cl_context",
-                                name);
-    size_t need;
-    if (!add_ok(offset, count, &need) || !mul_ok(need, esz, &need))
-        return clsoftmax__error(ctx, CLSOFTMAX_SIZE_OVERFLOW,
-                                "%s offset %zu + %zu elements overflows size_t in bytes", name,
-                                offset, count);
-    if (need > size)
-        return clsoftmax__error(ctx, CLSOFTMAX_BUFFER_TOO_SMALL,
-                                "%s holds %zu bytes; offset %zu + %zu elements need %zu", name,
-                                size, offset, count, need);
-    return CLSOFTMAX_SUCCESS;
-}
-
 /* The queue belongs to the context and device and runs commands in order. Holds lock. */
 static clsoftmax_status check_queue(clsoftmax_context* ctx, cl_command_queue queue)
 {
@@ -524,8 +492,8 @@ static clsoftmax_status check_buffers(clsoftmax_context* ctx, const buf_arg* arg
     clsoftmax_status status = CLSOFTMAX_SUCCESS;
     for (size_t i = 0; i < count && status == CLSOFTMAX_SUCCESS; i++)
         if (!(args[i].optional && args[i].buf == NULL))
-            status = check_buffer(ctx, args[i].buf, args[i].name, args[i].offset, args[i].count,
-                                  args[i].esz);
+            status = clsoftmax__check_buffer(ctx, args[i].buf, args[i].name, args[i].offset,
+                                             args[i].count, args[i].esz);
     return status;
 }
 

@@ -399,3 +399,54 @@ cleanup:
         free(loaded[s]);
     return status;
 }
+
+clsoftmax_status clsoftmax__aux_kernel_get(clsoftmax_context* ctx, clsoftmax__aux_cache* cache,
+                                           clsoftmax_dtype dtype,
+                                           const clsoftmax__aux_program* prog, const char* options,
+                                           size_t id, cl_kernel* kernel, size_t* max_wg)
+{
+    clsoftmax_status status = clsoftmax__dtype_check(ctx, dtype);
+    if (status != CLSOFTMAX_SUCCESS)
+        return status;
+    if (cache->program[dtype] == NULL) {
+        cl_program program = NULL;
+        cl_kernel made[CLSOFTMAX__AUX_K_MAX] = {NULL};
+        size_t wg[CLSOFTMAX__AUX_K_MAX] = {0};
+        cl_int err = CL_SUCCESS;
+        status = clsoftmax__program_build_ops(ctx, prog->source_count, prog->sources, options,
+                                              prog->what, &program);
+        if (status != CLSOFTMAX_SUCCESS)
+            return status;
+        /* all kernels or none: a half-filled cache entry would be taken as built */
+        for (size_t k = 0; k < prog->kernel_count; k++) {
+            made[k] = clCreateKernel(program, prog->kernel_names[k], &err);
+            if (err != CL_SUCCESS) {
+                status = clsoftmax__error_cl(ctx, clsoftmax__status_from_cl(err), "clCreateKernel",
+                                             err, "creating kernel %s", prog->kernel_names[k]);
+                goto cleanup;
+            }
+            CHECK_CL(ctx,
+                     clGetKernelWorkGroupInfo(made[k], ctx->device, CL_KERNEL_WORK_GROUP_SIZE,
+                                              sizeof wg[k], &wg[k], NULL),
+                     cleanup);
+        }
+        cache->program[dtype] = program;
+        program = NULL;
+        for (size_t k = 0; k < prog->kernel_count; k++) {
+            cache->kernel[dtype][k] = made[k];
+            cache->kernel_wg[dtype][k] = wg[k];
+            made[k] = NULL;
+        }
+    cleanup:
+        for (size_t k = 0; k < prog->kernel_count; k++)
+            if (made[k] != NULL)
+                clReleaseKernel(made[k]);
+        if (program != NULL)
+            clReleaseProgram(program);
+        if (status != CLSOFTMAX_SUCCESS)
+            return status;
+    }
+    *kernel = cache->kernel[dtype][id];
+    *max_wg = cache->kernel_wg[dtype][id];
+    return CLSOFTMAX_SUCCESS;
+}

@@ -5,9 +5,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-/* [a, a + a_len) and [b, b + b_len) share at least one byte (non-empty ranges). Differences,
-   not sums: a + a_len wraps for extents near SIZE_MAX. */
-static int ranges_overlap(uintptr_t a, size_t a_len, uintptr_t b, size_t b_len)
+int clsoftmax__ranges_overlap(uintptr_t a, size_t a_len, uintptr_t b, size_t b_len)
 {
     return a <= b ? b - a < a_len : a - b < b_len;
 }
@@ -135,7 +133,8 @@ clsoftmax_status clsoftmax_softmax_host(clsoftmax_context* ctx, const clsoftmax_
     if ((uintptr_t)in > UINTPTR_MAX - layout.bytes || (uintptr_t)out > UINTPTR_MAX - layout.bytes)
         return clsoftmax__fail(ctx, CLSOFTMAX_SIZE_OVERFLOW,
                                "in or out plus the tensor's byte count wraps the address space");
-    if (in != out && ranges_overlap((uintptr_t)in, layout.bytes, (uintptr_t)out, layout.bytes))
+    if (in != out &&
+        clsoftmax__ranges_overlap((uintptr_t)in, layout.bytes, (uintptr_t)out, layout.bytes))
         return clsoftmax__fail(ctx, CLSOFTMAX_OVERLAP,
                                "in and out overlap without being the same pointer");
     if (in == out && layout.beta != 0)
@@ -168,12 +167,13 @@ clsoftmax_status clsoftmax_softmax_host(clsoftmax_context* ctx, const clsoftmax_
     return status;
 }
 
-/* A buffer's CL_MEM_SIZE and context; an invalid buffer is the caller's error. */
-static clsoftmax_status check_buffer(clsoftmax_context* ctx, cl_mem buf, const char* name,
-                                     size_t offset, const clsoftmax__layout* layout)
+clsoftmax_status clsoftmax__check_buffer(clsoftmax_context* ctx, cl_mem buf, const char* name,
+                                         size_t offset, size_t count, size_t esz)
 {
     size_t size = 0;
     cl_context owner = NULL;
+    if (buf == NULL)
+        return clsoftmax__error(ctx, CLSOFTMAX_INVALID_ARGUMENT, "%s is NULL", name);
     cl_int err = clGetMemObjectInfo(buf, CL_MEM_SIZE, sizeof size, &size, NULL);
     if (err == CL_SUCCESS)
         err = clGetMemObjectInfo(buf, CL_MEM_CONTEXT, sizeof owner, &owner, NULL);
@@ -188,15 +188,15 @@ static clsoftmax_status check_buffer(clsoftmax_context* ctx, cl_mem buf, const c
         return clsoftmax__error(ctx, CLSOFTMAX_INVALID_CONTEXT, "%s belongs to another cl_context",
                                 name);
     /* offset + count elements, each step checked: offsets come from the caller. */
-    if (offset > SIZE_MAX - layout->count || offset + layout->count > SIZE_MAX / layout->elem_size)
+    if (offset > SIZE_MAX - count || offset + count > SIZE_MAX / esz)
         return clsoftmax__error(ctx, CLSOFTMAX_SIZE_OVERFLOW,
                                 "%s_offset %zu + %zu elements overflows size_t in bytes", name,
-                                offset, layout->count);
-    size_t need = (offset + layout->count) * layout->elem_size;
+                                offset, count);
+    const size_t need = (offset + count) * esz;
     if (need > size)
         return clsoftmax__error(ctx, CLSOFTMAX_BUFFER_TOO_SMALL,
                                 "%s holds %zu bytes; offset %zu + %zu elements need %zu", name,
-                                size, offset, layout->count, need);
+                                size, offset, count, need);
     return CLSOFTMAX_SUCCESS;
 }
 
@@ -248,11 +248,12 @@ clsoftmax_status clsoftmax_softmax_buffer(clsoftmax_context* ctx, const clsoftma
     else
         status = clsoftmax__check_queue(ctx, queue);
     if (status == CLSOFTMAX_SUCCESS)
-        status = check_buffer(ctx, in, "in", in_offset, &layout);
+        status = clsoftmax__check_buffer(ctx, in, "in", in_offset, layout.count, layout.elem_size);
     if (status == CLSOFTMAX_SUCCESS)
-        status = check_buffer(ctx, out, "out", out_offset, &layout);
+        status =
+            clsoftmax__check_buffer(ctx, out, "out", out_offset, layout.count, layout.elem_size);
     if (status == CLSOFTMAX_SUCCESS && in == out && in_offset != out_offset &&
-        ranges_overlap(in_offset, layout.count, out_offset, layout.count))
+        clsoftmax__ranges_overlap(in_offset, layout.count, out_offset, layout.count))
         status = clsoftmax__error(ctx, CLSOFTMAX_OVERLAP,
                                   "in and out are one buffer with overlapping ranges "
                                   "(offsets %zu and %zu, %zu elements)",

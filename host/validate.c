@@ -52,7 +52,8 @@ size_t clsoftmax_dtype_size(clsoftmax_dtype dtype)
 #if defined(__GNUC__)
 __attribute__((noinline))
 #endif
-static double in_compute_precision(double v, size_t compute_size)
+static double
+in_compute_precision(double v, size_t compute_size)
 {
     return compute_size == sizeof(float) ? (double)(float)v : v;
 }

@@ -65,8 +65,8 @@ static size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
  * m elements of p from element at as floats (exact): float32 in place, the others into buf,
  * through the kernel table's conversions (F16C where the CPU has it; the same bits).
  */
-static const float* load_f(const clsoftmax__cpu_kernels* kern, int dtype, const void* p,
-                           size_t at, float* buf, size_t m)
+static const float* load_f(const clsoftmax__cpu_kernels* kern, int dtype, const void* p, size_t at,
+                           float* buf, size_t m)
 {
     if (dtype == CLSOFTMAX__CPU_F16)
         kern->load_f16((const uint16_t*)p + at, buf, m);

@@ -53,10 +53,7 @@ uint16_t clsoftmax__f32_to_f16(float f)
     return (uint16_t)(sign | (float_bits(sum) - 0x3f000000u));
 }
 
-float clsoftmax__bf16_to_f32(uint16_t h)
-{
-    return bits_float((uint32_t)h << 16);
-}
+float clsoftmax__bf16_to_f32(uint16_t h) { return bits_float((uint32_t)h << 16); }
 
 uint16_t clsoftmax__f32_to_bf16(float f)
 {
