@@ -70,7 +70,7 @@ CLSOFTMAX_API const char* clsoftmax_version_string(void);
     X(OPENCL_ERROR, 12, "an OpenCL call failed")                                                   \
     X(BUILD_FAILURE, 13, "an OpenCL program failed to build")                                      \
     X(OUT_OF_MEMORY, 14, "out of host memory")                                                     \
-    X(OVERLAP, 15, "input and output overlap without being identical")                          \
+    X(OVERLAP, 15, "input and output overlap without being identical")                             \
     X(NONFINITE_ROW, 16, "a row holds NaN or +inf or is all -inf (non-finite policy ERROR)")
 
 typedef enum clsoftmax_status {
@@ -339,8 +339,8 @@ typedef struct clsoftmax_desc {
 
 /*
  * Fills desc: dtype, ndim and dims (copied, up to CLSOFTMAX_MAX_DIMS), axis,
- * scale 1, op SOFTMAX, alpha 1, beta 0, nonfinite NAN, report NULL. Checks nothing (the operations validate); dims may be
- * NULL when ndim is 0.
+ * scale 1, op SOFTMAX, alpha 1, beta 0, nonfinite NAN, report NULL. Checks nothing (the operations
+ * validate); dims may be NULL when ndim is 0.
  */
 CLSOFTMAX_API void clsoftmax_desc_init(clsoftmax_desc* desc, clsoftmax_dtype dtype, size_t ndim,
                                        const size_t* dims, int axis);

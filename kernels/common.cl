@@ -147,10 +147,7 @@ void f16_vstore(REALV v, size_t i, __global half* p)
 #elif CLSOFTMAX_DTYPE == 3
 typedef ushort STORE_T;
 /* bfloat16 is the upper half of a float: widening is exact. */
-float bf16_to_float(ushort h)
-{
-    return as_float((uint)h << 16);
-}
+float bf16_to_float(ushort h) { return as_float((uint)h << 16); }
 /* Round to nearest even on the 16 dropped bits; a NaN stays a NaN (quiet, top payload kept). */
 ushort float_to_bf16(float f)
 {

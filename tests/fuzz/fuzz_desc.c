@@ -25,7 +25,7 @@ int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
     clsoftmax_desc_init(&desc, CLSOFTMAX_FLOAT32, 0, NULL, 0);
     uint8_t small[5];
     take(&data, &size, small, sizeof small);
-    desc.ndim = small[0] % 12; /* 0..11: past both ends of 1..8 */
+    desc.ndim = small[0] % 12;                    /* 0..11: past both ends of 1..8 */
     desc.dtype = (clsoftmax_dtype)(small[1] % 6); /* 4 and 5 are not dtypes */
     desc.op = (clsoftmax_op)(small[2] % 3);
     if (small[3] & 1)
