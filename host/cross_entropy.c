@@ -202,17 +202,8 @@ static clsoftmax_status xent_scratch(clsoftmax_context* ctx, size_t bytes)
                     "the cross-entropy's %zu-byte scratch exceeds %s's "
                     "CL_DEVICE_MAX_MEM_ALLOC_SIZE",
                     bytes, ctx->device_name);
-    cl_int err = CL_SUCCESS;
-    cl_mem m = clCreateBuffer(ctx->cl_ctx, CL_MEM_READ_WRITE, bytes, NULL, &err);
-    if (err != CL_SUCCESS)
-        return clsoftmax__error_cl(ctx, clsoftmax__status_from_cl(err), "clCreateBuffer", err,
-                                   "the %zu-byte scratch of the cross-entropy", bytes);
-    /* The old scratch may still be in use by enqueued commands: OpenCL keeps it alive. */
-    if (ctx->xent.scratch != NULL)
-        clReleaseMemObject(ctx->xent.scratch);
-    ctx->xent.scratch = m;
-    ctx->xent.scratch_bytes = bytes;
-    return CLSOFTMAX_SUCCESS;
+    return clsoftmax__scratch_reserve(ctx, &ctx->xent.scratch, &ctx->xent.scratch_bytes, bytes,
+                                      "the cross-entropy");
 }
 
 /* Work-items for a group covering `work` elements: a power of two within the kernel's limit. */

@@ -225,6 +225,14 @@ clsoftmax_status clsoftmax__rows_checked(clsoftmax_context* ctx, const clsoftmax
 #define CLSOFTMAX__COUNTS_ROWS(layout)                                                             \
     ((layout)->report != NULL || (layout)->nonfinite == CLSOFTMAX_NONFINITE_ERROR)
 
+/*
+ * Grows a context-owned scratch buffer (*buf of *have bytes) to at least bytes, never shrinking
+ * it; commands still queued on the old buffer keep it alive. what names it in the message.
+ * Caller holds ctx->lock.
+ */
+clsoftmax_status clsoftmax__scratch_reserve(clsoftmax_context* ctx, cl_mem* buf, size_t* have,
+                                            size_t bytes, const char* what);
+
 /* ---- host memory through a device (host_path.c) ------------------------- */
 
 /*

@@ -27,21 +27,21 @@ static clsoftmax__kernel_id kernel_for(clsoftmax__strategy strategy)
     }
 }
 
-/* Grows the context's ROW_SPLIT scratch buffer to at least bytes (never shrinks it). */
-static clsoftmax_status scratch_reserve(clsoftmax_context* ctx, size_t bytes)
+clsoftmax_status clsoftmax__scratch_reserve(clsoftmax_context* ctx, cl_mem* buf, size_t* have,
+                                            size_t bytes, const char* what)
 {
-    if (ctx->split_scratch != NULL && ctx->split_scratch_bytes >= bytes)
+    if (*buf != NULL && *have >= bytes)
         return CLSOFTMAX_SUCCESS;
     cl_int err = CL_SUCCESS;
     cl_mem grown = clCreateBuffer(ctx->cl_ctx, CL_MEM_READ_WRITE, bytes, NULL, &err);
     if (err != CL_SUCCESS)
         return clsoftmax__error_cl(ctx, clsoftmax__status_from_cl(err), "clCreateBuffer", err,
-                                   "allocating %zu bytes of scratch for a split row", bytes);
+                                   "allocating %zu bytes of scratch for %s", bytes, what);
     /* A kernel still queued on the old buffer holds its own reference to it. */
-    if (ctx->split_scratch != NULL)
-        clReleaseMemObject(ctx->split_scratch);
-    ctx->split_scratch = grown;
-    ctx->split_scratch_bytes = bytes;
+    if (*buf != NULL)
+        clReleaseMemObject(*buf);
+    *buf = grown;
+    *have = bytes;
     return CLSOFTMAX_SUCCESS;
 }
 
@@ -153,7 +153,8 @@ clsoftmax_status clsoftmax__launch(clsoftmax_context* ctx, const clsoftmax_desc*
 
     if (plan.strategy == CLSOFTMAX__ROW_SPLIT) {
         const cl_ulong chunks = (cl_ulong)plan.chunks;
-        status = scratch_reserve(ctx, plan.scratch_bytes);
+        status = clsoftmax__scratch_reserve(ctx, &ctx->split_scratch, &ctx->split_scratch_bytes,
+                                            plan.scratch_bytes, "a split row");
         if (status != CLSOFTMAX_SUCCESS)
             return status;
         status = set_common_args(ctx, second, desc, layout, in, in_offset, out, out_offset,

@@ -415,19 +415,8 @@ void clsoftmax__ops_release(clsoftmax__ops_cache* c)
 /* The context's scratch, grown (never shrunk) to at least bytes. Holds lock. */
 static clsoftmax_status ops_scratch(clsoftmax_context* ctx, size_t bytes)
 {
-    if (ctx->ops.scratch != NULL && ctx->ops.scratch_bytes >= bytes)
-        return CLSOFTMAX_SUCCESS;
-    cl_int err = CL_SUCCESS;
-    cl_mem m = clCreateBuffer(ctx->cl_ctx, CL_MEM_READ_WRITE, bytes, NULL, &err);
-    if (err != CL_SUCCESS)
-        return clsoftmax__error_cl(ctx, clsoftmax__status_from_cl(err), "clCreateBuffer", err,
-                                   "the %zu-byte scratch of head/attention", bytes);
-    /* The old scratch may still be in use by enqueued commands: OpenCL keeps it alive. */
-    if (ctx->ops.scratch != NULL)
-        clReleaseMemObject(ctx->ops.scratch);
-    ctx->ops.scratch = m;
-    ctx->ops.scratch_bytes = bytes;
-    return CLSOFTMAX_SUCCESS;
+    return clsoftmax__scratch_reserve(ctx, &ctx->ops.scratch, &ctx->ops.scratch_bytes, bytes,
+                                      "head/attention");
 }
 
 /* Work-items per row: a power of two, at most the kernel's limit, no more than the row needs. */
