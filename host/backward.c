@@ -461,10 +461,7 @@ clsoftmax_status clsoftmax_softmax_backward_buffer(clsoftmax_context* ctx,
 
     pthread_mutex_lock(&ctx->lock);
     clsoftmax__error_clear(ctx);
-    if (queue == NULL)
-        queue = ctx->queue;
-    else
-        status = clsoftmax__check_queue(ctx, queue);
+    status = clsoftmax__pick_queue(ctx, &queue);
     if (status == CLSOFTMAX_SUCCESS)
         status = clsoftmax__check_buffer(ctx, y, "y", y_offset, layout.count, layout.elem_size);
     if (status == CLSOFTMAX_SUCCESS)

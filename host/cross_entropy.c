@@ -586,10 +586,7 @@ clsoftmax_status clsoftmax_cross_entropy_buffer(
 
     pthread_mutex_lock(&ctx->lock);
     clsoftmax__error_clear(ctx);
-    if (queue == NULL)
-        queue = ctx->queue;
-    else
-        status = clsoftmax__check_queue(ctx, queue);
+    status = clsoftmax__pick_queue(ctx, &queue);
     if (status == CLSOFTMAX_SUCCESS)
         status = clsoftmax__check_buffer(ctx, logits, "logits", logits_offset, sz.logits, sz.esz);
     if (status == CLSOFTMAX_SUCCESS)

@@ -511,6 +511,9 @@ void clsoftmax__error_append(clsoftmax_context* ctx, const char* text);
  * caller's errors, the driver's status for a failed query. Caller holds ctx->lock.
  */
 clsoftmax_status clsoftmax__check_queue(clsoftmax_context* ctx, cl_command_queue queue);
+/* The queue a buffer entry point runs on: the caller's, checked as above, or the context's when
+ *queue is NULL (then written into *queue). Caller holds ctx->lock. */
+clsoftmax_status clsoftmax__pick_queue(clsoftmax_context* ctx, cl_command_queue* queue);
 
 /* [a, a + a_len) and [b, b + b_len) share a byte; non-empty ranges, no sum can wrap. */
 int clsoftmax__ranges_overlap(uintptr_t a, size_t a_len, uintptr_t b, size_t b_len);

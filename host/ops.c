@@ -131,6 +131,22 @@ typedef struct head_sizes {
     size_t x, w, bias, out, indices, esz;
 } head_sizes;
 
+/* The GEMMs run in float32 or float64; the 16-bit types are UNSUPPORTED, others INVALID_DTYPE. */
+static clsoftmax_status check_dtype(clsoftmax_dtype dtype, char* msg, size_t msg_size)
+{
+    if (clsoftmax_dtype_size(dtype) == 0) {
+        snprintf(msg, msg_size, "unknown dtype %d", (int)dtype);
+        return CLSOFTMAX_INVALID_DTYPE;
+    }
+    if (dtype != CLSOFTMAX_FLOAT32 && dtype != CLSOFTMAX_FLOAT64) {
+        snprintf(msg, msg_size,
+                 "the 16-bit dtypes are storage types for softmax; this operation "
+                 "takes float32 or float64");
+        return CLSOFTMAX_UNSUPPORTED;
+    }
+    return CLSOFTMAX_SUCCESS;
+}
+
 static clsoftmax_status validate_head(const clsoftmax_head_desc* desc, head_sizes* sz, char* msg,
                                       size_t msg_size)
 {
@@ -141,16 +157,9 @@ static clsoftmax_status validate_head(const clsoftmax_head_desc* desc, head_size
                                 "initialise it with clsoftmax_head_desc_init()");
         return CLSOFTMAX_INVALID_ARGUMENT;
     }
-    if (clsoftmax_dtype_size(desc->dtype) == 0) {
-        snprintf(msg, msg_size, "unknown dtype %d", (int)desc->dtype);
-        return CLSOFTMAX_INVALID_DTYPE;
-    }
-    if (desc->dtype != CLSOFTMAX_FLOAT32 && desc->dtype != CLSOFTMAX_FLOAT64) {
-        snprintf(msg, msg_size,
-                 "the 16-bit dtypes are storage types for softmax; this operation "
-                 "takes float32 or float64");
-        return CLSOFTMAX_UNSUPPORTED;
-    }
+    const clsoftmax_status dtype_status = check_dtype(desc->dtype, msg, msg_size);
+    if (dtype_status != CLSOFTMAX_SUCCESS)
+        return dtype_status;
     if (desc->rows == 0 || desc->in_features == 0 || desc->classes == 0) {
         snprintf(msg, msg_size, "rows %zu, in_features %zu, classes %zu: none may be 0", desc->rows,
                  desc->in_features, desc->classes);
@@ -224,16 +233,9 @@ static clsoftmax_status validate_attention(const clsoftmax_attention_desc* desc,
                                 "initialise it with clsoftmax_attention_desc_init()");
         return CLSOFTMAX_INVALID_ARGUMENT;
     }
-    if (clsoftmax_dtype_size(desc->dtype) == 0) {
-        snprintf(msg, msg_size, "unknown dtype %d", (int)desc->dtype);
-        return CLSOFTMAX_INVALID_DTYPE;
-    }
-    if (desc->dtype != CLSOFTMAX_FLOAT32 && desc->dtype != CLSOFTMAX_FLOAT64) {
-        snprintf(msg, msg_size,
-                 "the 16-bit dtypes are storage types for softmax; this operation "
-                 "takes float32 or float64");
-        return CLSOFTMAX_UNSUPPORTED;
-    }
+    const clsoftmax_status dtype_status = check_dtype(desc->dtype, msg, msg_size);
+    if (dtype_status != CLSOFTMAX_SUCCESS)
+        return dtype_status;
     if (desc->batch == 0 || desc->heads == 0 || desc->seq_q == 0 || desc->seq_k == 0 ||
         desc->d == 0 || desc->d_v == 0) {
         snprintf(msg, msg_size,

@@ -221,6 +221,15 @@ clsoftmax_status clsoftmax__check_queue(clsoftmax_context* ctx, cl_command_queue
     return CLSOFTMAX_SUCCESS;
 }
 
+clsoftmax_status clsoftmax__pick_queue(clsoftmax_context* ctx, cl_command_queue* queue)
+{
+    if (*queue == NULL) {
+        *queue = ctx->queue;
+        return CLSOFTMAX_SUCCESS;
+    }
+    return clsoftmax__check_queue(ctx, *queue);
+}
+
 clsoftmax_status clsoftmax_softmax_buffer(clsoftmax_context* ctx, const clsoftmax_desc* desc,
                                           cl_mem in, size_t in_offset, cl_mem out,
                                           size_t out_offset, cl_command_queue queue,
@@ -243,10 +252,7 @@ clsoftmax_status clsoftmax_softmax_buffer(clsoftmax_context* ctx, const clsoftma
 
     pthread_mutex_lock(&ctx->lock);
     clsoftmax__error_clear(ctx);
-    if (queue == NULL)
-        queue = ctx->queue;
-    else
-        status = clsoftmax__check_queue(ctx, queue);
+    status = clsoftmax__pick_queue(ctx, &queue);
     if (status == CLSOFTMAX_SUCCESS)
         status = clsoftmax__check_buffer(ctx, in, "in", in_offset, layout.count, layout.elem_size);
     if (status == CLSOFTMAX_SUCCESS)
